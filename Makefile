@@ -1,0 +1,38 @@
+# Every target bootstraps .venv itself, so `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS := train,formats,server,dev
+
+.PHONY: setup demo test test-fast bench lint render clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m cvatflow.demo
+
+test: $(STAMP)
+	$(BIN)/cvatflow templates render --check
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests bench
+
+render: $(STAMP)
+	$(BIN)/cvatflow templates render
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

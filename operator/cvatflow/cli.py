@@ -1,0 +1,76 @@
+"""The `cvatflow` command: gathers each package's sub-commands and turns errors into one red line."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from cvatflow.errors import CvatflowError, ProblemsError
+
+app = typer.Typer(
+    name="cvatflow",
+    help="Train models from CVAT tasks with Argo WorkflowTemplates, on Kubernetes or on this machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each package owns its commands in its own `cli` module, so that teams work on separate files and
+# `cvatflow --help` does not import torch. A module that defines `app` is added as a command group
+# named by the key; one that defines `register(app)` adds top-level commands itself.
+SUBCOMMANDS = {
+    "templates": "cvatflow.templates.cli",
+    "dataset": "cvatflow.datasets.cli",
+    "model": "cvatflow.models.cli",
+    "runs": "cvatflow.runs.cli",
+    "serve": "cvatflow.api.cli",
+    "operator": "cvatflow.controller.cli",
+}
+
+
+def _register() -> None:
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # that part of cvatflow is not built yet
+            raise
+        if hasattr(module, "register"):
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=name)
+
+
+_register()
+
+err_console = Console(stderr=True)
+
+
+def report(error: CvatflowError) -> None:
+    """Print an error as red lines on stderr: one line, or one per problem."""
+    if isinstance(error, ProblemsError):
+        err_console.print(f"[red]error:[/red] {error.source}", highlight=False, markup=True)
+        for problem in error.problems:
+            colour = "red" if problem.severity == "error" else "yellow"
+            err_console.print(f"  [{colour}]{problem.severity}[/{colour}] {problem}", highlight=False)
+    else:
+        err_console.print(f"[red]error:[/red] {error}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `cvatflow` script."""
+    try:
+        app(args=argv, prog_name="cvatflow")
+    except CvatflowError as error:
+        report(error)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/red]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
