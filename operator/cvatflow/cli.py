@@ -52,12 +52,12 @@ err_console = Console(stderr=True)
 def report(error: CvatflowError) -> None:
     """Print an error as red lines on stderr: one line, or one per problem."""
     if isinstance(error, ProblemsError):
-        err_console.print(f"[red]error:[/red] {error.source}", highlight=False, markup=True)
         for problem in error.problems:
             colour = "red" if problem.severity == "error" else "yellow"
-            err_console.print(f"  [{colour}]{problem.severity}[/{colour}] {problem}", highlight=False)
+            err_console.print(f"[{colour}]{problem.severity}:[/{colour}] {error.source}: {problem}",
+                              highlight=False, markup=True, soft_wrap=True)
     else:
-        err_console.print(f"[red]error:[/red] {error}", highlight=False)
+        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

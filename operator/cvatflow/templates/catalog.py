@@ -1,0 +1,111 @@
+"""The built-in training templates (detr-training, maskrcnn-training) and lookup of templates by name or file."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from cvatflow.errors import NotFoundError
+from cvatflow.templates.parameter import Option, Parameter
+from cvatflow.templates.steps import TrainStep, training_template
+from cvatflow.templates.template import Template
+
+IMAGE_REPOSITORY = "ghcr.io/cvatflow"
+IMAGE_TAG = "0.1.0"
+
+NODE_POOL_HINT = "Name of node pool or group to run this workflow task"
+
+
+def _common_parameters(model_options: list[Option], default_model: str, image: str, epochs: str,
+                       batch_size: str, hyperparameters: str, docs: str) -> list[Parameter]:
+    """The parameters every CVAT training template has, in the order the dialog shows them."""
+    return [
+        Parameter("cvat-annotation-path", "annotations/", "Dataset path",
+                  "Path to annotated data (COCO format) in default object storage. "
+                  "In CVAT, this parameter will be pre-populated.", visibility="internal", required=True),
+        Parameter("cvat-output-path", "outputs", "Workflow output path",
+                  "Path to store output artifacts in default object storage. "
+                  "In CVAT, this parameter will be pre-populated.", visibility="internal"),
+        Parameter("cvat-num-classes", "1", "Number of classes",
+                  "Number of classes, without background. In CVAT, this parameter will be pre-populated.",
+                  type="input.number", visibility="internal", required=True),
+        Parameter("dump-format", "cvat_coco", "CVAT dump format", visibility="private"),
+        Parameter("cvat-model", default_model, "Model",
+                  "The model architecture to train.", type="select.select", options=model_options),
+        Parameter("cvat-finetune-checkpoint", "", "Checkpoint path",
+                  "Path to the output of an earlier run of this model in default object storage (its model/ "
+                  "folder is used). Leave empty if this is the first time you're training this model."),
+        Parameter("epochs", epochs, "Epochs", "Number of passes over the training set.", type="input.number",
+                  required=True),
+        Parameter("batch-size", batch_size, "Batch size", "Images per training step on one GPU.",
+                  type="input.number", required=True),
+        Parameter("val-split", "10", "Validation split size",
+                  "Validation set size in percent of the full dataset (0 - 100).", type="input.number"),
+        Parameter("hyperparameters", hyperparameters, "Hyperparameters",
+                  f'YAML. See <a href="{docs}" target="_blank">documentation</a> for the keys and their defaults.',
+                  type="editor.yaml"),
+        Parameter("image", image, "Training image", "Container image that runs the training.",
+                  visibility="protected"),
+        Parameter("sys-node-pool", "default", "Node pool", NODE_POOL_HINT, type="select.nodepool",
+                  required=True),
+    ]
+
+
+DOCS = "https://github.com/cvatflow/cvatflow#hyperparameters"
+
+MASKRCNN_VARIANTS = [
+    Option("Mask R-CNN ResNet-50 FPN v2", "maskrcnn_resnet50_fpn_v2"),
+    Option("Mask R-CNN ResNet-50 FPN", "maskrcnn_resnet50_fpn"),
+    Option("Mask R-CNN MobileNetV3 (small, CPU)", "maskrcnn_mobilenet_v3"),
+]
+DETR_VARIANTS = [
+    Option("DETR ResNet-50", "detr_resnet50"),
+    Option("DETR ResNet-101", "detr_resnet101"),
+    Option("DETR small (CPU)", "detr_small"),
+]
+
+
+def maskrcnn_training() -> Template:
+    image = f"{IMAGE_REPOSITORY}/maskrcnn:{IMAGE_TAG}"
+    hyperparameters = "lr: 0.02\nweight_decay: 0.0001\nwarmup_steps: 200\nimage_size: 800\namp: true\n"
+    return training_template(
+        "maskrcnn-training", "Mask R-CNN Training",
+        "Instance segmentation with torchvision Mask R-CNN, trained on the CVAT task's annotations.",
+        _common_parameters(MASKRCNN_VARIANTS, "maskrcnn_resnet50_fpn_v2", image, "20", "2",
+                           hyperparameters, DOCS),
+        TrainStep(model="maskrcnn"))
+
+
+def detr_training() -> Template:
+    image = f"{IMAGE_REPOSITORY}/detr:{IMAGE_TAG}"
+    hyperparameters = "lr: 0.0001\nweight_decay: 0.0001\nwarmup_steps: 200\nimage_size: 800\namp: true\n"
+    return training_template(
+        "detr-training", "DETR Training",
+        "Object detection with DETR (Hugging Face transformers), fine-tuned on the CVAT task's annotations.",
+        _common_parameters(DETR_VARIANTS, "detr_resnet50", image, "50", "2", hyperparameters, DOCS),
+        TrainStep(model="detr"))
+
+
+BUILDERS = {"detr-training": detr_training, "maskrcnn-training": maskrcnn_training}
+
+
+@lru_cache(maxsize=None)
+def _builtin(name: str) -> Template:
+    return BUILDERS[name]()
+
+
+def builtin_templates() -> dict[str, Template]:
+    """The catalog, by name (fresh copies, so callers may change them)."""
+    return {name: _builtin(name).copy() for name in BUILDERS}
+
+
+def get_template(name_or_file: str) -> Template:
+    """A built-in template by name, or a template read from a YAML file (manifest or WorkflowTemplate)."""
+    if name_or_file in BUILDERS:
+        return _builtin(name_or_file).copy()
+    path = Path(name_or_file)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        from cvatflow.templates.manifest import load_file
+
+        return load_file(path)
+    raise NotFoundError(f"no template named {name_or_file!r}; built-in templates are: {', '.join(BUILDERS)} "
+                        f"(or give the path of a WorkflowTemplate YAML)")

@@ -1,0 +1,178 @@
+"""`cvatflow templates`: list, render, validate, import and show the form of workflow templates."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from cvatflow.artifact_repository import ArtifactRepository
+from cvatflow.errors import Problem, TemplateError, errors_only
+
+app = typer.Typer(help="Workflow templates: list, render, validate, import, form.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _repository(path: Optional[Path]) -> ArtifactRepository | None:
+    return ArtifactRepository.from_file(path) if path else None
+
+
+@app.command("list")
+def list_templates() -> None:
+    """List the built-in templates."""
+    from cvatflow.templates.catalog import builtin_templates
+
+    table = Table("name", "title", "labels", "parameters", "public")
+    for name, t in builtin_templates().items():
+        table.add_row(name, t.title, ", ".join(f"{k}={v}" for k, v in t.labels.items()),
+                      str(len(t.parameters)), str(len(t.public_parameters())))
+    console.print(table)
+
+
+@app.command()
+def render(
+    names: list[str] = typer.Argument(None, help="Built-in templates to render (default: all)."),
+    out: Path = typer.Option(Path("workflow_templates"), "--out", help="Folder to write <name>.yaml into."),
+    check: bool = typer.Option(False, "--check", help="Fail if the files in --out are missing or stale."),
+    artifact_repository: Optional[Path] = typer.Option(
+        None, help="Complete artifact shorthand from this artifact-repository YAML."),
+) -> None:
+    """Render built-in templates to kubectl-applyable WorkflowTemplate YAML files."""
+    from cvatflow.templates.catalog import builtin_templates, get_template
+    from cvatflow.templates.manifest import complete_artifacts
+    from cvatflow.templates.render import to_yaml
+    from cvatflow.templates.validate import check as check_template
+
+    repository = _repository(artifact_repository)
+    templates = [get_template(n) for n in names] if names else list(builtin_templates().values())
+    stale = []
+    for template in templates:
+        if repository:
+            complete_artifacts(template.spec, repository)
+        check_template(template, source=template.name)
+        text = to_yaml(template)
+        path = out / f"{template.name}.yaml"
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        console.print(f"wrote {path}")
+    if stale:
+        raise TemplateError(f"stale or missing: {', '.join(stale)}; run `cvatflow templates render` and commit")
+    if check:
+        console.print(f"{len(templates)} rendered templates are up to date in {out}")
+
+
+def _documents(path: Path) -> list:
+    from cvatflow.templates.manifest import read_yaml
+
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, IsADirectoryError):
+        raise TemplateError(f"{path}: no such file; give the path of a WorkflowTemplate YAML") from None
+    read_yaml(text, str(path))  # one clear line for a syntax error
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+@app.command()
+def validate(
+    files: list[Path] = typer.Argument(..., help="WorkflowTemplate or Onepanel manifest YAML files."),
+    lenient: bool = typer.Option(False, "--lenient", help="Allow fields Argo's schema does not know."),
+) -> None:
+    """Validate templates against Argo's strict schema and Argo's semantic rules; exit 1 on problems."""
+    from cvatflow.templates.manifest import load_dict
+    from cvatflow.templates.render import render as render_dict
+    from cvatflow.templates.validate import validate as validate_doc
+
+    failed = False
+    for path in files:
+        try:
+            for doc in _documents(path):
+                if not (isinstance(doc, dict) and doc.get("kind") == "WorkflowTemplate"):
+                    # An Onepanel manifest is checked as what importing it would produce.
+                    doc = render_dict(load_dict(doc, source=str(path), name=path.stem))
+                problems = validate_doc(doc, strict=not lenient)
+                for problem in problems:
+                    _print_problem(path, problem)
+                if errors_only(problems):
+                    failed = True
+                else:
+                    console.print(f"[green]ok[/green] {path} ({(doc.get('metadata') or {}).get('name')})")
+        except TemplateError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_problem(path: Path, problem: Problem) -> None:
+    colour = "red" if problem.severity == "error" else "yellow"
+    err.print(f"[{colour}]{problem.severity}:[/{colour}] {path}: {problem}", highlight=False, soft_wrap=True)
+
+
+@app.command("import")
+def import_manifest(
+    manifest: Path = typer.Argument(..., help="Onepanel manifest (spec body) or WorkflowTemplate YAML."),
+    name: str = typer.Option(..., "--name", help="Name of the WorkflowTemplate to create."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
+    artifact_repository: Optional[Path] = typer.Option(
+        None, help="Artifact-repository YAML that completes `s3: {key: ...}` shorthand."),
+    cvat: bool = typer.Option(True, "--cvat/--no-cvat", help="Label the template `used-by: cvat`."),
+) -> None:
+    """Import an Onepanel manifest as a WorkflowTemplate that keeps its form metadata."""
+    from cvatflow.templates.manifest import load_file
+    from cvatflow.templates.render import to_yaml
+    from cvatflow.templates.validate import validate as validate_template
+
+    template = load_file(manifest, name=name, repository=_repository(artifact_repository))
+    if cvat:
+        template.labels.setdefault("used-by", "cvat")
+    problems = validate_template(template)
+    for problem in problems:
+        _print_problem(manifest, problem)
+    if errors_only(problems):
+        raise typer.Exit(1)
+    text = to_yaml(template)
+    if output:
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(output)
+        err.print(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def form(
+    template: str = typer.Argument(..., help="Built-in template name or a template YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show the parameter form CVAT would show for a template (public parameters, in order)."""
+    from cvatflow.templates.catalog import get_template
+    from cvatflow.templates.form import form as build_form
+
+    fields = build_form(get_template(template))
+    if as_json:
+        typer.echo(json.dumps(fields, indent=2))
+        return
+    table = Table("parameter", "label", "type", "default", "options", "required", title=template)
+    for f in fields:
+        table.add_row(f["name"], f["displayName"], f["type"], _short(f["value"]),
+                      ", ".join(o["value"] for o in f["options"]) or ("(node pools)" if f["type"] ==
+                                                                        "select.nodepool" else ""),
+                      "yes" if f["required"] else "")
+    console.print(table)
+
+
+def _short(value: str, width: int = 40) -> str:
+    first = value.splitlines()[0] if value else ""
+    return first[:width] + ("…" if len(value) > len(first) or len(first) > width else "")

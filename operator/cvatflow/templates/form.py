@@ -1,0 +1,27 @@
+"""The parameter form CVAT shows for a template: public parameters, in order, with type, options and default."""
+from __future__ import annotations
+
+from typing import Any
+
+from cvatflow.templates.parameter import Option, hint_html, hint_text
+from cvatflow.templates.template import Template
+
+
+def form(template: Template, node_pools: list[Option] | None = None) -> list[dict[str, Any]]:
+    """One entry per public parameter; `select.nodepool` takes its options from the node-pool config."""
+    fields = []
+    for p in template.public_parameters():
+        options = p.options
+        if p.type == "select.nodepool" and node_pools:
+            options = node_pools
+        fields.append({
+            "name": p.name,
+            "displayName": p.label,
+            "type": p.type,
+            "value": p.value,
+            "required": p.required,
+            "options": [{"name": o.name, "value": o.value} for o in options],
+            "hint": hint_text(p.hint),
+            "hintHtml": hint_html(p.hint),
+        })
+    return fields
