@@ -180,7 +180,7 @@ def test_builtin_template_is_a_safe_gpu_training_dag(name):
         command = (tpl.get("container") or {}).get("command") or []
         assert command[:1] != ["sh"] and "-c" not in command
     assert train["container"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert train["nodeSelector"] == {"node.kubernetes.io/instance-type": "{{workflow.parameters.sys-node-pool}}"}
+    assert train["podSpecPatch"] == "{{workflow.parameters.sys-node-pool-patch}}"
     assert train["retryStrategy"]["limit"] == "3"
     assert {"mountPath": "/mnt/output", "name": "output"} in train["container"]["volumeMounts"]
     assert [c["metadata"]["name"] for c in doc["spec"]["volumeClaimTemplates"]] == ["output"]
@@ -193,7 +193,7 @@ def test_builtin_template_is_a_safe_gpu_training_dag(name):
     names = [p["name"] for p in doc["spec"]["arguments"]["parameters"]]
     for reserved in ("cvat-annotation-path", "cvat-output-path", "cvat-num-classes", "cvat-finetune-checkpoint",
                      "cvat-model", "dump-format", "sys-node-pool", "hyperparameters", "val-split", "epochs",
-                     "batch-size", "image"):
+                     "batch-size", "image", "sys-node-pool-patch"):
         assert reserved in names
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cvatflow.errors import NotFoundError
 from cvatflow.templates.parameter import Option, Parameter
-from cvatflow.templates.steps import TrainStep, training_template
+from cvatflow.templates.steps import TrainStep, node_pool_patch_parameter, training_template
 from cvatflow.templates.template import Template
 
 IMAGE_REPOSITORY = "ghcr.io/cvatflow"
@@ -47,6 +47,7 @@ def _common_parameters(model_options: list[Option], default_model: str, image: s
                   visibility="protected"),
         Parameter("sys-node-pool", "default", "Node pool", NODE_POOL_HINT, type="select.nodepool",
                   required=True),
+        node_pool_patch_parameter(),
     ]
 
 

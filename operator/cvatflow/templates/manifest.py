@@ -15,7 +15,10 @@ from cvatflow.templates.render import (
     PARAMETERS_ANNOTATION,
     TITLE_ANNOTATION,
 )
+from cvatflow.templates.steps import NODE_POOL_PATCH, node_pool_patch_parameter
 from cvatflow.templates.template import Template
+
+NODE_POOL_REF = "{{workflow.parameters.sys-node-pool}}"
 
 
 def read_yaml(text: str, source: str) -> Any:
@@ -89,7 +92,25 @@ def _parameter_list(spec: dict[str, Any], source: str) -> list[dict[str, Any]]:
 def _from_onepanel(doc: dict[str, Any], source: str, name: str | None) -> Template:
     spec = _check_body(doc, source)
     parameters = [Parameter.from_dict(p) for p in _parameter_list(spec, source)]
-    return Template(name=name or "imported", parameters=parameters, spec=_plain(spec))
+    template = Template(name=name or "imported", parameters=parameters, spec=_plain(spec))
+    adopt_node_pool(template)
+    return template
+
+
+def adopt_node_pool(template: Template) -> bool:
+    """Give pods placed by `sys-node-pool` the node pool's resources, as Onepanel injected them at submit time.
+
+    Each container template whose nodeSelector uses `{{workflow.parameters.sys-node-pool}}` gets a podSpecPatch
+    from the hidden `sys-node-pool-patch` parameter (params.autofill fills it from the node-pool config).
+    """
+    placed = [t for t in template.container_templates()
+              if any(NODE_POOL_REF in str(v) for v in (t.get("nodeSelector") or {}).values())
+              and "podSpecPatch" not in t]
+    for tpl in placed:
+        tpl["podSpecPatch"] = "{{workflow.parameters.%s}}" % NODE_POOL_PATCH
+    if placed and not template.has_parameter(NODE_POOL_PATCH):
+        template.parameters.append(node_pool_patch_parameter())
+    return bool(placed)
 
 
 def _from_workflow_template(doc: dict[str, Any], source: str, name: str | None) -> Template:

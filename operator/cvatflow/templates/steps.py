@@ -35,10 +35,20 @@ DATA = "/mnt/data"
 DATASETS = "/mnt/data/datasets"
 MODELS = "/mnt/data/models"
 OUTPUT = "/mnt/output"
-NODE_POOL_LABEL = "node.kubernetes.io/instance-type"
+# The chosen node pool reaches the pod through a strategic-merge podSpecPatch (nodeSelector and the main
+# container's GPU/CPU/memory) that params.autofill writes from the node-pool config. Argo forbids changing a
+# referenced WorkflowTemplate's templates at submission, so this parameter is the one place a run can do it.
+NODE_POOL_PATCH = "sys-node-pool-patch"
 # A pod lost to preemption or eviction ends in Error or is killed (137/143); those are retried and the
 # train step resumes from the checkpoints on the output volume. Code errors are not retried.
 PREEMPTION = "lastRetry.status == 'Error' || lastRetry.exitCode == '137' || lastRetry.exitCode == '143'"
+
+
+def node_pool_patch_parameter() -> Parameter:
+    """The hidden parameter that carries the node pool's podSpecPatch ("{}" when no pool is configured)."""
+    return Parameter(NODE_POOL_PATCH, "{}", "Node pool placement",
+                     "Filled from the node-pool config: nodeSelector and resources of the chosen pool.",
+                     type="hidden", visibility="internal")
 
 
 def param(name: str) -> str:
@@ -103,7 +113,7 @@ def train_container(step: TrainStep, name: str, finetune: bool) -> Container:
                             key=param("cvat-output-path") + "/{{workflow.name}}")],
         env=[Env(name="PYTHONUNBUFFERED", value="1")],
         resources=Resources(cpu_request=step.cpu, memory_request=step.memory, gpus=step.gpus),
-        node_selector={NODE_POOL_LABEL: param("sys-node-pool")},
+        pod_spec_patch=param(NODE_POOL_PATCH),
         tolerations=[Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")],
         volume_mounts=[VolumeMount(name="output", mount_path=OUTPUT)],
         sidecars=[UserContainer(
