@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 import yaml
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cvatflow.artifact_repository import ArtifactRepository
 from cvatflow.errors import Problem, TemplateError, errors_only
@@ -27,7 +27,8 @@ def list_templates() -> None:
     """List the built-in templates."""
     from cvatflow.templates.catalog import builtin_templates
 
-    table = Table("name", "title", "labels", "parameters", "public")
+    table = Table("title", "labels", "parameters", "public")
+    table.columns.insert(0, Column("name", no_wrap=True))
     for name, t in builtin_templates().items():
         table.add_row(name, t.title, ", ".join(f"{k}={v}" for k, v in t.labels.items()),
                       str(len(t.parameters)), str(len(t.public_parameters())))

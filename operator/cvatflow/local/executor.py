@@ -1,0 +1,358 @@
+"""Run a WorkflowTemplate's DAG on this machine: parameters, artifacts, steps as subprocesses, Argo phases."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from cvatflow.errors import CvatflowError, RunError
+from cvatflow.local.expressions import evaluate_when, substitute, substitute_all
+
+# Commands the executor can run here: this package's own entry points (what our images run).
+ENTRY_POINTS = {
+    "cvatflow": [sys.executable, "-m", "cvatflow.cli"],
+    "cvatflow-train": [sys.executable, "-m", "cvatflow.training.cli"],
+}
+TASK_ARTIFACT = re.compile(r"^{{\s*tasks\.([^.]+)\.outputs\.artifacts\.([^}\s]+)\s*}}$")
+FAILED = ("Failed", "Error", "Omitted")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically, so a reader never sees half a status."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+class StepFailed(CvatflowError):
+    """A step could not run or exited non-zero; the message says which and why."""
+
+
+class LocalExecutor:
+    """Executes runs whose folders live under `runs_dir`, against the object store at `store_uri`."""
+
+    def __init__(self, runs_dir: Path, store_uri: str, repository=None,
+                 on_log: Callable[[str, str], None] | None = None,
+                 entry_points: dict[str, list[str]] | None = None) -> None:
+        self.runs_dir = Path(runs_dir)
+        self.entry_points = {**ENTRY_POINTS, **(entry_points or {})}
+        self.store_uri = store_uri
+        self.repository = repository
+        self.on_log = on_log
+        self._store = None
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from cvatflow.storage import open_store
+
+            self._store = open_store(self.store_uri, self.repository)
+        return self._store
+
+    # -- creating and starting runs -------------------------------------------------------------
+
+    def create(self, workflow_template: dict[str, Any], parameters: dict[str, str], name: str,
+               labels: dict[str, str] | None = None, output_prefix: str | None = None) -> Path:
+        """Lay out a run folder (workflow.json + status.json in phase Pending)."""
+        run_dir = self.runs_dir / name
+        if run_dir.exists():
+            raise RunError(f"run {name!r} already exists in {self.runs_dir}; choose another name")
+        run_dir.mkdir(parents=True)
+        (run_dir / "logs").mkdir()
+        write_json(run_dir / "workflow.json", {
+            "name": name,
+            "uid": str(uuid.uuid4()),
+            "template": workflow_template["metadata"]["name"],
+            "createdAt": now(),
+            "labels": labels or {},
+            "parameters": parameters,
+            "storeUri": self.store_uri,
+            "outputPrefix": output_prefix,
+            "workflowTemplate": workflow_template,
+        })
+        write_json(run_dir / "status.json", {"phase": "Pending", "nodes": {}, "startedAt": None,
+                                             "finishedAt": None, "message": "", "progress": ""})
+        return run_dir
+
+    def start(self, run_dir: Path) -> int:
+        """Run it in a detached process (it outlives the CLI); returns the process id."""
+        with open(run_dir / "executor.log", "ab") as log:
+            process = subprocess.Popen([sys.executable, "-m", "cvatflow.local", str(run_dir)],
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, env=os.environ.copy())
+        (run_dir / "pid").write_text(str(process.pid))
+        return process.pid
+
+    # -- executing ------------------------------------------------------------------------------
+
+    def execute(self, run_dir: Path) -> dict[str, Any]:
+        """Run every task of the entrypoint DAG in dependency order; returns the final status."""
+        run_dir = Path(run_dir)
+        workflow = read_json(run_dir / "workflow.json")
+        status = read_json(run_dir / "status.json")
+        status.update(phase="Running", startedAt=now(), pid=os.getpid())
+        write_json(run_dir / "status.json", status)
+        signal.signal(signal.SIGTERM, self._stop)
+        try:
+            self._execute(run_dir, workflow, status)
+        except CvatflowError as exc:
+            status["phase"], status["message"] = "Error", str(exc)
+        except KeyboardInterrupt:
+            status["phase"], status["message"] = "Failed", "stopped"
+        failed = [n for n, s in status["nodes"].items() if s["phase"] in ("Failed", "Error")]
+        if status["phase"] == "Running":
+            status["phase"] = "Failed" if failed else "Succeeded"
+            if failed:
+                first = status["nodes"][failed[0]]
+                status["message"] = f"step {failed[0]} failed: {first.get('message', '')}".strip()
+        status["finishedAt"] = now()
+        write_json(run_dir / "status.json", status)
+        return status
+
+    def _stop(self, signum, frame) -> None:
+        if self._process and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    def _execute(self, run_dir: Path, workflow: dict[str, Any], status: dict[str, Any]) -> None:
+        spec = workflow["workflowTemplate"]["spec"]
+        templates = {t["name"]: t for t in spec.get("templates") or []}
+        defaults = {p["name"]: p.get("value", "") for p in (spec.get("arguments") or {}).get("parameters") or []}
+        scope = {f"workflow.parameters.{k}": str(v) for k, v in {**defaults, **workflow["parameters"]}.items()}
+        scope.update({"workflow.name": workflow["name"], "workflow.namespace": "local",
+                      "workflow.uid": workflow["uid"], "workflow.creationTimestamp": workflow["createdAt"]})
+        for claim in spec.get("volumeClaimTemplates") or []:
+            (run_dir / "volumes" / claim["metadata"]["name"]).mkdir(parents=True, exist_ok=True)
+        entry = templates.get(spec.get("entrypoint"))
+        if entry is None:
+            raise RunError(f"entrypoint {spec.get('entrypoint')!r} is not a template of this workflow")
+        tasks = entry["dag"]["tasks"] if "dag" in entry else [{"name": entry["name"], "template": entry["name"]}]
+        ordered = _topological(tasks)
+        status["progress"] = f"0/{len(ordered)}"
+        outputs: dict[str, dict[str, Path]] = {}
+        for task in ordered:
+            name = task["name"]
+            node = status["nodes"].setdefault(name, {"phase": "Pending", "template": task["template"]})
+            deps = _dependencies(task)
+            if any(status["nodes"].get(d, {}).get("phase") in FAILED for d in deps):
+                node.update(phase="Omitted", message="a task it depends on did not succeed")
+            elif "when" in task and not evaluate_when(substitute(task["when"], scope, f"task {name} when")):
+                node.update(phase="Skipped", message=f"when: {task['when']} was false")
+            else:
+                node.update(phase="Running", startedAt=now())
+                write_json(run_dir / "status.json", status)
+                try:
+                    outputs[name] = self._run_task(run_dir, workflow, templates, task, scope, outputs, node)
+                    node["phase"] = "Succeeded"
+                except StepFailed as exc:
+                    node.update(phase="Failed", message=str(exc))
+                except CvatflowError as exc:
+                    node.update(phase="Error", message=str(exc))
+                node["finishedAt"] = now()
+            done = sum(1 for t in ordered if status["nodes"].get(t["name"], {}).get("phase") == "Succeeded")
+            status["progress"] = f"{done}/{len(ordered)}"
+            write_json(run_dir / "status.json", status)
+
+    def _run_task(self, run_dir: Path, workflow: dict[str, Any], templates: dict[str, Any], task: dict[str, Any],
+                  scope: dict[str, str], outputs: dict[str, dict[str, Path]], node: dict[str, Any]) -> dict[str, Path]:
+        name = task["name"]
+        template = templates.get(task["template"])
+        if template is None:
+            raise RunError(f"task {name} calls template {task['template']!r}, which does not exist")
+        body = template.get("container") or template.get("script")
+        if body is None:
+            raise StepFailed(f"template {template['name']!r} is not a container or script; "
+                             f"the local executor runs container steps only")
+        step_dir = run_dir / "steps" / name
+        root = step_dir / "fs"  # stands in for the container's filesystem
+        root.mkdir(parents=True, exist_ok=True)
+        mounts = {m["mountPath"]: run_dir / "volumes" / m["name"] for m in body.get("volumeMounts") or []}
+
+        def host(path: str) -> Path:
+            for mount_path in sorted(mounts, key=len, reverse=True):
+                if path == mount_path or path.startswith(mount_path.rstrip("/") + "/"):
+                    return mounts[mount_path] / path[len(mount_path):].lstrip("/")
+            return root / path.lstrip("/")
+
+        local = dict(scope)
+        arguments = task.get("arguments") or {}
+        given = {p["name"]: substitute(str(p.get("value", "")), scope, f"task {name}")
+                 for p in arguments.get("parameters") or []}
+        for p in (template.get("inputs") or {}).get("parameters") or []:
+            value = given.get(p["name"], p.get("value", p.get("default")))
+            if value is None:
+                raise RunError(f"task {name}: input parameter {p['name']!r} has no value")
+            local[f"inputs.parameters.{p['name']}"] = str(value)
+        sources = {a["name"]: a for a in arguments.get("artifacts") or []}
+        for artifact in (template.get("inputs") or {}).get("artifacts") or []:
+            target = host(artifact["path"])
+            local[f"inputs.artifacts.{artifact['name']}.path"] = artifact["path"]
+            self._materialise(artifact, sources.get(artifact["name"]), target, local, outputs, name)
+
+        command = substitute_all(list(body.get("command") or []), local, f"task {name}")
+        args = substitute_all(list(body.get("args") or []), local, f"task {name}")
+        if "source" in body:
+            raise StepFailed(f"task {name}: script templates run their source inside image {body.get('image')!r}; "
+                             f"the local executor cannot; run this template on a cluster (--kube)")
+        argv = self._argv(command, args, body.get("image", ""), name)
+        prefixes = sorted({*mounts, *(a["path"] for a in _artifacts(template)), "/mnt"}, key=len, reverse=True)
+        argv = [_rewrite_paths(a, prefixes, host) for a in argv]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CVATFLOW_RUN": scope["workflow.name"]}
+        for item in body.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = _rewrite_paths(substitute(str(item["value"]), local, f"task {name}"),
+                                                   prefixes, host)
+        workdir = host(body["workingDir"]) if body.get("workingDir") else step_dir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._spawn(argv, env, workdir, run_dir / "logs" / f"{name}.log", template, name, node)
+
+        produced: dict[str, Path] = {}
+        for artifact in (template.get("outputs") or {}).get("artifacts") or []:
+            path = host(artifact["path"])
+            if not path.exists():
+                if artifact.get("optional"):
+                    continue
+                raise StepFailed(f"output artifact {artifact['name']!r}: {artifact['path']} was not created")
+            produced[artifact["name"]] = path
+            key = _location_key(artifact)
+            if key is not None:
+                key = substitute(key, local, f"task {name}").strip("/")
+                uploader = self.store.upload_dir if path.is_dir() else self.store.put_file
+                uploader(path, key)
+                node.setdefault("outputs", {})[artifact["name"]] = self.store.uri_for(key)
+        return produced
+
+    def _materialise(self, artifact: dict[str, Any], source: dict[str, Any] | None, target: Path,
+                     scope: dict[str, str], outputs: dict[str, dict[str, Path]], task: str) -> None:
+        """Put an input artifact where the step expects it (the store, another task's output, raw data)."""
+        what = f"task {task}: input artifact {artifact['name']!r}"
+        if source and "from" in source:
+            match = TASK_ARTIFACT.match(source["from"])
+            if not match or match.group(2) not in outputs.get(match.group(1), {}):
+                raise RunError(f"{what}: {source['from']} is not an output of an earlier task")
+            _copy(outputs[match.group(1)][match.group(2)], target)
+            return
+        if "raw" in artifact:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(substitute(artifact["raw"].get("data", ""), scope, what))
+            return
+        key = _location_key(artifact)
+        if key is not None:
+            key = substitute(key, scope, what).strip("/")
+            if key and self.store.exists(key):
+                self.store.download_prefix(key, target)
+                return
+            if artifact.get("optional"):
+                return
+            raise StepFailed(f"{what}: nothing at {self.store.uri_for(key)}; check the path parameter")
+        if artifact.get("optional"):
+            return
+        kinds = [k for k in ("git", "http", "artifactory", "hdfs", "oss", "azure") if k in artifact]
+        raise StepFailed(f"{what}: {'/'.join(kinds) or 'this'} artifacts are not fetched by the local executor; "
+                         f"run this template on a cluster (--kube)")
+
+    def _argv(self, command: list[str], args: list[str], image: str, task: str) -> list[str]:
+        words = command + args
+        if words and words[0] in self.entry_points:
+            return self.entry_points[words[0]] + words[1:]
+        if words[:2] == ["python", "-m"] and len(words) > 2 and words[2].startswith("cvatflow"):
+            return [sys.executable] + words[1:]
+        raise StepFailed(f"task {task}: image {image!r} runs {' '.join(words[:3]) or 'its default command'!r}, "
+                         f"which is not a cvatflow entry point; this step needs its container image, so run the "
+                         f"template on a cluster (--kube or --argo-server)")
+
+    def _spawn(self, argv: list[str], env: dict[str, str], workdir: Path, log_path: Path,
+               template: dict[str, Any], task: str, node: dict[str, Any]) -> None:
+        retries = int(str((template.get("retryStrategy") or {}).get("limit", 0)) or 0)
+        for attempt in range(retries + 1):
+            with open(log_path, "a", buffering=1) as log:
+                self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                                 cwd=workdir, env=env, start_new_session=True)
+                for line in self._process.stdout:
+                    log.write(line)
+                    if self.on_log:
+                        self.on_log(task, line)
+                code = self._process.wait()
+            node["exitCode"] = code
+            if code == 0:
+                return
+            # Like the templates' retry expression: only a killed pod (preemption) is retried.
+            if code in (-9, -15, 137, 143) and attempt < retries:
+                node["retries"] = attempt + 1
+                time.sleep(0.5)
+                continue
+            tail = log_path.read_text().strip().splitlines()[-1:] or [""]
+            raise StepFailed(f"exit code {code}: {tail[0][:300]} (full log: {log_path})")
+
+
+def _artifacts(template: dict[str, Any]):
+    for side in ("inputs", "outputs"):
+        yield from (template.get(side) or {}).get("artifacts") or []
+
+
+def _location_key(artifact: dict[str, Any]) -> str | None:
+    for kind in ("s3", "gcs", "azure", "oss"):
+        if isinstance(artifact.get(kind), dict) and "key" in artifact[kind]:
+            return str(artifact[kind]["key"])
+    return None
+
+
+def _rewrite_paths(text: str, prefixes: list[str], host: Callable[[str], Path]) -> str:
+    """Point container paths in an argument at their folders on this machine."""
+    for prefix in prefixes:
+        pattern = re.compile(r"(?<![\w/.-])" + re.escape(prefix.rstrip("/")) + r"(?=/|$|[\s'\",;:=])")
+        text = pattern.sub(lambda m: str(host(m.group(0))), text)
+    return text
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target)
+
+
+def _dependencies(task: dict[str, Any]) -> set[str]:
+    deps = set(task.get("dependencies") or [])
+    if isinstance(task.get("depends"), str):
+        deps |= {w.split(".")[0] for w in re.findall(r"[A-Za-z0-9][-A-Za-z0-9.]*", task["depends"])}
+    return deps
+
+
+def _topological(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_name = {t["name"]: t for t in tasks}
+    ordered, seen = [], set()
+
+    def visit(task: dict[str, Any], path: tuple[str, ...]) -> None:
+        if task["name"] in seen:
+            return
+        if task["name"] in path:
+            raise RunError(f"tasks depend on each other in a cycle: {' -> '.join(path + (task['name'],))}")
+        for dep in sorted(_dependencies(task)):
+            if dep in by_name:
+                visit(by_name[dep], path + (task["name"],))
+        seen.add(task["name"])
+        ordered.append(task)
+
+    for task in tasks:
+        visit(task, ())
+    return ordered

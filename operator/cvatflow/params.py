@@ -1,0 +1,214 @@
+"""Fill a template's reserved parameters, validate every value, and place the run on a node pool."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import yaml
+
+from cvatflow.config import NodePool, NodePools
+from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
+from cvatflow.templates.parameter import (
+    ANNOTATION_PATH,
+    CHOICE_TYPES,
+    DUMP_FORMAT,
+    FINETUNE_CHECKPOINT,
+    NODE_POOL,
+    NUM_CLASSES,
+    OUTPUT_PATH,
+    Option,
+    wire_string,
+)
+from cvatflow.templates.steps import NODE_POOL_PATCH
+from cvatflow.templates.template import Template
+
+CHECKPOINT_MISSING = "Checkpoint path does not exist in object storage."
+YAML_TYPES = ("editor.yaml",)
+# Textareas whose content the training images parse as YAML, whatever type the template gave them.
+YAML_NAMES = ("hyperparameters",)
+
+
+@dataclass
+class CvatTask:
+    """The CVAT task a run trains on: what auto-fill needs of it."""
+
+    id: int | str
+    labels: list[str] = field(default_factory=list)
+    name: str = ""
+    job_id: int | str | None = None
+    workspace_uid: str = ""
+
+
+@dataclass
+class Filled:
+    """A template's parameters, filled and checked, ready to submit; plus the labels the run carries."""
+
+    template: Template
+    values: dict[str, str]
+    labels: dict[str, str] = field(default_factory=dict)
+    node_pool: NodePool | None = None
+
+    def arguments(self) -> list[dict[str, str]]:
+        """Argo's `arguments.parameters`, in the template's order."""
+        return [{"name": name, "value": value} for name, value in self.values.items()]
+
+
+def run_labels(task: CvatTask | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Labels on a run: ours, plus the two Onepanel set (cvat-job-id was Onepanel's name for the task id)."""
+    labels = {"app.kubernetes.io/managed-by": "cvatflow"}
+    if task is not None:
+        labels["cvatflow.io/cvat-task-id"] = str(task.id)
+        labels["cvat-job-id"] = str(task.job_id if task.job_id is not None else task.id)
+        if task.workspace_uid:
+            labels["workspace-uid"] = task.workspace_uid
+    labels.update(extra or {})
+    return labels
+
+
+def autofill(
+    template: Template,
+    values: dict[str, Any] | None = None,
+    *,
+    task: CvatTask | None = None,
+    annotation_path: str | None = None,
+    num_classes: int | None = None,
+    output_path: str | None = None,
+    node_pools: NodePools | None = None,
+    checkpoint_exists: Callable[[str], bool] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Filled:
+    """Fill the reserved parameters and check every value; all problems are raised together.
+
+    `values` are the user's (unknown names are refused); reserved ones are filled from the task, the
+    dump (`annotation_path`) or the dataset (`num_classes`). `checkpoint_exists(prefix)` asks the object
+    store; a missing fine-tune checkpoint alone is a NotFoundError with Onepanel's message.
+    """
+    problems: list[Problem] = []
+    given = {str(k): wire_string(v) for k, v in (values or {}).items()}
+    resolved: dict[str, str] = {}
+    for name, value in given.items():
+        if template.has_parameter(name):
+            resolved[template.parameter(name).name] = value  # legacy alias -> the template's own name
+        else:
+            problems.append(Problem(name, f"template {template.name!r} has no parameter {name!r}",
+                                    f"use one of: {', '.join(p.name for p in template.parameters)}"))
+
+    def fill(role: str, value: str | None) -> None:
+        if value is not None and template.has_parameter(role):
+            resolved[template.parameter(role).name] = value
+
+    fill(ANNOTATION_PATH, annotation_path)
+    if num_classes is None and task is not None and task.labels:
+        num_classes = len(task.labels)
+    fill(NUM_CLASSES, str(num_classes) if num_classes is not None else None)
+    if output_path is None and task is not None and not any(template.parameter(n).role == OUTPUT_PATH
+                                                             for n in given if template.has_parameter(n)):
+        output_path = f"outputs/task-{task.id}"
+    fill(OUTPUT_PATH, output_path)
+
+    final = {p.name: resolved.get(p.name, p.value) for p in template.parameters}
+    pool = _place(template, final, node_pools or NodePools(), problems)
+    checkpoint_missing = False
+    for p in template.parameters:
+        value = final[p.name]
+        if p.required and value.strip() == "":
+            problems.append(Problem(p.name, f"{p.label} is required", f"give a value for {p.name}"))
+            continue
+        if value == "":
+            continue
+        if p.type == "input.number" and not _is_number(value):
+            problems.append(Problem(p.name, f"{p.label} must be a number, not {value!r}", "give a number like 10"))
+        if p.type in CHOICE_TYPES and p.options and value not in p.option_values:
+            problems.append(Problem(p.name, f"{value!r} is not an option of {p.label}",
+                                    f"use one of: {', '.join(p.option_values)}"))
+        if p.type in YAML_TYPES or p.name in YAML_NAMES:
+            problems.extend(_yaml_problem(p.name, p.label, value))
+        if p.role == DUMP_FORMAT:
+            problems.extend(_dump_format_problem(p.name, value))
+        if p.role == FINETUNE_CHECKPOINT:
+            if any(c in value for c in "'\"\\\n"):
+                problems.append(Problem(p.name, "the checkpoint path contains quotes, backslashes or line breaks",
+                                        "give an object-store prefix like outputs/task-3/maskrcnn-training-x7k2p"))
+            elif checkpoint_exists is not None and not checkpoint_exists(value):
+                checkpoint_missing = True
+    if checkpoint_missing and not problems:
+        raise NotFoundError(CHECKPOINT_MISSING)
+    if checkpoint_missing:
+        problems.append(Problem(template.parameter(FINETUNE_CHECKPOINT).name, CHECKPOINT_MISSING,
+                                "give the output prefix of an earlier run, or leave it empty"))
+    if problems:
+        raise ProblemsError(f"parameters of {template.name}", problems)
+    return Filled(template=template, values=final, labels=run_labels(task, labels), node_pool=pool)
+
+
+def _place(template: Template, final: dict[str, str], pools: NodePools, problems: list[Problem]) -> NodePool | None:
+    """Resolve `sys-node-pool` ("default" = the first pool) and write the pod patch for it."""
+    if not template.has_parameter(NODE_POOL) or not pools.pools:
+        return None
+    name = template.parameter(NODE_POOL).name
+    wanted = final[name]
+    if wanted in ("", "default"):
+        pool = pools.pools[0]
+    else:
+        pool = next((p for p in pools.pools if wanted in (p.value, p.name)), None)
+        if pool is None:
+            problems.append(Problem(name, f"node pool {wanted!r} is not configured",
+                                    f"use one of: {', '.join(p.value for p in pools.pools)}"))
+            return None
+    final[name] = pool.value
+    if template.has_parameter(NODE_POOL_PATCH):
+        final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label), separators=(",", ":"))
+    return pool
+
+
+def pod_patch(pool: NodePool, label: str) -> dict[str, Any]:
+    """The strategic-merge patch that puts a pod on `pool` with the pool's resources on its main container."""
+    patch: dict[str, Any] = {"nodeSelector": {label: pool.value}}
+    if pool.resources:
+        resources = {k: {rk: str(rv) for rk, rv in v.items()} for k, v in pool.resources.items()
+                     if k in ("limits", "requests") and isinstance(v, dict)}
+        patch["containers"] = [{"name": "main", "resources": resources}]
+    return patch
+
+
+def node_pool_options(pools: NodePools) -> list[Option]:
+    return [Option(p.name, p.value) for p in pools.pools]
+
+
+def _dump_format_problem(name: str, value: str) -> list[Problem]:
+    from cvatflow.datasets.formats import DUMP_FORMATS
+
+    if value in DUMP_FORMATS:
+        return []
+    return [Problem(name, f"unknown dump format {value!r}", f"use one of: {', '.join(DUMP_FORMATS)}")]
+
+
+def _yaml_problem(name: str, label: str, value: str) -> list[Problem]:
+    try:
+        yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        return [Problem(name, f"{label} is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+                        "fix the YAML (key: value, one per line)")]
+    return []
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """`-p name=value` options from the command line."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ParameterError(f"-p {item!r}: write parameters as name=value (e.g. -p epochs=5)")
+        out[name.strip()] = value
+    return out

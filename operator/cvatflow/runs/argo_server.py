@@ -1,0 +1,118 @@
+"""Runs through an Argo Server's REST API (hera's WorkflowsService), for clusters that expose one."""
+from __future__ import annotations
+
+from typing import Any
+
+from cvatflow.errors import NotFoundError, RunError
+from cvatflow.params import Filled
+from cvatflow.runs.kubernetes import run_name, status_from_workflow, workflow_object
+from cvatflow.runs.run import Run, RunStatus
+from cvatflow.templates.manifest import load_dict
+from cvatflow.templates.template import Template
+
+
+def _plain(model) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json") if model is not None else {}
+
+
+class ArgoServerRun(Run):
+    def __init__(self, backend: "ArgoServerBackend", workflow: dict[str, Any]) -> None:
+        status = status_from_workflow(workflow)
+        super().__init__(status.name, status.template)
+        self.backend = backend
+        self._workflow = workflow
+
+    def status(self) -> RunStatus:
+        self._workflow = self.backend.get_workflow(self.name)
+        return status_from_workflow(self._workflow)
+
+    def logs(self, step: str | None = None) -> str:
+        return self.backend.workflow_logs(self.name, step)
+
+    def output_prefix(self) -> str | None:
+        return ((self._workflow.get("metadata") or {}).get("annotations") or {}).get("cvatflow.io/output-prefix")
+
+
+class ArgoServerBackend:
+    """Talks to https://argo-server:2746 with a bearer token (ARGO_TOKEN), as the `argo` CLI does."""
+
+    def __init__(self, url: str, namespace: str = "default", token: str | None = None, verify_ssl: bool = True):
+        from hera.workflows import WorkflowsService
+
+        self.url = url.rstrip("/")
+        self.namespace = namespace
+        self.token = token
+        self.service = WorkflowsService(host=self.url, token=token, namespace=namespace, verify_ssl=verify_ssl)
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except requests.exceptions.ConnectionError:
+            raise RunError(f"cannot reach the Argo Server at {self.url}; check --argo-server and the network") from None
+        except Exception as exc:  # hera raises its own exception types per status code
+            text = str(exc)
+            if "404" in text or "not found" in text.lower():
+                raise NotFoundError(f"{what}: not found on the Argo Server ({text[:200]})") from None
+            raise RunError(f"{what}: the Argo Server answered: {text[:300]}") from None
+
+    def templates(self, labels: dict[str, str] | None = None) -> list[Template]:
+        selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
+        listing = self._call("list templates", self.service.list_workflow_templates, namespace=self.namespace,
+                             label_selector=selector)
+        return [load_dict(_plain(item) | {"kind": "WorkflowTemplate"}, source=item.metadata.name)
+                for item in (listing.items or [])]
+
+    def get_template(self, name: str) -> Template:
+        item = self._call(f"template {name}", self.service.get_workflow_template, name, namespace=self.namespace)
+        return load_dict(_plain(item) | {"kind": "WorkflowTemplate"}, source=name)
+
+    def submit(self, filled: Filled, name: str | None = None, output_prefix: str | None = None) -> ArgoServerRun:
+        from hera.workflows.models import Workflow, WorkflowCreateRequest
+
+        body = workflow_object(filled, name or run_name(filled.template.name), self.namespace,
+                               output_prefix=output_prefix)
+        created = self._call("submit", self.service.create_workflow,
+                             WorkflowCreateRequest(workflow=Workflow.model_validate(body)), namespace=self.namespace)
+        return ArgoServerRun(self, _plain(created) or body)
+
+    def get_workflow(self, name: str) -> dict[str, Any]:
+        return _plain(self._call(f"run {name}", self.service.get_workflow, name, namespace=self.namespace))
+
+    def run(self, name: str) -> ArgoServerRun:
+        return ArgoServerRun(self, self.get_workflow(name))
+
+    def runs(self, labels: dict[str, str] | None = None) -> list[ArgoServerRun]:
+        selector = ",".join(f"{k}={v}" for k, v in {"app.kubernetes.io/managed-by": "cvatflow",
+                                                    **(labels or {})}.items())
+        listing = self._call("list runs", self.service.list_workflows, namespace=self.namespace,
+                             label_selector=selector)
+        items = [_plain(w) for w in (listing.items or [])]
+        items.sort(key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
+        return [ArgoServerRun(self, w) for w in items]
+
+    def workflow_logs(self, name: str, step: str | None = None) -> str:
+        """The log stream is newline-delimited JSON, which hera's own method cannot read, so read it directly."""
+        import json
+
+        import requests
+
+        params = {"logOptions.container": "main"}
+        headers = {"Authorization": self.token if (self.token or "").startswith("Bearer ") else f"Bearer {self.token}"} \
+            if self.token else {}
+        try:
+            response = requests.get(f"{self.url}/api/v1/workflows/{self.namespace}/{name}/log", params=params,
+                                    headers=headers, stream=True, timeout=30)
+        except requests.exceptions.ConnectionError:
+            raise RunError(f"cannot reach the Argo Server at {self.url}") from None
+        if response.status_code == 404:
+            raise NotFoundError(f"no run {name!r} on the Argo Server")
+        lines = []
+        for raw in response.iter_lines(decode_unicode=True):
+            if not raw:
+                continue
+            result = (json.loads(raw).get("result") or {})
+            if step is None or step in result.get("podName", ""):
+                lines.append(result.get("content", ""))
+        return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,160 @@
+"""`cvatflow run` and `cvatflow runs list|get|logs|watch|outputs`: start and follow workflow runs."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cvatflow.errors import CvatflowError
+
+runs_app = typer.Typer(help="Follow workflow runs: list, get, logs, watch, outputs.", no_args_is_help=True)
+console = Console()
+
+
+def _client(local: bool = False, kube: bool = False, argo_server: Optional[str] = None):
+    from cvatflow.runs.client import Client
+
+    if sum(bool(x) for x in (local, kube, argo_server)) > 1:
+        raise CvatflowError("choose one of --local, --kube and --argo-server")
+    backend = "local" if local else "kubernetes" if kube else "argo-server" if argo_server else None
+    return Client(backend, argo_server_url=argo_server)
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    from cvatflow.params import parse_assignments
+
+    return parse_assignments(items or [])
+
+
+def run(
+    template: str = typer.Argument(..., help="Template name (built-in or on the cluster) or a template YAML file."),
+    data: Optional[str] = typer.Option(None, "--data", help="A CVAT export (zip or folder) or a dataset URI."),
+    cvat_task: Optional[int] = typer.Option(None, "--cvat-task", help="Dump this CVAT task (CVAT_URL, token)."),
+    param: list[str] = typer.Option([], "-p", "--param", help="Parameter as name=value; repeat for more."),
+    label: list[str] = typer.Option([], "--label", help="Label on the run as key=value."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: <template>-<random>)."),
+    local: bool = typer.Option(False, "--local", help="Run on this machine (the default with no cluster)."),
+    kube: bool = typer.Option(False, "--kube", help="Submit through the Kubernetes API."),
+    argo_server: Optional[str] = typer.Option(None, "--argo-server", help="Submit through this Argo Server."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends; exit 1 unless it succeeds."),
+) -> None:
+    """Run a template on a CVAT task or a dataset."""
+    from cvatflow.params import parse_assignments
+    from cvatflow.runs.watch import watch
+
+    client = _client(local, kube, argo_server)
+    started = client.execute(template, cvat_task=cvat_task, dataset=data, parameters=parse_assignments(param),
+                             labels=_labels(label), name=name)
+    console.print(f"started [bold]{started.name}[/bold] ({client.kind}); follow it with "
+                  f"`cvatflow runs watch {started.name}`")
+    if wait:
+        status = watch(started, console)
+        _print_outputs(started)
+        if status.phase != "Succeeded":
+            raise typer.Exit(1)
+
+
+def _print_outputs(run) -> None:
+    for key, uri in run.outputs().items():
+        console.print(f"  {key:12} {uri}")
+
+
+def _find(name: str, local: bool, kube: bool, argo_server: Optional[str]):
+    return _client(local, kube, argo_server).run(name)
+
+
+Local = typer.Option(False, "--local", help="Look at local runs (the default with no cluster).")
+Kube = typer.Option(False, "--kube", help="Look at runs on the Kubernetes cluster.")
+ArgoServer = typer.Option(None, "--argo-server", help="Look at runs on this Argo Server.")
+
+
+@runs_app.command("list")
+def list_runs(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable: a list of runs, newest first."),
+    template: Optional[str] = typer.Option(None, help="Only runs of this template."),
+    phase: Optional[str] = typer.Option(None, help="Only runs in this phase."),
+    label: list[str] = typer.Option([], "--label", help="Only runs with this label (key=value)."),
+    local: bool = Local, kube: bool = Kube, argo_server: Optional[str] = ArgoServer,
+) -> None:
+    """List runs, newest first."""
+    rows = []
+    for r in _client(local, kube, argo_server).runs(_labels(label)):
+        status = r.status()
+        if (template and status.template != template) or (phase and status.phase != phase):
+            continue
+        rows.append(status)
+    if as_json:
+        typer.echo(json.dumps([_summary(s) for s in rows], indent=2))
+        return
+    table = Table("name", "template", "phase", "progress", "started", "finished")
+    for s in rows:
+        table.add_row(s.name, s.template, s.phase, s.progress, s.started_at or "", s.finished_at or "")
+    console.print(table)
+
+
+def _summary(status) -> dict:
+    return {"name": status.name, "template": status.template, "phase": status.phase,
+            "progress": status.progress, "startedAt": status.started_at, "finishedAt": status.finished_at,
+            "message": status.message, "labels": status.labels}
+
+
+@runs_app.command()
+def get(name: str, as_json: bool = typer.Option(False, "--json"),
+        local: bool = Local, kube: bool = Kube, argo_server: Optional[str] = ArgoServer) -> None:
+    """Show one run: phase, steps, latest metrics and outputs."""
+    run_ = _find(name, local, kube, argo_server)
+    status = run_.status()
+    summary = run_.metrics()
+    if as_json:
+        data = _summary(status) | {
+            "steps": [s.__dict__ for s in status.steps], "parameters": status.parameters,
+            "metrics": {"epoch": summary.epoch, "step": summary.step, "totalSteps": summary.total_steps,
+                        "train": summary.train, "val": summary.val, "bestMAP": summary.best_map},
+            "outputs": run_.outputs()}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    from cvatflow.runs.watch import view
+
+    console.print(view(status, summary))
+    _print_outputs(run_)
+
+
+@runs_app.command()
+def logs(name: str, step: Optional[str] = typer.Option(None, help="Only this step's log."),
+         local: bool = Local, kube: bool = Kube, argo_server: Optional[str] = ArgoServer) -> None:
+    """Print a run's logs."""
+    typer.echo(_find(name, local, kube, argo_server).logs(step), nl=False)
+
+
+@runs_app.command("watch")
+def watch_run(name: str, local: bool = Local, kube: bool = Kube,
+              argo_server: Optional[str] = ArgoServer) -> None:
+    """Follow a run live (epoch, step, loss, mAP) until it ends."""
+    from cvatflow.runs.watch import watch
+
+    run_ = _find(name, local, kube, argo_server)
+    status = watch(run_, console)
+    _print_outputs(run_)
+    if status.phase != "Succeeded":
+        raise typer.Exit(1)
+
+
+@runs_app.command()
+def outputs(name: str, local: bool = Local, kube: bool = Kube,
+            argo_server: Optional[str] = ArgoServer) -> None:
+    """Print the URIs of a run's model/, checkpoints/, report/..."""
+    found = _find(name, local, kube, argo_server).outputs()
+    if not found:
+        raise CvatflowError(f"run {name} has no outputs yet")
+    _print_outputs(_find(name, local, kube, argo_server))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.add_typer(runs_app, name="runs")
+
+
+__all__ = ["register"]

@@ -1,0 +1,105 @@
+"""The Run handle every backend returns: status, wait, logs, events, metrics and outputs of one workflow run."""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from cvatflow import events as ev
+from cvatflow.errors import RunError
+
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
+DONE = ("Succeeded", "Failed", "Error")
+OUTPUT_FOLDERS = ("model", "checkpoints", "report", "tensorboard", "export")
+
+
+@dataclass
+class StepStatus:
+    """One step (pod) of a run, as Argo reports a node."""
+
+    name: str
+    phase: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    message: str = ""
+    template: str = ""
+
+
+@dataclass
+class RunStatus:
+    """Where a run stands, in Argo's words."""
+
+    name: str
+    template: str
+    phase: str
+    progress: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    message: str = ""
+    steps: list[StepStatus] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.phase in DONE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Run(ABC):
+    """A submitted workflow run; backends fill in how status and logs are read."""
+
+    def __init__(self, name: str, template: str = "") -> None:
+        self.name = name
+        self.template = template
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name} ({self.template})>"
+
+    @abstractmethod
+    def status(self) -> RunStatus: ...
+
+    @abstractmethod
+    def logs(self, step: str | None = None) -> str:
+        """The run's log lines (of one step, or of all steps in order)."""
+
+    @abstractmethod
+    def output_prefix(self) -> str | None:
+        """The URI the run's /mnt/output is uploaded to, once known."""
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON events the training steps printed (DESIGN.md, Events), in order."""
+        return list(ev.parse_lines(self.logs().splitlines()))
+
+    def metrics(self) -> ev.Summary:
+        """Latest progress, latest and best metrics, from the events."""
+        return ev.summarize(self.events())
+
+    def outputs(self) -> dict[str, str]:
+        """URIs of the run's model/, checkpoints/, report/... (where /mnt/output was uploaded)."""
+        prefix = self.output_prefix()
+        if not prefix:
+            return {}
+        prefix = prefix.rstrip("/") + "/"
+        return {"output": prefix, **{name: f"{prefix}{name}/" for name in OUTPUT_FOLDERS}}
+
+    def wait(self, timeout: float | None = None, poll: float = 2.0,
+             on_change: Callable[[RunStatus], None] | None = None) -> RunStatus:
+        """Block until the run ends (or `timeout` seconds pass: RunError); returns the final status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while True:
+            status = self.status()
+            key = (status.phase, status.progress, tuple((s.name, s.phase) for s in status.steps))
+            if on_change and key != last:
+                on_change(status)
+            last = key
+            if status.done:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunError(f"run {self.name}: still {status.phase} after {timeout:.0f} s; "
+                               f"follow it with `cvatflow runs watch {self.name}`")
+            time.sleep(poll)

@@ -1,0 +1,59 @@
+"""A live terminal view of a run: phase, steps, epoch, step, loss and mAP, fed by the run's events."""
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from cvatflow.events import Summary
+from cvatflow.runs.run import Run, RunStatus
+
+COLOURS = {"Succeeded": "green", "Failed": "red", "Error": "red", "Running": "cyan", "Pending": "yellow",
+           "Skipped": "dim", "Omitted": "dim"}
+
+
+def view(status: RunStatus, summary: Summary) -> Group:
+    colour = COLOURS.get(status.phase, "white")
+    head = Table.grid(padding=(0, 2))
+    head.add_row(f"[bold]{status.name}[/bold]", status.template, f"[{colour}]{status.phase}[/{colour}]",
+                 status.progress)
+    steps = Table("step", "phase", "started", "finished", box=None, padding=(0, 2))
+    for step in status.steps:
+        c = COLOURS.get(step.phase, "white")
+        steps.add_row(step.name, f"[{c}]{step.phase}[/{c}]", step.started_at or "", step.finished_at or "")
+    parts = [head, steps]
+    if summary.epoch is not None or summary.step is not None:
+        train = Table.grid(padding=(0, 2))
+        loss = summary.train.get("loss")
+        train.add_row(
+            f"epoch {summary.epoch:g}" if summary.epoch is not None else "",
+            f"step {summary.step}/{summary.total_steps}" if summary.step is not None else "",
+            f"loss {loss:.4f}" if loss is not None else "",
+            f"mAP {summary.val['mAP']:.3f}" if "mAP" in summary.val else "",
+            f"best mAP {summary.best_map:.3f}" if summary.best_map is not None else "",
+        )
+        parts.append(train)
+        if summary.progress is not None:
+            parts.append(ProgressBar(total=1.0, completed=summary.progress, width=60))
+    if status.message and status.done:
+        parts.append(f"[{colour}]{status.message}[/{colour}]")
+    return Group(*parts)
+
+
+def watch(run: Run, console: Console | None = None, poll: float = 1.0, timeout: float | None = None) -> RunStatus:
+    """Show the run until it ends; on a non-terminal stream print one line per change instead."""
+    console = console or Console()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if not console.is_terminal:
+        return run.wait(timeout=timeout, poll=poll, on_change=lambda s: console.print(
+            f"{s.name} {s.phase} {s.progress} " + " ".join(f"{x.name}={x.phase}" for x in s.steps)))
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            status = run.status()
+            live.update(view(status, run.metrics()))
+            if status.done or (deadline is not None and time.monotonic() > deadline):
+                return status
+            time.sleep(poll)
