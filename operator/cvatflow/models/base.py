@@ -1,0 +1,62 @@
+"""What every model adapter provides to the training harness: build, train step, predict, export, weights."""
+from __future__ import annotations
+
+from typing import Any
+
+WEIGHTS_FILE = "model.pt"
+
+
+class Adapter:
+    """A model family behind one interface; class indices are 0-based task classes (no background)."""
+
+    name = ""
+    framework = ""
+    task_type = "object detection"  # or "instance segmentation"
+    masks = False  # whether the model predicts instance masks
+    VARIANTS: list[str] = []
+    default_variant = ""
+    small_variant = ""  # trains usefully on a CPU, from scratch
+
+    def default_hyperparameters(self, variant: str) -> dict[str, Any]:
+        """Per-variant defaults laid over the harness defaults."""
+        return {}
+
+    def check_variant(self, variant: str) -> str:
+        from cvatflow.errors import TrainingError
+
+        variant = variant or self.default_variant
+        if variant not in self.VARIANTS:
+            raise TrainingError(f"--model {variant}: not a {self.name} variant (choose one of "
+                                f"{', '.join(self.VARIANTS)})")
+        return variant
+
+    def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
+        """A torch model for `num_classes` task classes; `settings` holds what rebuilding it needs."""
+        raise NotImplementedError
+
+    def settings(self, variant: str, image_size: int) -> dict[str, Any]:
+        """The architecture settings written to config.json, enough to rebuild the model offline."""
+        return {"model": self.name, "variant": variant, "image_size": image_size}
+
+    def head_keys(self, state_dict: dict[str, Any]) -> list[str]:
+        """Weights that depend on the number of classes (re-initialised in transfer learning)."""
+        raise NotImplementedError
+
+    def param_groups(self, model, lr: float, backbone_lr: float) -> list[dict[str, Any]]:
+        backbone, rest = [], []
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                (backbone if "backbone" in name else rest).append(param)
+        return [{"params": rest, "lr": lr}, {"params": backbone, "lr": backbone_lr}]
+
+    def losses(self, model, images: list, targets: list[dict[str, Any]], device) -> dict[str, Any]:
+        """The loss terms of one batch (train mode); the harness backpropagates `sum`."""
+        raise NotImplementedError
+
+    def predict(self, model, images: list, device, threshold: float = 0.0) -> list[dict[str, Any]]:
+        """Per image: boxes (xyxy, input pixels), scores, labels (0-based), and masks (bool HxW) when any."""
+        raise NotImplementedError
+
+    def export_module(self, model, image_size: int):
+        """(module, example input, output names) for ONNX: one float image [1, 3, H, W] in 0..1 in."""
+        raise NotImplementedError

@@ -1,0 +1,150 @@
+"""DETR on Hugging Face transformers (DetrForObjectDetection): hub R50/R101 variants and a small one for CPUs."""
+from __future__ import annotations
+
+from typing import Any
+
+from cvatflow.models.base import Adapter
+
+VARIANTS = ["detr_resnet50", "detr_resnet101", "detr_small"]
+HUB = {"detr_resnet50": "facebook/detr-resnet-50", "detr_resnet101": "facebook/detr-resnet-101"}
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _config(variant: str, num_classes: int):
+    """A DetrConfig built offline (random init), with the HF ResNet backbone instead of timm."""
+    from transformers import DetrConfig, ResNetConfig
+
+    labels = {i: f"class_{i}" for i in range(num_classes)}
+    if variant == "detr_small":
+        backbone = ResNetConfig(embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[1, 1, 2, 1],
+                                layer_type="basic", out_features=["stage4"])
+        return DetrConfig(backbone_config=backbone, num_queries=20, d_model=128, encoder_layers=2,
+                          decoder_layers=2, encoder_ffn_dim=512, decoder_ffn_dim=512, encoder_attention_heads=4,
+                          decoder_attention_heads=4, dropout=0.0, auxiliary_loss=True, id2label=labels,
+                          label2id={v: k for k, v in labels.items()})
+    depths = {"detr_resnet50": [3, 4, 6, 3], "detr_resnet101": [3, 4, 23, 3]}[variant]
+    backbone = ResNetConfig(depths=depths, layer_type="bottleneck", out_features=["stage4"])
+    return DetrConfig(backbone_config=backbone, id2label=labels, label2id={v: k for k, v in labels.items()})
+
+
+def _normalize(images: list, device):
+    """Pad a list of uint8 images into one normalised batch and the mask of real pixels."""
+    import torch
+
+    height = max(img.shape[-2] for img in images)
+    width = max(img.shape[-1] for img in images)
+    batch = torch.zeros((len(images), 3, height, width), device=device)
+    mask = torch.zeros((len(images), height, width), dtype=torch.long, device=device)
+    for i, img in enumerate(images):
+        h, w = img.shape[-2:]
+        batch[i, :, :h, :w] = img.to(device, non_blocking=True).float().div_(255)
+        mask[i, :h, :w] = 1
+    mean = torch.tensor(MEAN, device=device)[:, None, None]
+    std = torch.tensor(STD, device=device)[:, None, None]
+    return (batch - mean) / std * mask[:, None], mask
+
+
+def _decode(logits, pred_boxes, height, width):
+    """Scores, labels and absolute xyxy boxes of DETR outputs (the no-object class dropped)."""
+    from transformers.image_transforms import center_to_corners_format
+
+    scores, labels = logits.softmax(-1)[..., :-1].max(-1)
+    boxes = center_to_corners_format(pred_boxes)
+    scale = boxes.new_tensor([width, height, width, height]) if not hasattr(width, "shape") else \
+        __import__("torch").stack([width, height, width, height]).to(boxes.dtype)
+    return boxes * scale, scores, labels
+
+
+class DetrAdapter(Adapter):
+    name = "detr"
+    framework = "transformers"
+    task_type = "object detection"
+    masks = False
+    VARIANTS = VARIANTS
+    default_variant = "detr_resnet50"
+    small_variant = "detr_small"
+
+    def default_hyperparameters(self, variant: str) -> dict[str, Any]:
+        if variant == "detr_small":
+            return {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 1e-4, "warmup_steps": 30, "epochs": 40,
+                    "batch_size": 8, "image_size": 256, "grad_clip": 0.5}
+        return {"optimizer": "adamw", "lr": 1e-4, "backbone_lr": 1e-5, "weight_decay": 1e-4, "warmup_steps": 100,
+                "epochs": 50, "batch_size": 4, "image_size": 800, "grad_clip": 0.1}
+
+    def settings(self, variant: str, image_size: int) -> dict[str, Any]:
+        return {"model": self.name, "variant": variant, "image_size": image_size}
+
+    def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
+        from transformers import DetrConfig, DetrForObjectDetection
+
+        labels = {i: f"class_{i}" for i in range(num_classes)}
+        label_kwargs = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+        variant = settings["variant"]
+        if pretrained and variant in HUB:
+            # The COCO-trained model from the hub (machines with network), new class head for our classes.
+            model = DetrForObjectDetection.from_pretrained(HUB[variant], ignore_mismatched_sizes=True,
+                                                           use_timm_backbone=False, **label_kwargs)
+        elif settings.get("detr_config"):
+            config = DetrConfig.from_dict({**settings["detr_config"], **label_kwargs})
+            model = DetrForObjectDetection(config)
+        else:
+            model = DetrForObjectDetection(_config(variant, num_classes))
+        config = model.config.to_dict()
+        config.pop("id2label", None), config.pop("label2id", None)
+        settings["detr_config"] = config  # rebuild offline from config.json alone
+        return model
+
+    def head_keys(self, state_dict: dict[str, Any]) -> list[str]:
+        return [k for k in state_dict if k.startswith("class_labels_classifier.")]
+
+    def losses(self, model, images: list, targets: list[dict[str, Any]], device) -> dict[str, Any]:
+        import torch
+
+        pixels, mask = _normalize(images, device)
+        height, width = pixels.shape[-2:]
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+        labels = []
+        for t in targets:
+            b = t["boxes"] / scale  # relative to the padded batch, as the processor's pad() makes them
+            cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0],
+                                  b[:, 3] - b[:, 1]], dim=1)
+            labels.append({"class_labels": t["labels"].to(device), "boxes": cxcywh.to(device)})
+        out = model(pixel_values=pixels, pixel_mask=mask, labels=labels)
+        losses = {k: v for k, v in out.loss_dict.items() if not k[-2:-1] == "_" or not k[-1].isdigit()}
+        losses["sum"] = out.loss
+        return losses
+
+    def predict(self, model, images: list, device, threshold: float = 0.0) -> list[dict[str, Any]]:
+        pixels, mask = _normalize(images, device)
+        height, width = pixels.shape[-2:]
+        out = model(pixel_values=pixels, pixel_mask=mask)
+        boxes, scores, labels = _decode(out.logits.float(), out.pred_boxes.float(), height, width)
+        results = []
+        for i, img in enumerate(images):
+            keep = scores[i] >= threshold
+            h, w = img.shape[-2:]
+            b = boxes[i][keep]
+            b[:, 0::2] = b[:, 0::2].clamp(0, w)
+            b[:, 1::2] = b[:, 1::2].clamp(0, h)
+            results.append({"boxes": b, "scores": scores[i][keep], "labels": labels[i][keep]})
+        return results
+
+    def export_module(self, model, image_size: int):
+        import torch
+
+        class Exported(torch.nn.Module):
+            """One float image [1, 3, H, W] in 0..1 in; boxes, scores, labels of every query out."""
+
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+                self.register_buffer("mean", torch.tensor(MEAN)[None, :, None, None])
+                self.register_buffer("std", torch.tensor(STD)[None, :, None, None])
+
+            def forward(self, image):
+                out = self.inner(pixel_values=(image - self.mean) / self.std)
+                boxes, scores, labels = _decode(out.logits, out.pred_boxes, image.shape[2], image.shape[3])
+                return boxes[0], scores[0], labels[0]
+
+        example = torch.rand(1, 3, image_size, image_size)
+        return Exported(model), example, ["boxes", "scores", "labels"]

@@ -1,0 +1,88 @@
+"""The `cvatflow-train` command: `cvatflow-train detr|maskrcnn train|predict`, run inside a training image."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cvatflow.errors import CvatflowError
+from cvatflow.models import ADAPTERS
+
+app = typer.Typer(name="cvatflow-train", help="Train and apply detection models on COCO data (CVAT exports).",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+
+def _commands(name: str) -> typer.Typer:
+    group = typer.Typer(help=f"{name}: train a model, or predict with one.", no_args_is_help=True)
+
+    @group.command("train")
+    def train(
+        data: Path = typer.Option(..., help="Dataset folder: annotations/instances_default.json + images/."),
+        output: Path = typer.Option(..., help="Output folder: model/, checkpoints/, report/, export/, ..."),
+        models: Optional[Path] = typer.Option(None, help="Fine-tune checkpoint: a run's output, a model "
+                                                         "state folder or .tar."),
+        hyperparameters: Optional[str] = typer.Option(None, help="YAML text or a YAML file."),
+        num_classes: Optional[int] = typer.Option(None, help="Expected number of classes (checked against "
+                                                             "the data)."),
+        model: Optional[str] = typer.Option(None, help="Model variant (see `cvatflow-train NAME variants`)."),
+        epochs: Optional[int] = typer.Option(None, help="Overrides `epochs` of the hyperparameters."),
+        batch_size: Optional[int] = typer.Option(None, help="Overrides `batch_size` of the hyperparameters."),
+        pretrained: bool = typer.Option(True, help="Start from hub weights when no --models is given."),
+        device: Optional[str] = typer.Option(None, help="cuda, cuda:1 or cpu (default: cuda if present)."),
+        export: bool = typer.Option(True, help="Export the best model to export/best.onnx."),
+    ) -> None:
+        """Train on --data, write everything into --output; resumes from --output/checkpoints/last.pt."""
+        from cvatflow.training.loop import Run
+        from cvatflow.training.loop import train as run_training
+
+        run_training(Run(model=name, data=data, output=output, models=models, hyperparameters=hyperparameters,
+                         overrides={"epochs": epochs, "batch_size": batch_size}, variant=model,
+                         num_classes=num_classes, pretrained=pretrained, device=device, export=export))
+
+    @group.command("predict")
+    def predict(
+        model: Path = typer.Option(..., help="Model state: a run's output, a model folder or a .tar."),
+        data: Path = typer.Option(..., help="Images: a COCO dataset folder or a folder of images."),
+        output: Path = typer.Option(..., help="Writes predictions.json and annotations/instances_default.json."),
+        threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Minimum score of a kept object."),
+        batch_size: int = typer.Option(4, min=1),
+        device: Optional[str] = typer.Option(None),
+    ) -> None:
+        """Predict every image of --data; the annotation file imports into CVAT (COCO 1.0)."""
+        from cvatflow.training.predict import predict as run_predict
+
+        run_predict(name, model, data, output, threshold, batch_size, device)
+
+    @group.command("variants")
+    def variants() -> None:
+        """List the model variants (the first is the default)."""
+        from cvatflow.models import get_adapter
+
+        adapter = get_adapter(name)
+        for variant in [adapter.default_variant] + [v for v in adapter.VARIANTS if v != adapter.default_variant]:
+            note = " (small, trains on a CPU)" if variant == adapter.small_variant else ""
+            typer.echo(variant + note)
+
+    return group
+
+
+for _name in ADAPTERS:
+    app.add_typer(_commands(_name), name=_name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `cvatflow-train`: errors become one line on stderr and exit status 1."""
+    try:
+        app(args=argv, prog_name="cvatflow-train", standalone_mode=True)
+    except CvatflowError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
