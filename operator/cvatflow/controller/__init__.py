@@ -1,0 +1,1 @@
+"""The operator for TrainingRun custom resources: dump, submit one Argo Workflow, mirror its state (kopf)."""

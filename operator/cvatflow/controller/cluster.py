@@ -1,0 +1,136 @@
+"""What the operator reads and writes in the cluster, behind one small gateway (kubernetes client)."""
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from cvatflow.controller.resource import GROUP, PLURAL, VERSION
+from cvatflow.errors import NotFoundError
+from cvatflow.runs import kubernetes as argo
+from cvatflow.templates.template import Template
+
+# Points the operator (and kopf's login) at a test or development API server without a kubeconfig.
+URL_ENV = "CVATFLOW_KUBE_URL"
+
+
+def api_client():
+    """A kubernetes ApiClient: $CVATFLOW_KUBE_URL, else in-cluster, else the kubeconfig."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    if url := os.environ.get(URL_ENV):
+        configuration.host = url
+        configuration.verify_ssl = False
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    # kopf runs sync handlers in a thread pool; let each worker keep its own connection.
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+class Cluster:
+    """The Kubernetes calls of the operator; tests replace it with an in-memory fake of the same shape."""
+
+    def __init__(self, api=None) -> None:
+        self.api = api or api_client()
+
+    @property
+    def custom(self):
+        from kubernetes import client
+
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def core(self):
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api)
+
+    def template(self, namespace: str, name: str) -> Template:
+        """The WorkflowTemplate a run names (NotFoundError with the fix when it is not applied)."""
+        return argo.KubernetesBackend(namespace, api=self.api).get_template(name)
+
+    def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the Workflow, or return the one already there under its name (a retried create)."""
+        from kubernetes.client.exceptions import ApiException
+
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            self.custom.create_namespaced_custom_object(argo.GROUP, argo.VERSION, namespace, "workflows", body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        # Read it back rather than trusting create's answer: some API servers answer 200 with no body.
+        return self.workflow(namespace, name) or body
+
+    def delete_workflow(self, namespace: str, name: str) -> bool:
+        """Delete the Workflow (its pods go with it); False when it was already gone."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.custom.delete_namespaced_custom_object(argo.GROUP, argo.VERSION, namespace, "workflows", name,
+                                                         propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return argo.KubernetesBackend(namespace, api=self.api).get_workflow(name)
+        except NotFoundError:
+            return None
+
+    def run(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_run_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
+        """Merge `status` into the run's status; False when the run is gone (deleted meanwhile)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
+                                                              {"status": status})
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotFoundError(f"no Secret {name!r} in namespace {namespace}; create it with "
+                                    f"`kubectl create secret generic {name} --from-literal={key}=...`") from None
+            raise
+        data = secret.data or {}
+        if key not in data:
+            raise NotFoundError(f"Secret {name!r} has no key {key!r}; its keys are: {', '.join(data) or 'none'}")
+        return base64.b64decode(data[key]).decode()
+
+    def pod_log(self, namespace: str, pod: str, container: str = "main") -> str | None:
+        """A pod's log, or None when the pod is gone (garbage-collected) or not started."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.core.read_namespaced_pod_log(pod, namespace, container=container)
+        except ApiException as exc:
+            if exc.status in (400, 404):
+                return None
+            raise
