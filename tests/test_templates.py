@@ -220,3 +220,20 @@ def test_unknown_template_name_lists_the_builtin_ones():
 
     with pytest.raises(NotFoundError, match="detr-training, maskrcnn-training"):
         get_template("yolo-training")
+
+
+@pytest.mark.parametrize("name", ["detr-training", "maskrcnn-training"])
+def test_model_options_are_variants_the_training_image_knows(name):
+    from cvatflow.models import get_adapter
+
+    adapter = get_adapter(name.split("-")[0])
+    options = get_template(name).parameter("cvat-model").option_values
+    assert set(options) <= set(adapter.VARIANTS)
+    assert get_template(name).parameter("cvat-model").value == adapter.default_variant
+
+
+@pytest.mark.parametrize("name", ["detr-training", "maskrcnn-training"])
+def test_default_hyperparameters_are_accepted_by_the_training_harness(name):
+    from cvatflow.training.hyperparameters import parse
+
+    assert parse(get_template(name).parameter("hyperparameters").value).val_every == 1

@@ -1,26 +1,85 @@
-"""`make demo`: render and validate the built-in templates and show the CVAT form of one of them."""
+"""`make demo`: a synthetic CVAT export, dumped to the local store, trained by the local executor on the CPU."""
 from __future__ import annotations
 
+import json
 import sys
+import time
+from pathlib import Path
 
 from rich.console import Console
 
-from cvatflow.cli import main as cli
+from cvatflow.config import load_settings
+from cvatflow.errors import CvatflowError
+
+TEMPLATE = "maskrcnn-training"
+IMAGES = 120
+# Small enough for a 2-core CPU in a few minutes, big enough to learn the shapes well.
+PARAMETERS = {
+    "cvat-model": "maskrcnn_mobilenet_v3",
+    "epochs": "8",
+    "batch-size": "4",
+    "val-split": "20",
+    "hyperparameters": "lr: 0.01\nwarmup_steps: 20\nimage_size: 256\nnum_workers: 1\n",
+}
 
 
-def main() -> None:
+def main() -> int:
+    from cvatflow.datasets.synth import make_export
+    from cvatflow.runs.client import Client
+    from cvatflow.runs.watch import watch
+
     console = Console()
-    console.rule("cvatflow demo: the built-in training templates")
-    for args in (["templates", "list"], ["templates", "validate", "workflow_templates/detr-training.yaml",
-                                         "workflow_templates/maskrcnn-training.yaml"],
-                 ["templates", "form", "maskrcnn-training"]):
-        console.print(f"[bold]$ cvatflow {' '.join(args)}[/bold]")
-        try:
-            cli(args)
-        except SystemExit as exc:
-            if exc.code:
-                sys.exit(exc.code)
+    settings = load_settings()
+    console.rule("cvatflow demo: CVAT export -> local store -> maskrcnn-training on this machine")
+    console.print(f"home: {settings.home}  store: {settings.store}")
+
+    export = settings.home / "demo" / "shapes-coco-1.0.zip"
+    export.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    make_export(export, images=IMAGES, seed=0)
+    console.print(f"1. synthetic CVAT export (COCO 1.0, {IMAGES} images of circles, squares, triangles): {export}")
+
+    client = Client("local", settings=settings)
+    filled = client.prepare(TEMPLATE, dataset=export, parameters=PARAMETERS)
+    console.print(f"2. dumped to the store: cvat-annotation-path = {filled.values['cvat-annotation-path']} "
+                  f"({filled.values['cvat-num-classes']} classes)")
+    run = client.submit(filled, name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    console.print(f"3. running template {TEMPLATE} as run [bold]{run.name}[/bold] with the local executor")
+    status = watch(run, console)
+    minutes = (time.monotonic() - started) / 60
+    if status.phase != "Succeeded":
+        console.print(f"[red]the run ended {status.phase}: {status.message}[/red]")
+        console.print(f"logs: {run.dir / 'logs'}")
+        return 1
+
+    outputs = run.outputs()
+    metrics = _final_metrics(client, outputs.get("report", ""))
+    console.rule("done")
+    console.print(f"run:      {run.name} ({status.phase} in {minutes:.1f} min)")
+    console.print(f"mAP:      {metrics.get('mAP', float('nan')):.3f}  (AP50 {metrics.get('AP50', float('nan')):.3f}, "
+                  f"AP75 {metrics.get('AP75', float('nan')):.3f}) on the validation split")
+    console.print(f"model:    {_path(outputs['model'])}")
+    console.print(f"report:   {_path(outputs['report'])}")
+    console.print(f"logs:     {run.dir / 'logs'}")
+    return 0
+
+
+def _final_metrics(client, report_uri: str) -> dict:
+    key = report_uri[len(client.settings.store.rstrip("/")) + 1:] + "metrics.json"
+    try:
+        data = json.loads(client.store.get_bytes(key))
+    except CvatflowError:
+        return {}
+    return data.get("final", data)
+
+
+def _path(uri: str) -> str:
+    return uri[len("file://"):] if uri.startswith("file://") else uri
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        sys.exit(main())
+    except CvatflowError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        sys.exit(1)

@@ -52,10 +52,15 @@ def _common_parameters(model_options: list[Option], default_model: str, image: s
 
 
 DOCS = "https://github.com/cvatflow/cvatflow#hyperparameters"
+# Keys left out take the chosen variant's defaults (lr, optimizer, image_size...), so switching the
+# model in the form never keeps a learning rate tuned for another one.
+HYPERPARAMETERS = ("# Keys left out take the model variant's defaults, printed at the start of the train log.\n"
+                   "val_every: 1\namp: auto\n")
 
 MASKRCNN_VARIANTS = [
     Option("Mask R-CNN ResNet-50 FPN v2", "maskrcnn_resnet50_fpn_v2"),
     Option("Mask R-CNN ResNet-50 FPN", "maskrcnn_resnet50_fpn"),
+    Option("Mask R-CNN ResNet-18 FPN (small, trains from scratch)", "maskrcnn_resnet18_fpn"),
     Option("Mask R-CNN MobileNetV3 (small, CPU)", "maskrcnn_mobilenet_v3"),
 ]
 DETR_VARIANTS = [
@@ -67,22 +72,20 @@ DETR_VARIANTS = [
 
 def maskrcnn_training() -> Template:
     image = f"{IMAGE_REPOSITORY}/maskrcnn:{IMAGE_TAG}"
-    hyperparameters = "lr: 0.02\nweight_decay: 0.0001\nwarmup_steps: 200\nimage_size: 800\namp: true\n"
     return training_template(
         "maskrcnn-training", "Mask R-CNN Training",
         "Instance segmentation with torchvision Mask R-CNN, trained on the CVAT task's annotations.",
         _common_parameters(MASKRCNN_VARIANTS, "maskrcnn_resnet50_fpn_v2", image, "20", "2",
-                           hyperparameters, DOCS),
+                           HYPERPARAMETERS, DOCS),
         TrainStep(model="maskrcnn"))
 
 
 def detr_training() -> Template:
     image = f"{IMAGE_REPOSITORY}/detr:{IMAGE_TAG}"
-    hyperparameters = "lr: 0.0001\nweight_decay: 0.0001\nwarmup_steps: 200\nimage_size: 800\namp: true\n"
     return training_template(
         "detr-training", "DETR Training",
         "Object detection with DETR (Hugging Face transformers), fine-tuned on the CVAT task's annotations.",
-        _common_parameters(DETR_VARIANTS, "detr_resnet50", image, "50", "2", hyperparameters, DOCS),
+        _common_parameters(DETR_VARIANTS, "detr_resnet50", image, "50", "2", HYPERPARAMETERS, DOCS),
         TrainStep(model="detr"))
 
 
