@@ -1,0 +1,153 @@
+"""/api/v1/executions: start a template on a CVAT task or dataset, follow it (status, SSE events, logs), annotate."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import PlainTextResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from cvatflow.api import annotate, launch
+from cvatflow.api.auth import require_token
+from cvatflow.api.errors import ERROR_RESPONSES
+from cvatflow.api.models import (
+    RUN_NAME,
+    AnnotateRequest,
+    ErrorBody,
+    Execution,
+    ExecutionList,
+    ExecutionRequest,
+    ExecutionSummary,
+    Job,
+)
+from cvatflow.api.present import execution_of_job, execution_of_run, summary_of_job, summary_of_status
+from cvatflow.api.services import Services, get_services
+from cvatflow.api.templates import parse_labels
+from cvatflow.errors import NotFoundError
+from cvatflow.runs.kubernetes import status_from_workflow
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"], dependencies=[Depends(require_token)],
+                   responses=ERROR_RESPONSES)
+ServicesDep = Annotated[Services, Depends(get_services)]
+ExecutionId = Annotated[str, Path(pattern=RUN_NAME, description="The execution id, which is the run name.")]
+CONFLICT = {409: {"model": ErrorBody, "description": "The name is taken, or the run is not finished."}}
+
+
+@router.post("", status_code=202, response_model=Execution, responses=CONFLICT, summary="Start an execution")
+def create_execution(body: ExecutionRequest, services: ServicesDep) -> Execution:
+    """Checks the request and the parameters at once (422/404), then exports the CVAT task and submits the
+    run in the background: follow `preparation` on GET, or the events stream."""
+    job = launch.start(services, launch.Launch(
+        template=body.template, cvat_task=body.cvatTask, cvat_job=body.cvatJob, dataset=body.dataset,
+        parameters=dict(body.parameters), labels=dict(body.labels), name=body.name))
+    return execution_of_job(services.jobs, job)
+
+
+@router.get("", response_model=ExecutionList, summary="List executions, newest first")
+def list_executions(
+    services: ServicesDep,
+    template: Annotated[str | None, Query(max_length=253)] = None,
+    phase: Annotated[str | None, Query(max_length=32)] = None,
+    cvatTask: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    label: Annotated[list[str], Query(description="key=value")] = [],
+    withMetrics: Annotated[bool, Query(description="Read each run's events for bestMap (slower).")] = False,
+) -> ExecutionList:
+    labels = parse_labels(label)
+    if cvatTask is not None:
+        labels["cvatflow.io/cvat-task-id"] = str(cvatTask)
+    items: list[ExecutionSummary] = []
+    submitted = set()
+    for run in services.client.runs(labels or None):
+        # A listed Workflow already carries its status: reading it again would cost a request per run.
+        workflow = getattr(run, "_workflow", None)
+        status = status_from_workflow(workflow) if isinstance(workflow, dict) else run.status()
+        submitted.add(status.name)
+        best = run.metrics().best_map if withMetrics else None
+        items.append(summary_of_status(status, best))
+    pending = [summary_of_job(services.jobs, j) for j in services.jobs.all("execution")
+               if j.execution not in submitted and j.state != "succeeded"
+               and all(j.labels.get(k) == v for k, v in labels.items() if k != "cvatflow.io/cvat-task-id")
+               and (cvatTask is None or j.cvat_task == cvatTask)]
+    items = pending + items
+    items = [i for i in items if (template is None or i.template == template) and (phase is None or i.phase == phase)]
+    return ExecutionList(count=len(items), items=items)
+
+
+@router.get("/{id}", response_model=Execution, summary="An execution: phase, progress, metrics, outputs, errors")
+def get_execution(id: ExecutionId, services: ServicesDep) -> Execution:
+    job = services.jobs.get(id)
+    if job is not None and job.kind == "execution" and job.state != "succeeded":
+        return execution_of_job(services.jobs, job)
+    return execution_of_run(services.client.run(id), job, services.jobs)
+
+
+def existing(id: ExecutionId, services: ServicesDep) -> str:
+    """Dependency: a 404 before a stream starts, rather than an empty stream."""
+    if services.jobs.get(id) is None:
+        services.client.run(id)
+    return id
+
+
+@router.get("/{id}/events", response_class=EventSourceResponse,
+            summary="Server-sent events: preparation, status, training events, end")
+async def execution_events(
+    request: Request,
+    id: Annotated[str, Depends(existing)],
+    services: ServicesDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> AsyncIterable[ServerSentEvent]:
+    """`preparation` (the export/submit job), `status` (phase, progress, steps) on each change, `training`
+    for each JSON event the training printed (id = its index, so a reconnect resumes), then `end`."""
+    interval = float(services.settings.extra.get("eventsInterval") or 1.0)
+    sent = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 0
+    job_version, status_key = -1, None
+    while not await request.is_disconnected():
+        job = services.jobs.get(id)
+        if job is not None and job.kind == "execution" and job.version != job_version:
+            job_version = job.version
+            yield ServerSentEvent(event="preparation", data=services.jobs.snapshot(job).model_dump())
+        if job is not None and job.state == "failed":
+            yield ServerSentEvent(event="end", data={"phase": "Error", "message": job.message})
+            return
+        if job is None or job.state == "succeeded":
+            try:
+                run = await asyncio.to_thread(services.client.run, id)
+            except NotFoundError:
+                await asyncio.sleep(interval)
+                continue
+            status = await asyncio.to_thread(run.status)
+            key = (status.phase, status.progress, tuple((s.name, s.phase) for s in status.steps))
+            if key != status_key:
+                status_key = key
+                yield ServerSentEvent(event="status", data={
+                    **summary_of_status(status).model_dump(),
+                    "steps": [{"name": s.name, "phase": s.phase} for s in status.steps]})
+            events = await asyncio.to_thread(run.events)
+            for index in range(sent, len(events)):
+                yield ServerSentEvent(event="training", data=events[index], id=str(index))
+            sent = max(sent, len(events))
+            if status.done:
+                yield ServerSentEvent(event="end", data={"phase": status.phase, "message": status.message})
+                return
+        await asyncio.sleep(interval)
+
+
+@router.get("/{id}/logs", response_class=PlainTextResponse, summary="The run's log lines (all steps, or one)",
+            responses={200: {"content": {"text/plain": {}}}})
+def execution_logs(id: ExecutionId, services: ServicesDep,
+                   step: Annotated[str | None, Query(max_length=253)] = None) -> PlainTextResponse:
+    job = services.jobs.get(id)
+    if job is not None and job.kind == "execution" and job.state != "succeeded":
+        lines = [f"[cvatflow] {job.stage}: {job.message}".rstrip(": ")]
+        return PlainTextResponse("\n".join(lines) + "\n")
+    return PlainTextResponse(services.client.run(id).logs(step))
+
+
+@router.post("/{id}/annotate", status_code=202, response_model=Job, responses=CONFLICT,
+             summary="Predict a CVAT task with the run's model and upload the predictions to it")
+def annotate_task(id: ExecutionId, body: AnnotateRequest, services: ServicesDep) -> Job:
+    """Runs batch inference in the background; follow it with GET /api/v1/jobs/{job id}."""
+    job = annotate.start(services, id, body.cvatTask, body.threshold)
+    return services.jobs.snapshot(job)

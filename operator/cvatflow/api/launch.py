@@ -1,0 +1,126 @@
+"""Start an execution: check everything that is quick now (422/404 in the answer), dump and submit in a job."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvatflow.api.jobs import Job
+from cvatflow.api.services import Services
+from cvatflow.errors import CvatflowError, NotFoundError, Problem, ProblemsError
+from cvatflow.params import CvatTask, autofill
+from cvatflow.runs.kubernetes import run_name
+from cvatflow.templates.parameter import ANNOTATION_PATH
+from cvatflow.templates.template import Template
+
+# Labels cvatflow sets itself; a request may not forge them.
+RESERVED_LABELS = ("cvatflow.io/", "app.kubernetes.io/managed-by", "workflows.argoproj.io/", "cvat-job-id",
+                   "workspace-uid")
+
+
+class ConflictError(CvatflowError):
+    """The request is fine but the thing it names is in the wrong state (a run name taken, a run not done)."""
+
+    status_code = 409
+
+
+@dataclass
+class Launch:
+    """What to run: a template on a CVAT task or on a dataset, with the user's values and labels."""
+
+    template: str
+    cvat_task: int | None = None
+    cvat_job: int | None = None
+    dataset: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    workspace_uid: str = ""
+    trusted_labels: dict[str, str] = field(default_factory=dict)  # set by cvatflow itself (webhooks)
+
+
+def start(services: Services, launch: Launch) -> Job:
+    """Validate `launch` now and queue the slow part; returns the job, whose `execution` is the run name."""
+    client = services.client
+    template = client.template(launch.template)  # a NotFoundError (404) for an unknown template
+    problems = _request_problems(services, launch)
+    if problems:
+        raise ProblemsError("execution", problems)
+    task = _task(services, launch)
+    _precheck(services, template, launch, task)
+    name = launch.name or run_name(template.name)
+    _ensure_free(services, name, ask_backend=launch.name is not None)
+    labels = {**launch.labels, **launch.trusted_labels}
+    job = services.jobs.create("execution", job_id=name, execution=name, cvat_task=launch.cvat_task,
+                               template=template.name, labels=labels)
+
+    def work(job: Job) -> dict[str, Any]:
+        filled = client.prepare(template, cvat_task=task, dataset=launch.dataset, parameters=launch.parameters,
+                                labels=labels, progress=services.jobs.progress(job, "exporting"))
+        services.jobs.update(job, stage="submitting")
+        run = client.submit(filled, name=name)
+        return {"run": run.name}
+
+    services.jobs.update(job, stage="exporting" if launch.cvat_task else "preparing")
+    services.jobs.start(job, work)
+    return job
+
+
+def _request_problems(services: Services, launch: Launch) -> list[Problem]:
+    problems = []
+    if launch.cvat_task is not None and launch.dataset is not None:
+        problems.append(Problem("dataset", "give either a CVAT task or a dataset, not both",
+                                "remove cvatTask or dataset"))
+    for key in launch.labels:
+        if key.startswith(RESERVED_LABELS):
+            problems.append(Problem(f"labels.{key}", "this label is set by cvatflow", "use another label name"))
+    if launch.dataset and "://" not in launch.dataset:
+        # A path is read on the server: only under the folders the operator allowed, never anywhere.
+        allowed = [Path(p).expanduser().resolve() for p in services.settings.extra.get("datasetDirs") or []]
+        allowed.append((services.settings.home / "datasets").resolve())
+        path = Path(launch.dataset).expanduser()
+        resolved = (path if path.is_absolute() else allowed[-1] / path).resolve()
+        if not any(resolved == root or root in resolved.parents for root in allowed):
+            problems.append(Problem("dataset", "a dataset path must be inside the server's dataset folders",
+                                    f"put the export under {allowed[-1]} or give a URI in the store"))
+        elif not resolved.exists():
+            problems.append(Problem("dataset", f"no export at {resolved}", "check the path"))
+        else:
+            launch.dataset = str(resolved)
+    return problems
+
+
+def _task(services: Services, launch: Launch) -> CvatTask | None:
+    if launch.cvat_task is None:
+        return None
+    info = services.cvat().task(launch.cvat_task)  # a 404 now rather than a failed job later
+    return CvatTask(id=launch.cvat_task, labels=[], name=str(_field(info, "name") or ""),
+                    job_id=launch.cvat_job, workspace_uid=launch.workspace_uid)
+
+
+def _field(info: Any, key: str) -> Any:
+    return info.get(key) if isinstance(info, dict) else getattr(info, key, None)
+
+
+def _precheck(services: Services, template: Template, launch: Launch, task: CvatTask | None) -> None:
+    """Auto-fill with stand-ins for what the dump will produce, so bad values are refused before any export."""
+    client = services.client
+    placeholder = None
+    if (task is not None or launch.dataset) and template.has_parameter(ANNOTATION_PATH):
+        placeholder = "annotations/pending/"
+    probe = CvatTask(id=task.id, labels=["?"]) if task is not None else None
+    autofill(template, launch.parameters, task=probe, annotation_path=placeholder,
+             num_classes=1 if launch.dataset else None, node_pools=services.settings.node_pools,
+             checkpoint_exists=lambda prefix: client.store.exists(prefix), labels=launch.labels)
+
+
+def _ensure_free(services: Services, name: str, ask_backend: bool) -> None:
+    if services.jobs.get(name) is not None:
+        raise ConflictError(f"execution {name!r} already exists; choose another name")
+    if not ask_backend:
+        return  # a generated name: 27^5 choices, not worth a round trip to the cluster
+    try:
+        services.client.run(name)
+    except NotFoundError:
+        return
+    raise ConflictError(f"execution {name!r} already exists; choose another name")
