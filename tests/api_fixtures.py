@@ -73,3 +73,30 @@ def wait_for(check, timeout: float = 60, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting; last value: {value!r}")
+
+
+TINY = "tiny-training"
+
+
+def install_tiny_template(home: Path, name: str = TINY, step_args: tuple[str, ...] = ("templates", "list")) -> None:
+    """A template for CVAT whose one step is a fast cvatflow command, where the local backend finds it."""
+    from cvatflow.templates import Parameter, Template, to_yaml
+    from cvatflow.templates.render import render
+
+    spec = {"entrypoint": "main", "templates": [
+        {"name": "main", "dag": {"tasks": [{"name": "train", "template": "train"}]}},
+        {"name": "train", "container": {
+            "image": "ghcr.io/cvatflow/maskrcnn:0.1.0", "command": ["cvatflow"],
+            "args": list(step_args)}},
+    ]}
+    parameters = [
+        Parameter("cvat-annotation-path", "", type="hidden", visibility="private"),
+        Parameter("cvat-num-classes", "", type="hidden", visibility="private"),
+        Parameter("epochs", "1", display_name="Epochs", type="input.number", required=True,
+                  hint='Passes over the data; see <a href="https://example.org/epochs">epochs</a>.'),
+        Parameter("cvat-finetune-checkpoint", "", display_name="Checkpoint"),
+    ]
+    template = Template(name, parameters, spec, title="Tiny training", labels={"used-by": "cvat"})
+    folder = home / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(to_yaml(render(template)))

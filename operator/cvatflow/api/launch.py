@@ -78,12 +78,18 @@ def _request_problems(services: Services, launch: Launch) -> list[Problem]:
         # A path is read on the server: only under the folders the operator allowed, never anywhere.
         allowed = [Path(p).expanduser().resolve() for p in services.settings.extra.get("datasetDirs") or []]
         allowed.append((services.settings.home / "datasets").resolve())
-        path = Path(launch.dataset).expanduser()
-        resolved = (path if path.is_absolute() else allowed[-1] / path).resolve()
-        if not any(resolved == root or root in resolved.parents for root in allowed):
+        try:
+            path = Path(launch.dataset).expanduser()
+            resolved = (path if path.is_absolute() else allowed[-1] / path).resolve()
+            inside = any(resolved == root or root in resolved.parents for root in allowed)
+            found = inside and resolved.exists()
+        except (OSError, ValueError, RuntimeError):  # too long, a NUL byte, a symlink loop
+            problems.append(Problem("dataset", "not a usable path", "give the path of an export on the server"))
+            return problems
+        if not inside:
             problems.append(Problem("dataset", "a dataset path must be inside the server's dataset folders",
                                     f"put the export under {allowed[-1]} or give a URI in the store"))
-        elif not resolved.exists():
+        elif not found:
             problems.append(Problem("dataset", f"no export at {resolved}", "check the path"))
         else:
             launch.dataset = str(resolved)
