@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from typing import Any
 
@@ -10,6 +11,7 @@ from cvatflow.errors import NotFoundError
 from cvatflow.runs import kubernetes as argo
 from cvatflow.templates.template import Template
 
+log = logging.getLogger(__name__)
 # Points the operator (and kopf's login) at a test or development API server without a kubeconfig.
 URL_ENV = "CVATFLOW_KUBE_URL"
 
@@ -125,12 +127,15 @@ class Cluster:
         return base64.b64decode(data[key]).decode()
 
     def pod_log(self, namespace: str, pod: str, container: str = "main") -> str | None:
-        """A pod's log, or None when the pod is gone (garbage-collected) or not started."""
+        """A pod's log, or None when it cannot be read (pod garbage-collected, not started, node gone).
+
+        Metrics are a bonus on top of the Workflow's state: an unreadable log must not stop the mirroring.
+        """
         from kubernetes.client.exceptions import ApiException
 
         try:
             return self.core.read_namespaced_pod_log(pod, namespace, container=container)
         except ApiException as exc:
-            if exc.status in (400, 404):
-                return None
-            raise
+            if exc.status not in (400, 404):
+                log.warning("cannot read the log of pod %s/%s: %s %s", namespace, pod, exc.status, exc.reason)
+            return None

@@ -1,0 +1,182 @@
+"""The operator running under kopf against kmock, an in-memory Kubernetes API: the whole life of a TrainingRun."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+
+import pytest
+import requests
+from kmock import Response
+
+from controller_fixtures import (
+    STORE, RecordedDump, argo_status, ensure_dump_formats, event_lines, make_deps, training_run, workflow_template,
+)
+from cvatflow.controller.cluster import URL_ENV, Cluster
+from cvatflow.controller.deps import kopf_event
+
+ensure_dump_formats()
+RUNS = "cvatflow.io/v1alpha1/trainingruns"
+WORKFLOWS = "argoproj.io/v1alpha1/workflows"
+LOG_PATH = "/api/v1/namespaces/ml/pods/r1-train-2222/log"
+
+
+def declare_cluster(kmock) -> None:
+    """The API a cvatflow installation has: our CRD, Argo's CRDs, Secrets, Events, and what kopf discovers."""
+    R = kmock.ResourceInfo
+    crud = {"list", "watch", "get", "patch", "create", "delete"}
+    kmock.resources[RUNS] = R(kind="TrainingRun", namespaced=True, verbs=crud, subresources={"status"})
+    kmock.resources[WORKFLOWS] = R(kind="Workflow", namespaced=True, verbs=crud)
+    kmock.resources["argoproj.io/v1alpha1/workflowtemplates"] = R(kind="WorkflowTemplate", namespaced=True, verbs=crud)
+    kmock.resources["v1/secrets"] = R(kind="Secret", namespaced=True, verbs={"get"})
+    kmock.resources["v1/events"] = R(kind="Event", namespaced=True, verbs={"create"})
+    # kopf waits until CRDs and namespaces are discoverable before it watches anything.
+    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = R(
+        kind="CustomResourceDefinition", namespaced=False, verbs={"list", "watch", "get"})
+    kmock.resources["v1/namespaces"] = R(kind="Namespace", namespaced=False, verbs={"list", "watch"})
+    kmock.objects["argoproj.io/v1alpha1/workflowtemplates", "ml", "detr-training"] = {
+        **workflow_template("detr-training"), "metadata": {**workflow_template()["metadata"], "namespace": "ml"}}
+    kmock.objects["v1/secrets", "ml", "cvat-credentials"] = {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cvat-credentials", "namespace": "ml"},
+        "data": {"token": base64.b64encode(b"s3cr3t-token").decode()}}
+
+
+async def eventually(check, timeout: float = 20.0):
+    """Poll `check()` until it returns something truthy without raising (the operator works concurrently)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except (KeyError, AssertionError, TypeError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {timeout} s: {check.__doc__ or check}")
+        await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def operator(deps):
+    """kopf's operator on this event loop, as `cvatflow operator --all-namespaces --standalone` runs it."""
+    import kopf
+
+    import cvatflow.controller.handlers  # noqa: F401  (registers the handlers)
+
+    task = asyncio.create_task(kopf.operator(clusterwide=True, standalone=True, memo=kopf.Memo(deps=deps)))
+    try:
+        yield task
+    finally:
+        # Cancelled like a killed pod; a stop flag would also wait 5 s for kmock's open watch connections.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+
+
+def seed_run(kmock, run: dict) -> None:
+    """A TrainingRun as `kubectl apply` leaves it; kmock assigns no resourceVersion, which kopf's patches test."""
+    run["metadata"]["resourceVersion"] = "1"
+    kmock.objects[RUNS, "ml", run["metadata"]["name"]] = run
+
+
+def status_of(kmock, name: str) -> dict:
+    return dict(kmock.objects[RUNS, "ml", name].get("status") or {})
+
+
+async def api(kmock, verb: str, resource: str, name: str, body: dict | None = None) -> None:
+    """A kubectl-like request (off the event loop, which serves kmock)."""
+    group_version, plural = resource.rsplit("/", 1)
+    response = await asyncio.to_thread(
+        getattr(requests, verb), f"{kmock.url}/apis/{group_version}/namespaces/ml/{plural}/{name}",
+        json=body, headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
+    response.raise_for_status()
+
+
+async def patch_workflow_status(kmock, status: dict) -> None:
+    """Play Argo's controller: it writes the Workflow's status as the steps run."""
+    await api(kmock, "patch", WORKFLOWS, "r1", {"status": status})
+
+
+def posted_event_reasons(kmock) -> list[str]:
+    return [request.data.get("reason") for request in kmock["post"] if request.url.path.endswith("/events")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_training_run_from_creation_to_success_across_an_operator_restart(kmock, monkeypatch):
+    declare_cluster(kmock)
+    monkeypatch.setenv(URL_ENV, str(kmock.url))
+    log = {"text": event_lines(epoch=1, step=100, total=400, mAP=0.25)}
+    # The API server answers pod logs as text/plain (the client refuses other binary types).
+    kmock["get " + LOG_PATH] << (lambda: Response(payload=log["text"].encode(),
+                                                   headers={"Content-Type": "text/plain"}))
+    run = training_run()
+    seed_run(kmock, run)
+    dump = RecordedDump()
+
+    def fresh_deps():  # what a new operator process builds
+        deps = make_deps(cluster=Cluster(), dump=dump)
+        deps.post_event = kopf_event
+        return deps
+
+    async with operator(fresh_deps()):
+        workflow = await eventually(lambda: dict(kmock.objects[WORKFLOWS, "ml", "r1"]))
+        assert workflow["spec"]["workflowTemplateRef"] == {"name": "detr-training"}
+        values = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
+        assert values["cvat-annotation-path"] == "annotations/7/01022026120000/"
+        assert values["cvat-num-classes"] == "3" and values["epochs"] == "3"
+        assert workflow["metadata"]["labels"]["cvatflow.io/trainingrun"] == "r1"
+        assert workflow["metadata"]["ownerReferences"][0]["uid"] == "uid-r1"
+        assert workflow["metadata"]["ownerReferences"][0]["controller"] is True
+        await eventually(lambda: status_of(kmock, "r1")["phase"] == "Submitted")
+        assert dump.calls[0]["token"] == "s3cr3t-token"
+
+        await patch_workflow_status(kmock, argo_status("Running", train_phase="Running"))
+        await eventually(lambda: status_of(kmock, "r1").get("metrics", {}).get("mAP") == 0.25)
+        assert status_of(kmock, "r1")["phase"] == "Running"
+
+    # A new operator process: it resumes the run instead of submitting it again.
+    async with operator(fresh_deps()):
+        await asyncio.sleep(1.0)
+        assert status_of(kmock, "r1")["phase"] == "Running"
+        assert status_of(kmock, "r1")["metrics"]["mAP"] == 0.25
+        log["text"] += event_lines(epoch=2, step=400, total=400, mAP=0.5, loss=0.2)
+        await patch_workflow_status(kmock, argo_status("Succeeded", train_phase="Succeeded", progress="2/2",
+                                                       finished=True))
+        await eventually(lambda: status_of(kmock, "r1")["phase"] == "Succeeded")
+        await eventually(lambda: status_of(kmock, "r1")["metrics"]["mAP"] == 0.5)
+        status = status_of(kmock, "r1")
+
+        # Editing a submitted run is refused, visibly; deleting it takes its Workflow along.
+        await api(kmock, "patch", RUNS, "r1", {"spec": {"parameters": {"epochs": "100"}}})
+        await eventually(lambda: any(c["type"] == "SpecChangeRefused" for c in status_of(kmock, "r1")["conditions"]))
+        await api(kmock, "delete", RUNS, "r1")
+        await eventually(lambda: kmock.objects[WORKFLOWS, "ml", "r1"].deleted)
+        await eventually(lambda: kmock.objects[RUNS, "ml", "r1"].deleted)  # our finalizer released it
+
+    assert status["finishedAt"] == "2026-01-02T13:00:00Z" and status["progress"] == "2/2"
+    assert [s["phase"] for s in status["steps"]] == ["Succeeded", "Succeeded"]
+    assert status["outputs"]["model"] == f"{STORE}/outputs/task-7/r1/model/"
+    workflow_creates = [q for q in kmock["post"] if q.url.path.endswith("/workflows")]
+    assert len(workflow_creates) == 1 and len(dump.calls) == 1
+    assert {"Submitted", "Running", "Succeeded"} <= set(posted_event_reasons(kmock))
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_an_invalid_training_run_ends_invalid_with_readable_messages(kmock, monkeypatch):
+    declare_cluster(kmock)
+    monkeypatch.setenv(URL_ENV, str(kmock.url))
+    seed_run(kmock, training_run("bad", parameters={"epochs": "ten", "batch-size": "2"}, nodePool="TPU"))
+    dump = RecordedDump()
+    deps = make_deps(cluster=Cluster(), dump=dump)
+    deps.post_event = kopf_event
+    async with operator(deps):
+        await eventually(lambda: status_of(kmock, "bad").get("phase") == "Invalid")
+    status = status_of(kmock, "bad")
+    assert "Epochs must be a number, not 'ten'" in status["message"]
+    assert "node pool 'TPU' is not configured" in status["message"]
+    assert {p["path"] for p in status["problems"]} == {"epochs", "sys-node-pool"}
+    assert not [q for q in kmock["post"] if q.url.path.endswith("/workflows")] and dump.calls == []
+    assert "Invalid" in posted_event_reasons(kmock)
