@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import kopf
 import yaml
 
 from cvatflow.config import NodePool, NodePools, Settings
@@ -173,3 +174,21 @@ def argo_status(phase: str, *, train_phase: str | None = None, progress: str = "
     if finished:
         status["finishedAt"] = "2026-01-02T13:00:00Z"
     return status
+
+
+def call(handler, body: dict[str, Any], deps: Deps, **kwargs: Any) -> dict[str, Any]:
+    """Run a TrainingRun handler as kopf does: a fresh patch, merged into the object afterwards (errors too)."""
+    patch = kopf.Patch()
+    try:
+        handler(body=kopf.Body(body), patch=patch, memo=kopf.Memo(deps=deps), logger=LOG, **kwargs)
+    finally:
+        merge(body, json.loads(json.dumps(dict(patch))))
+    return body.get("status") or {}
+
+
+def mirror(deps: Deps, workflow: dict[str, Any], memo=None, type_: str = "MODIFIED") -> None:
+    """Deliver a Workflow watch event to the operator's mirror handler."""
+    from cvatflow.controller import handlers
+
+    handlers.mirror(event={"type": type_, "object": workflow}, body=kopf.Body(workflow),
+                    memo=memo if memo is not None else kopf.Memo(deps=deps), logger=LOG)

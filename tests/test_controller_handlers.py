@@ -1,29 +1,25 @@
 """The operator's handlers, called as plain functions the way kopf calls them, against an in-memory cluster."""
 from __future__ import annotations
 
-import json
-
 import kopf
 import pytest
 
 from controller_fixtures import (
-    STORE, FakeCluster, RecordedDump, argo_status, ensure_dump_formats, event_lines, make_deps, merge, training_run,
+    STORE,
+    FakeCluster,
+    RecordedDump,
+    argo_status,
+    call,
+    ensure_dump_formats,
+    event_lines,
+    make_deps,
+    mirror,
+    training_run,
 )
 from cvatflow.controller import handlers
 from cvatflow.errors import CvatError
 
 ensure_dump_formats()
-
-
-def call(handler, body, deps, **kwargs):
-    """Run a resource handler like kopf: fresh patch, then the patch merged into the object (even on errors)."""
-    patch = kopf.Patch()
-    try:
-        handler(body=kopf.Body(body), patch=patch, memo=kopf.Memo(deps=deps), logger=handlers.logging.getLogger(),
-                **kwargs)
-    finally:
-        merge(body, json.loads(json.dumps(dict(patch))))
-    return body.get("status") or {}
 
 
 def parameters(workflow):
@@ -59,6 +55,13 @@ def test_create_dumps_the_task_and_submits_one_workflow_owned_by_the_run():
     assert status["outputs"]["model"] == f"{STORE}/outputs/task-7/r1/model/"
     assert status["outputs"]["checkpoints"] == f"{STORE}/outputs/task-7/r1/checkpoints/"
     assert {c["type"]: c["status"] for c in status["conditions"]} == {"Valid": "True", "Submitted": "True"}
+
+
+def test_workflows_run_as_the_configured_service_account():
+    deps = make_deps()
+    deps.settings.extra["workflowServiceAccount"] = "cvatflow-workflow"
+    call(handlers.reconcile, training_run(), deps)
+    assert deps.cluster.workflows["ml", "r1"]["spec"]["serviceAccountName"] == "cvatflow-workflow"
 
 
 def test_create_twice_makes_one_workflow_and_one_dump():
@@ -163,11 +166,6 @@ def test_a_spec_change_after_submission_is_refused_with_a_condition():
     assert parameters(deps.cluster.workflows["ml", "r1"])["epochs"] == "3"
     assert deps.cluster.creates == 1
     assert ("r1", "Warning", "SpecChangeRefused") == events[-1][:3]
-
-
-def mirror(deps, workflow, memo=None, type_="MODIFIED"):
-    handlers.mirror(event={"type": type_, "object": workflow}, body=kopf.Body(workflow),
-                    memo=memo if memo is not None else kopf.Memo(deps=deps), logger=handlers.logging.getLogger())
 
 
 def test_workflow_state_logs_and_outputs_flow_into_the_run_status():

@@ -10,7 +10,14 @@ import requests
 from kmock import Response
 
 from controller_fixtures import (
-    STORE, RecordedDump, argo_status, ensure_dump_formats, event_lines, make_deps, training_run, workflow_template,
+    STORE,
+    RecordedDump,
+    argo_status,
+    ensure_dump_formats,
+    event_lines,
+    make_deps,
+    training_run,
+    workflow_template,
 )
 from cvatflow.controller.cluster import URL_ENV, Cluster
 from cvatflow.controller.deps import kopf_event

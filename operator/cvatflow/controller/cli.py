@@ -1,19 +1,22 @@
 """`cvatflow operator`: run the TrainingRun controller (kopf) against the current cluster."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cvatflow.errors import CvatflowError
 
 
 def operator(
-    namespace: list[str] = typer.Option(None, "--namespace", "-n",
-                                        help="Watch this namespace (repeat for several); default: all."),
-    all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Watch every namespace."),
-    standalone: bool = typer.Option(False, "--standalone",
-                                    help="No peering: run exactly one replica (the chart's default)."),
-    liveness: str = typer.Option("", "--liveness", help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every handler call."),
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", help="Watch this namespace (repeat for several); default: all.")] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Watch every namespace.")] = False,
+    standalone: Annotated[bool, typer.Option(
+        "--standalone", help="No peering: run exactly one replica (the chart's default).")] = False,
+    liveness: Annotated[str, typer.Option(
+        "--liveness", help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz.")] = "",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every handler call.")] = False,
 ) -> None:
     """Run the operator: TrainingRuns become Argo Workflows whose state flows back into their status."""
     if namespace and all_namespaces:

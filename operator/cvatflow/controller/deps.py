@@ -1,8 +1,9 @@
 """What the handlers need from outside (cluster, settings, CVAT dump, object store), bundled to be replaceable."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from cvatflow.config import Settings, load_settings
 
@@ -59,7 +60,7 @@ class Deps:
             self.checkpoint_exists = store_checker(self.settings)
 
     @classmethod
-    def from_environment(cls) -> "Deps":
+    def from_environment(cls) -> Deps:
         """Settings from $CVATFLOW_CONFIG (the chart mounts its ConfigMap there) and the real cluster."""
         from cvatflow.controller.cluster import Cluster
 

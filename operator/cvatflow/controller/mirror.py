@@ -1,7 +1,8 @@
 """A Workflow's state as TrainingRun status: phase, steps, times, latest metrics from its events, outputs."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cvatflow import events as ev
 from cvatflow.controller import resource as r

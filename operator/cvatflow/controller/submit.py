@@ -95,6 +95,9 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     output_uri = _output_uri(filled, deps, name)
     workflow = workflow_object(filled, r.workflow_name(name), namespace, owner=r.owner_reference(body),
                                output_prefix=output_uri)
+    account = deps.settings.extra.get("workflowServiceAccount")
+    if account:  # the chart's service account, allowed what Argo's executor needs
+        workflow["spec"]["serviceAccountName"] = str(account)
     existing = deps.cluster.create_workflow(workflow)
     owner = _owner_uid(existing)
     if owner not in (None, metadata.get("uid")):
