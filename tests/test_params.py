@@ -38,8 +38,9 @@ def test_cvat_task_fills_reserved_parameters_and_labels():
                                       *(load_file(p) for p in onepanel_manifests())],
                          ids=lambda t: t.name)
 def test_autofill_works_on_every_builtin_and_reference_template(template):
-    filled = autofill(template, task=CvatTask(id=7, labels=["a", "b"]), annotation_path="annotations/7/x/",
-                      node_pools=POOLS)
+    # Onepanel, too, accepted only `default` or a configured pool (the seed's Standard_NC6 is neither here).
+    filled = autofill(template, {"sys-node-pool": "default"}, task=CvatTask(id=7, labels=["a", "b"]),
+                      annotation_path="annotations/7/x/", node_pools=POOLS)
     for p in template.parameters:
         if p.role == "cvat-annotation-path":
             assert filled.values[p.name] == "annotations/7/x/"

@@ -42,7 +42,7 @@ class FakeArgoServer:
                     return self._send(200, fake.templates[name]) if name in fake.templates else \
                         self._send(404, {"code": 5, "message": "not found"})
                 if path == "/api/v1/workflow-templates/ml":
-                    return self._send(200, {"items": list(fake.templates.values())})
+                    return self._send(200, {"metadata": {}, "items": list(fake.templates.values())})
                 if path.endswith("/log"):
                     lines = [{"result": {"content": '{"message":"metrics","event_type":"EventType.METRICS",'
                                                     '"type":"val","epoch":1,"metrics":{"mAP":0.5}}',
@@ -53,7 +53,7 @@ class FakeArgoServer:
                     self.end_headers()
                     return self.wfile.write(data)
                 if path == "/api/v1/workflows/ml":
-                    return self._send(200, {"items": list(fake.workflows.values())})
+                    return self._send(200, {"metadata": {}, "items": list(fake.workflows.values())})
                 if path.startswith("/api/v1/workflows/ml/"):
                     name = parts[-1]
                     return self._send(200, fake.workflows[name]) if name in fake.workflows else \

@@ -172,7 +172,8 @@ class KubernetesBackend:
         body = workflow_object(filled, name or run_name(filled.template.name), self.namespace,
                                output_prefix=output_prefix)
         created = self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "workflows", body)
-        return KubernetesRun(self, created)
+        # Some API servers (and kmock) answer 200 instead of 201, which the client maps to no body.
+        return KubernetesRun(self, created or body)
 
     def get_workflow(self, name: str) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
@@ -188,9 +189,12 @@ class KubernetesBackend:
         return KubernetesRun(self, self.get_workflow(name))
 
     def runs(self, labels: dict[str, str] | None = None) -> list[KubernetesRun]:
-        selector = ",".join(f"{k}={v}" for k, v in {"app.kubernetes.io/managed-by": "cvatflow",
-                                                    **(labels or {})}.items())
+        wanted = {"app.kubernetes.io/managed-by": "cvatflow", **(labels or {})}
+        selector = ",".join(f"{k}={v}" for k, v in wanted.items())
         items = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "workflows", label_selector=selector).get("items", [])
+        # Filter here too: the selector is an optimisation some test servers ignore.
+        items = [w for w in items if all(((w.get("metadata") or {}).get("labels") or {}).get(k) == v
+                                         for k, v in wanted.items())]
         items.sort(key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
         return [KubernetesRun(self, item) for item in items]
