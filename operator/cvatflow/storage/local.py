@@ -1,0 +1,70 @@
+"""file:// stores: a folder on this machine (the embedded default), written atomically."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote, urlparse
+
+from cvatflow.errors import StorageError
+from cvatflow.storage.base import ObjectInfo, Store, free_name
+
+
+class LocalStore(Store):
+    """Objects are files under a root folder; a key is the file's path relative to the root."""
+
+    transient = (BlockingIOError, InterruptedError)
+
+    def __init__(self, uri: str, workers: int = 8) -> None:
+        super().__init__(uri, workers)
+        parsed = urlparse(uri)
+        if parsed.netloc not in ("", "localhost"):
+            raise StorageError(f"{uri}: file URIs name a local folder, like file:///data/store")
+        self.root = Path(unquote(parsed.path)).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key.lstrip("/")).resolve()
+        if path != self.root and not path.is_relative_to(self.root):
+            raise StorageError(f"key {key!r} escapes the store {self.uri}; use a path inside it")
+        return path
+
+    def _put(self, local: Path, key: str, callback: Callable[[int], None] | None = None) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = free_name(target)
+        try:
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, target)  # readers see the old object or the whole new one, never half
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _get(self, key: str, local: Path) -> None:
+        shutil.copyfile(self._path(key), local)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        return ObjectInfo(key.strip("/"), path.stat().st_size)
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        base = self._path(prefix.rsplit("/", 1)[0] if "/" in prefix else "")
+        if not base.is_dir():
+            return []
+        out = []
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.endswith(".part"):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    out.append(ObjectInfo(key, path.stat().st_size))
+        return sorted(out, key=lambda o: o.key)
+
+    def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+    def checksum_of(self, local: Path) -> str:
+        # Writes are atomic, so an object of the right size is the whole file; no need to hash it.
+        return ""
