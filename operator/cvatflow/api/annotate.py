@@ -60,10 +60,11 @@ def _annotate(services: Services, job: Job, model_uri: str, cvat_task: int, thre
         output = work / "predictions"
         _predict(services, job, _adapter(model_dir, template), model_dir, data_dir, output, threshold)
         predictions = output / PREDICTIONS
-        count = len(json.loads(predictions.read_text()).get("annotations") or [])
-        jobs.update(job, stage="uploading", done=0, total=0)
+        coco = json.loads(predictions.read_text())
+        count, images = len(coco.get("annotations") or []), len(coco.get("images") or [])
+        jobs.update(job, stage="uploading")  # done/total keep the prediction's count of images
         cvat.upload_annotations(cvat_task, predictions, format_name=COCO_FORMAT)
-    return {"cvatTask": cvat_task, "annotations": count, "threshold": threshold}
+    return {"cvatTask": cvat_task, "images": images, "annotations": count, "threshold": threshold}
 
 
 def _download(services: Services, model_uri: str, target: Path, progress) -> Path:

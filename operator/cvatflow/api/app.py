@@ -1,9 +1,10 @@
 """`create_app(settings)`: the FastAPI application with every router; the web UI mounts itself on it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import FastAPI
 

@@ -36,7 +36,7 @@ class Authenticator:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings, api: Any = None) -> "Authenticator":
+    def from_settings(cls, settings: Settings, api: Any = None) -> Authenticator:
         auth = settings.extra.get("auth") or {}
         review = os.environ.get("CVATFLOW_TOKEN_REVIEW", "").lower() in ("1", "true", "yes") \
             or bool(auth.get("tokenReview"))
@@ -75,6 +75,8 @@ class Authenticator:
 
     def _review(self, token: str) -> bool:
         from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         if self.api is None:
             from cvatflow.runs.kubernetes import _api_client
@@ -83,7 +85,7 @@ class Authenticator:
         review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token, audiences=self.audiences or None))
         try:
             result = client.AuthenticationV1Api(self.api).create_token_review(review)
-        except Exception as exc:  # the API server is down or refuses us: deny, and say why in the log
+        except (ApiException, HTTPError, OSError) as exc:  # the API server is down or refuses us: deny
             log.warning("TokenReview failed (%s); the request is refused", exc.__class__.__name__)
             return False
         return bool(result.status and result.status.authenticated)

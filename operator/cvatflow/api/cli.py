@@ -5,7 +5,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
@@ -33,11 +33,11 @@ def ensure_token(settings: Settings, echo=typer.echo) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
-        host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
-        port: int = typer.Option(8080, min=1, max=65535, help="Port to listen on."),
-        config: Optional[Path] = typer.Option(None, "--config", help="Settings file (default: $CVATFLOW_CONFIG "
-                                                                     "or <home>/config.yaml)."),
-        log_level: str = typer.Option("info", help="uvicorn log level."),
+        host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+        config: Annotated[Path | None, typer.Option("--config", help="Settings file (default: "
+                                                    "$CVATFLOW_CONFIG or <home>/config.yaml).")] = None,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
         """Serve the HTTP API: templates, executions, CVAT webhooks, Onepanel-compatible endpoints."""
         import uvicorn

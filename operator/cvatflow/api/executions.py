@@ -51,10 +51,10 @@ def list_executions(
     template: Annotated[str | None, Query(max_length=253)] = None,
     phase: Annotated[str | None, Query(max_length=32)] = None,
     cvatTask: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    label: Annotated[list[str], Query(description="key=value")] = [],
+    label: Annotated[list[str] | None, Query(description="key=value")] = None,
     withMetrics: Annotated[bool, Query(description="Read each run's events for bestMap (slower).")] = False,
 ) -> ExecutionList:
-    labels = parse_labels(label)
+    labels = parse_labels(label or [])
     if cvatTask is not None:
         labels["cvatflow.io/cvat-task-id"] = str(cvatTask)
     items: list[ExecutionSummary] = []

@@ -30,7 +30,7 @@ class Problem(BaseModel):
     fix: str = ""
 
     @classmethod
-    def of(cls, problem: ProblemRecord) -> "Problem":
+    def of(cls, problem: ProblemRecord) -> Problem:
         return cls(path=problem.path, message=problem.message, fix=problem.fix)
 
 

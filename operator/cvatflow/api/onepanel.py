@@ -136,9 +136,8 @@ def get_base_model(services: ServicesDep,
     """Output prefixes of earlier successful runs of the template: what `cvat-finetune-checkpoint` takes."""
     root = services.settings.store.rstrip("/") + "/"
     keys = []
-    for run in services.client.runs({"workflows.argoproj.io/workflow-template": body.uid} if body and body.uid
-                                    else None):
-        if run.status().phase != "Succeeded":
+    for run in services.client.runs():
+        if (body and body.uid and run.template != body.uid) or run.status().phase != "Succeeded":
             continue
         prefix = run.outputs().get("output", "")
         if prefix.startswith(root):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Request
 
@@ -28,7 +29,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, client: Any = None, cvat: Callable[[], Any] | None = None,
-              auth: Authenticator | None = None) -> "Services":
+              auth: Authenticator | None = None) -> Services:
         if client is None:
             from cvatflow.runs import Client
 

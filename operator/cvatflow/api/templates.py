@@ -40,9 +40,9 @@ def summary(template: Template) -> TemplateSummary:
 
 @router.get("", response_model=TemplateList, summary="List templates")
 def list_templates(services: Annotated[Services, Depends(get_services)],
-                   label: Annotated[list[str], Query(description="key=value; e.g. used-by=cvat")] = []
+                   label: Annotated[list[str] | None, Query(description="key=value; e.g. used-by=cvat")] = None
                    ) -> TemplateList:
-    templates = services.client.templates(parse_labels(label) or None)
+    templates = services.client.templates(parse_labels(label or []) or None)
     items = [summary(t) for t in sorted(templates, key=lambda t: t.name)]
     return TemplateList(count=len(items), items=items)
 

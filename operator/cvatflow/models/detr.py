@@ -147,4 +147,4 @@ class DetrAdapter(Adapter):
                 return boxes[0], scores[0], labels[0]
 
         example = torch.rand(1, 3, image_size, image_size)
-        return Exported(model), example, ["boxes", "scores", "labels"]
+        return Exported(model).eval(), example, ["boxes", "scores", "labels"]

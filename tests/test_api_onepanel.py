@@ -1,0 +1,141 @@
+"""/onepanelio/: what the Onepanel CVAT fork's dialog calls, answered in the shapes its UI reads."""
+from __future__ import annotations
+
+import pytest
+
+import api_fixtures
+from api_fixtures import TINY, TOKEN, client, install_tiny_template, served, settings_for, wait_for
+from cvatflow.api import create_app
+from cvatflow.config import NodePool, NodePools
+from cvatflow.params import CHECKPOINT_MISSING
+
+TAGS = {"cvat_coco", "cvat_voc", "cvat_yolo", "cvat_tfrecord", "cvat_mot", "cvat_label_me", "cvat", "datumaro_project"}
+
+fake_cvat = api_fixtures.fake_cvat  # the fixture, under its name here
+
+
+@pytest.fixture
+def fork(tmp_path, fake_cvat):
+    home = tmp_path / "home"
+    install_tiny_template(home)
+    settings = settings_for(home, cvat_url=fake_cvat.url)
+    settings.node_pools = NodePools(label="node.kubernetes.io/instance-type",
+                                    pools=[NodePool("GPU: 1x T4", "g4dn.xlarge"), NodePool("CPU: 4", "m5.xlarge")])
+    settings.extra["workspaceUid"] = "cvat-workspace-1"
+    with served(create_app(settings)) as url:
+        yield url
+
+
+def test_the_template_list_has_uid_name_and_version_of_templates_used_by_cvat(fork):
+    with client(fork) as http:
+        body = http.get("/onepanelio/workflow_templates").json()
+    assert body["count"] == len(body["workflow_templates"])
+    by_uid = {t["uid"]: t for t in body["workflow_templates"]}
+    assert {"maskrcnn-training", "detr-training", TINY} <= set(by_uid)
+    tiny = by_uid[TINY]
+    assert tiny["name"] == "Tiny training" and tiny["version"] == "1" and tiny["is_latest"] is True
+    assert {"key": "used-by", "value": "cvat"} in tiny["labels"]
+
+
+def test_version_0_is_the_latest_with_every_parameter_as_the_fork_renders_them(fork):
+    with client(fork) as http:
+        template = http.get("/onepanelio/workflow_templates/maskrcnn-training/versions/0").json()
+        versions = http.get("/onepanelio/workflow_templates/maskrcnn-training/versions").json()
+        missing = http.get("/onepanelio/workflow_templates/maskrcnn-training/versions/7")
+    assert versions["count"] == 1 and versions["workflow_templates"][0]["version"] == template["version"]
+    assert missing.status_code == 404 and "version 0" in missing.json()["message"]
+    assert "templates:" in template["manifest"]
+    params = {p["name"]: p for p in template["parameters"]}
+    for p in template["parameters"]:  # the fields the fork's WorkflowParameter interface reads
+        assert {"name", "value", "type", "display_name", "hint", "options", "required", "visibility"} <= set(p)
+    pool = params["sys-node-pool"]
+    assert pool["value"] == "g4dn.xlarge"  # `default` is the first pool, as Onepanel answered
+    assert [o["value"] for o in pool["options"]] == ["g4dn.xlarge", "m5.xlarge"]
+    assert params["cvat-annotation-path"]["visibility"] != "public"  # hidden parameters are sent, not shown
+    assert all("<script" not in (p["hint"] or "") for p in template["parameters"])
+
+
+def test_node_pools_and_dump_formats(fork):
+    with client(fork) as http:
+        pools = http.post("/onepanelio/get_node_pool").json()
+        formats = http.post("/onepanelio/get_available_dump_formats").json()
+    assert pools == {"node_pool": {"label": "node.kubernetes.io/instance-type", "options": [
+        {"name": "GPU: 1x T4", "value": "g4dn.xlarge"}, {"name": "CPU: 4", "value": "m5.xlarge"}]}}
+    assert {f["tag"] for f in formats["dump_formats"]} == TAGS
+    assert {"name": "COCO 1.0", "tag": "cvat_coco"} in formats["dump_formats"]
+
+
+def test_object_counts_are_lists_the_fork_takes_the_length_of(fork, fake_cvat):
+    with client(fork) as http:
+        counts = http.post(f"/onepanelio/get_object_counts/{fake_cvat.task_id}").json()
+    assert set(counts) == {"shapes", "tracks"}
+    assert len(counts["shapes"]) == len(fake_cvat.shapes(fake_cvat.task_id))
+    assert counts["tracks"] == []
+
+
+def test_the_annotation_path_preview_has_onepanel_s_layout(fork):
+    with client(fork) as http:
+        name = http.post("/onepanelio/get_annotation_path/42").json()["name"]
+    prefix, task, stamp, end = name.split("/")
+    assert (prefix, task, end) == ("annotations", "42", "") and len(stamp) == 14 and stamp.isdigit()
+
+
+def test_execute_workflow_answers_a_url_and_labels_the_run_as_onepanel_did(fork, fake_cvat):
+    # The fork posts every parameter at its value (hidden ones too) plus the annotation path it was shown.
+    with client(fork) as http:
+        template = http.get(f"/onepanelio/workflow_templates/{TINY}/versions/0").json()
+        parameters = {p["name"]: p["value"] for p in template["parameters"]}
+        parameters.update({"epochs": "2", "cvat-annotation-path": "annotations/5/11222026000000/"})
+        answer = http.post(f"/onepanelio/execute_workflow/{fake_cvat.task_id}",
+                           json={"workflow_template": TINY, "parameters": parameters})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["url"].endswith(f"/api/v1/executions/{body['uid']}")
+        execution = wait_for(lambda: (e := http.get(body["url"]).json())["phase"]
+                             in ("Succeeded", "Failed", "Error") and e, timeout=120)
+    assert execution["phase"] == "Succeeded", execution
+    assert execution["labels"]["cvat-job-id"] == str(fake_cvat.task_id)  # Onepanel's name for the task id
+    assert execution["labels"]["workspace-uid"] == "cvat-workspace-1"
+    assert execution["parameters"]["epochs"] == "2"
+    # The path the fork suggested is replaced by where the dump really went.
+    assert execution["parameters"]["cvat-annotation-path"] != "annotations/5/11222026000000/"
+
+
+def test_a_missing_checkpoint_is_404_with_onepanel_s_message(fork, fake_cvat):
+    with client(fork) as http:
+        answer = http.post(f"/onepanelio/execute_workflow/{fake_cvat.task_id}", json={
+            "workflow_template": TINY, "parameters": {"cvat-finetune-checkpoint": "artifacts/ns/none/"}})
+    assert answer.status_code == 404
+    assert answer.json()["message"] == CHECKPOINT_MISSING
+
+
+def test_bad_parameters_are_one_422_with_a_message_the_fork_can_show(fork, fake_cvat):
+    with client(fork) as http:
+        answer = http.post(f"/onepanelio/execute_workflow/{fake_cvat.task_id}", json={
+            "workflow_template": TINY, "parameters": {"epochs": "lots", "dump-format": "cvat_png"}})
+    assert answer.status_code == 422
+    assert answer.json()["message"]
+    assert {p["path"] for p in answer.json()["problems"]} == {"epochs", "dump-format"}
+
+
+def test_base_models_are_the_outputs_of_earlier_successful_runs(fork, tmp_path):
+    from cvatflow.local.executor import LocalExecutor, write_json
+    from cvatflow.templates import get_template, render
+
+    home = tmp_path / "home"
+    with client(fork) as http:
+        assert http.post("/onepanelio/get_base_model", json={"uid": "maskrcnn-training"}).json() == {"keys": []}
+        executor = LocalExecutor(home / "runs", (home / "store").as_uri())
+        run_dir = executor.create(render(get_template("maskrcnn-training")), {}, "maskrcnn-training-abcde",
+                                  {"app.kubernetes.io/managed-by": "cvatflow"},
+                                  (home / "store").as_uri() + "/outputs/task-5/maskrcnn-training-abcde/")
+        write_json(run_dir / "status.json", {"phase": "Succeeded", "nodes": {}})
+        keys = http.post("/onepanelio/get_base_model", json={"uid": "maskrcnn-training"}).json()["keys"]
+    assert keys == ["outputs/task-5/maskrcnn-training-abcde/"]
+
+
+def test_the_fork_s_cookie_is_enough(fork):
+    import httpx
+
+    assert httpx.post(fork + "/onepanelio/get_node_pool", cookies={"auth-token": TOKEN}).status_code == 200
+    assert httpx.post(fork + "/onepanelio/get_node_pool").status_code == 401

@@ -1,0 +1,140 @@
+"""CVAT webhooks over HTTP: only signed deliveries act, a matching rule starts one training, duplicates none."""
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+
+import api_fixtures
+from api_fixtures import TINY, client, install_tiny_template, served, settings_for, signed, wait_for
+from cvatflow.api import create_app
+
+URL = "/api/v1/webhooks/cvat"
+RULES = [{"event": "update:task", "when": {"status": "completed"}, "template": TINY, "parameters": {"epochs": 2},
+          "labels": {"team": "vision"}}]
+
+fake_cvat = api_fixtures.fake_cvat  # the fixture, under its name here
+
+
+def completed(task_id: int, project_id: int | None = None, stamp: str = "2026-11-22T10:00:00Z") -> dict:
+    """The delivery CVAT makes when a task's status changes to completed."""
+    return {"event": "update:task", "webhook_id": 3, "sender": {"id": 1, "username": "admin"},
+            "task": {"id": task_id, "name": "shapes", "project_id": project_id, "status": "completed",
+                     "updated_date": stamp},
+            "before_update": {"status": "annotation"}}
+
+
+@pytest.fixture
+def hooked(tmp_path, fake_cvat):
+    """The API with the tiny template, one webhook rule, and the fake CVAT holding a task."""
+    home = tmp_path / "home"
+    install_tiny_template(home)
+    settings = settings_for(home, cvat_url=fake_cvat.url, webhook_rules=RULES)
+    from cvatflow.api.rules import parse_rules
+
+    parse_rules(RULES)  # the rules are valid as written in the config
+    with served(create_app(settings)) as url:
+        yield url
+
+
+def started(url: str) -> list[dict]:
+    with client(url) as http:
+        return http.get("/api/v1/jobs", params={"kind": "execution"}).json()["items"]
+
+
+def test_a_bad_signature_is_401_and_nothing_starts(hooked, fake_cvat):
+    body, headers = signed(completed(fake_cvat.task_id), secret="not-the-secret")
+    answer = httpx.post(hooked + URL, content=body, headers=headers)
+    assert answer.status_code == 401
+    assert "X-Signature-256" in answer.json()["message"]
+    assert started(hooked) == []
+
+
+def test_a_missing_signature_is_401_and_nothing_starts(hooked, fake_cvat):
+    body, headers = signed(completed(fake_cvat.task_id))
+    del headers["X-Signature-256"]
+    answer = httpx.post(hooked + URL, content=body, headers=headers)
+    assert answer.status_code == 401
+    assert started(hooked) == []
+
+
+def test_a_signature_of_another_body_is_refused(hooked, fake_cvat):
+    _, headers = signed(completed(fake_cvat.task_id))
+    tampered = json.dumps(completed(fake_cvat.task_id + 1)).encode()
+    assert httpx.post(hooked + URL, content=tampered, headers=headers).status_code == 401
+    assert started(hooked) == []
+
+
+def test_a_bearer_token_does_not_replace_the_signature(hooked, fake_cvat):
+    body, headers = signed(completed(fake_cvat.task_id))
+    del headers["X-Signature-256"]
+    with client(hooked) as http:
+        assert http.post(URL, content=body, headers=headers).status_code == 401
+
+
+def test_a_signed_ping_is_acknowledged_and_starts_nothing(hooked):
+    body, headers = signed({"event": "ping", "webhook": {"id": 3}, "sender": {"id": 1}})
+    answer = httpx.post(hooked + URL, content=body, headers=headers)
+    assert answer.status_code == 200
+    assert answer.json() == {"event": "ping", "duplicate": False, "executions": []}
+
+
+def test_a_signed_completion_starts_the_rule_s_training_on_the_task(hooked, fake_cvat):
+    body, headers = signed(completed(fake_cvat.task_id))
+    answer = httpx.post(hooked + URL, content=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    [execution] = answer.json()["executions"]
+    with client(hooked) as http:
+        done = wait_for(lambda: (e := http.get(f"/api/v1/executions/{execution}").json())["phase"]
+                        in ("Succeeded", "Failed", "Error") and e, timeout=120)
+    assert done["phase"] == "Succeeded", done
+    assert done["cvatTask"] == fake_cvat.task_id
+    assert done["parameters"]["epochs"] == "2"
+    assert done["labels"]["team"] == "vision" and done["labels"]["cvatflow.io/trigger"] == "webhook"
+
+
+def test_a_replayed_delivery_starts_nothing_more(hooked, fake_cvat):
+    body, headers = signed(completed(fake_cvat.task_id))
+    first = httpx.post(hooked + URL, content=body, headers=headers)
+    again = httpx.post(hooked + URL, content=body, headers=headers)
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert again.json()["executions"] == first.json()["executions"]
+    assert len(started(hooked)) == 1
+
+
+def test_simultaneous_duplicate_deliveries_start_one_execution(hooked, fake_cvat):
+    body, headers = signed(completed(fake_cvat.task_id, stamp="2026-11-22T11:00:00Z"))
+    answers = []
+
+    def deliver():
+        answers.append(httpx.post(hooked + URL, content=body, headers=headers, timeout=30))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 202]
+    assert len({tuple(a.json()["executions"]) for a in answers}) == 1
+    assert len(started(hooked)) == 1
+
+
+def test_the_same_request_id_is_one_delivery_even_if_the_body_differs(hooked, fake_cvat):
+    body1, headers = signed(completed(fake_cvat.task_id, stamp="2026-11-22T12:00:00Z"))
+    body2, headers2 = signed(completed(fake_cvat.task_id, stamp="2026-11-22T12:00:01Z"))
+    httpx.post(hooked + URL, content=body1, headers={**headers, "X-Request-Id": "delivery-1"})
+    again = httpx.post(hooked + URL, content=body2, headers={**headers2, "X-Request-Id": "delivery-1"})
+    assert again.json()["duplicate"] is True
+    assert len(started(hooked)) == 1
+
+
+def test_with_no_secret_configured_every_delivery_is_refused(tmp_path):
+    settings = settings_for(tmp_path / "home", webhook_secret="", webhook_rules=RULES)
+    with served(create_app(settings)) as url:
+        body, headers = signed(completed(1))
+        answer = httpx.post(url + URL, content=body, headers=headers)
+    assert answer.status_code == 401
+    assert "CVATFLOW_WEBHOOK_SECRET" in answer.json()["message"]
