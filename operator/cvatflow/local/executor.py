@@ -167,8 +167,9 @@ class LocalExecutor:
                 except CvatflowError as exc:
                     node.update(phase="Error", message=str(exc))
                 node["finishedAt"] = now()
-            done = sum(1 for t in ordered if status["nodes"].get(t["name"], {}).get("phase") == "Succeeded")
-            status["progress"] = f"{done}/{len(ordered)}"
+            phases = [status["nodes"].get(t["name"], {}).get("phase") for t in ordered]
+            # Like Argo, progress counts the steps that run: a skipped task is neither done nor to do.
+            status["progress"] = f"{phases.count('Succeeded')}/{len(phases) - phases.count('Skipped')}"
             write_json(run_dir / "status.json", status)
 
     def _run_task(self, run_dir: Path, workflow: dict[str, Any], templates: dict[str, Any], task: dict[str, Any],

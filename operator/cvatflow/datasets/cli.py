@@ -1,0 +1,129 @@
+"""`cvatflow dataset`: make a synthetic export, inspect, prepare and upload exports, dump a CVAT task."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Datasets: synth, inspect, prepare, upload, dump.", no_args_is_help=True)
+console = Console()
+
+
+def _progress(description: str):
+    """A rich progress bar on a terminal, nothing elsewhere; returns (context, callback)."""
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    if not console.is_terminal:
+        return nullcontext(), None
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   console=console, transient=True)
+    task = bar.add_task(description, total=None)
+    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@app.command()
+def synth(out: Path = typer.Option(..., "--out", help="Zip file to write (a CVAT COCO 1.0 export)."),
+          images: int = typer.Option(60, "--images", help="Number of images."),
+          seed: int = typer.Option(0, "--seed", help="Same seed, same bytes."),
+          size: int = typer.Option(256, "--size", help="Image side in pixels.")) -> None:
+    """Write a synthetic CVAT export: circles, squares and triangles with boxes and masks."""
+    from cvatflow.datasets.synth import make_export
+
+    path = make_export(out, images=images, seed=seed, size=size)
+    console.print(f"wrote {path} ({images} images, seed {seed})")
+
+
+@app.command()
+def inspect(export: Path = typer.Argument(..., help="A CVAT export (zip or folder) or a prepared dataset."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Detect an export's format and report its images, annotations, classes and problems."""
+    import tempfile
+
+    from cvatflow.datasets.ingest import ingest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        info = ingest(export, Path(tmp) / "dataset")
+    report = info.report
+    if as_json:
+        typer.echo(json.dumps({"format": info.format, "images": report.images if report else None,
+                               "annotations": report.annotations if report else None,
+                               "categories": report.per_category if report else {},
+                               "problems": [str(p) for p in (report.problems if report else [])]}, indent=2))
+        return
+    console.print(f"{export}: {info.format}")
+    if report:
+        console.print(f"{report.images} images, {report.annotations} annotations, {len(info.categories)} classes")
+        table = Table("class", "annotations")
+        for name in info.categories:
+            table.add_row(name, str(report.per_category.get(name, 0)))
+        console.print(table)
+        for problem in report.problems:
+            console.print(f"[yellow]problem:[/yellow] {problem}", highlight=False)
+    if report and report.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def prepare(export: Path = typer.Argument(..., help="A CVAT export (zip or folder) or a normalised dataset."),
+            out: Path = typer.Option(..., "--out", help="Folder to write the training dataset into."),
+            val_split: float = typer.Option(10.0, "--val-split", help="Validation percentage (random, seeded)."),
+            split_by: Optional[str] = typer.Option(None, "--split-by", help="tags or subsets instead of random."),
+            seed: int = typer.Option(0, "--seed"),
+            fix: bool = typer.Option(False, "--fix", help="Clip boxes to their image, drop empty or broken ones."),
+            image_prefix: Optional[str] = typer.Option(None, "--image-prefix",
+                                                       help="Rewrite file_name to PREFIX/<file> (a pod's mount).")
+            ) -> None:
+    """Normalise, validate and split an export into a training dataset."""
+    from cvatflow.datasets.prepare import prepare as run_prepare
+
+    info = run_prepare(export, out, val_split=val_split, split_by=split_by, seed=seed, fix=fix,
+                       image_prefix=image_prefix)
+    split = json.loads((out / "train_val_split.json").read_text())
+    console.print(f"{out}: {info.report.images} images ({len(split['train'])} train, {len(split['val'])} val), "
+                  f"{info.report.annotations} annotations, {len(info.categories)} classes"
+                  + (f", {info.report.fixed} records fixed" if info.report.fixed else ""))
+
+
+@app.command()
+def upload(export: Path = typer.Argument(..., help="A CVAT export (zip or folder)."),
+           to: str = typer.Option(None, "--to", help="Store URI (default: the configured store)."),
+           task: str = typer.Option("local", "--task", help="Task id used in the annotation path.")) -> None:
+    """Upload an export as a normalised dataset; prints the cvat-annotation-path."""
+    from cvatflow.config import load_settings
+    from cvatflow.datasets.upload import upload_export
+
+    settings = load_settings()
+    bar, callback = _progress("uploading")
+    with bar:
+        prefix = upload_export(export, to or settings.store, task_id=task, repository=settings.artifact_repository,
+                               progress=callback)
+    console.print(f"uploaded to {(to or settings.store).rstrip('/')}/{prefix}")
+    typer.echo(prefix)
+
+
+@app.command()
+def dump(cvat_url: str = typer.Option(None, "--cvat-url", envvar="CVAT_URL", help="CVAT server URL."),
+         cvat_task: int = typer.Option(..., "--cvat-task", help="Task id."),
+         format_tag: str = typer.Option("cvat_coco", "--format", help="dump-format tag, e.g. cvat_coco."),
+         to: str = typer.Option(None, "--to", help="Store URI (default: the configured store).")) -> None:
+    """Export a CVAT task with images (token from CVAT_ACCESS_TOKEN) and upload it; prints the annotation path."""
+    from cvatflow.config import load_settings
+    from cvatflow.cvat import dump_task
+    from cvatflow.errors import CvatError
+
+    settings = load_settings()
+    if not cvat_url:
+        raise CvatError("no CVAT server: pass --cvat-url or set CVAT_URL")
+    bar, callback = _progress("dumping")
+    with bar:
+        prefix, labels = dump_task(cvat_url, cvat_task, format_tag, to or settings.store,
+                                   token=settings.cvat_token or None, repository=settings.artifact_repository,
+                                   progress=callback)
+    console.print(f"task {cvat_task}: {len(labels)} labels, uploaded to {(to or settings.store).rstrip('/')}/{prefix}")
+    typer.echo(prefix)

@@ -1,0 +1,96 @@
+"""Prepare a dataset for training: normalise, validate, split train/val, and point file names at the mount."""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+from cvatflow.datasets.coco import COCO_FILE, read_json, validate
+from cvatflow.datasets.ingest import DatasetInfo, ingest
+from cvatflow.errors import DatasetError, ProblemsError
+
+SPLIT_FILE = "train_val_split.json"
+SPLIT_METHODS = ("random", "tags", "subsets")
+VAL_NAMES = {"val", "validation", "valid", "test"}
+
+
+def split(images: list[dict], method: str = "random", val_percent: float = 10.0, seed: int = 0) -> dict:
+    """Image ids for train and val: seeded random percentage, CVAT tags (`val`), or CVAT subsets (Validation)."""
+    if method not in SPLIT_METHODS:
+        raise DatasetError(f"split {method!r} is unknown; use one of: {', '.join(SPLIT_METHODS)}")
+    ids = [image["id"] for image in images]
+    if method == "random":
+        if not 0 <= val_percent < 100:
+            raise DatasetError(f"val split {val_percent}: give a percentage from 0 to 99")
+        shuffled = ids[:]
+        random.Random(seed).shuffle(shuffled)
+        count = round(len(ids) * val_percent / 100)
+        if val_percent > 0 and len(ids) > 1:
+            count = max(1, count)
+        val = set(shuffled[:count])
+    elif method == "subsets":
+        val = {i["id"] for i in images if str(i.get("subset", "")).lower() in VAL_NAMES}
+    else:
+        val = {i["id"] for i in images if VAL_NAMES & {str(t).lower() for t in i.get("tags") or []}}
+    if method != "random" and not val:
+        raise DatasetError(f"split by {method}: no image is marked for validation; tag or put some images in a "
+                           f"Validation subset in CVAT, or use --val-split PCT")
+    return {"train": [i for i in ids if i not in val], "val": [i for i in ids if i in val], "method": method,
+            "seed": seed, "val_percent": val_percent if method == "random" else round(100 * len(val) / len(ids), 2)}
+
+
+def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, split_by: str | None = None,
+            seed: int = 0, fix: bool = False, image_prefix: str | None = None) -> DatasetInfo:
+    """Write a training-ready dataset into `out_dir` (COCO file, images/, train_val_split.json).
+
+    `source` is a CVAT export (zip or folder, any supported format) or an already normalised tree.
+    Problems that block training raise one ProblemsError listing them all; `fix` clips boxes and
+    drops empty ones and records it cannot use.
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
+    try:
+        staged = work / "dataset"
+        if source.is_dir() and (source / COCO_FILE).is_file() and (source / "images").is_dir():
+            shutil.copytree(source, staged, copy_function=_link_or_copy)
+            data = read_json(staged / COCO_FILE)
+            report = validate(data, staged / "images", fix=fix)
+            info = DatasetInfo(out_dir, "COCO 1.0", report, [c["name"] for c in data.get("categories", [])])
+        else:
+            info = ingest(source, staged, fix=fix)
+            if not info.coco:
+                raise DatasetError(f"{source}: {info.format} cannot be prepared for the COCO training images; "
+                                   f"use dump-format cvat_coco (or another annotation format)")
+            data = read_json(staged / COCO_FILE)
+        errors = [p for p in info.report.problems if p.severity == "error"]
+        if errors:
+            raise ProblemsError(str(source), errors)
+        if not data["images"] or not data["annotations"]:
+            raise DatasetError(f"{source}: the dataset has no {'images' if not data['images'] else 'annotations'}; "
+                               f"annotate the task in CVAT first")
+        division = split(data["images"], split_by or "random", val_split, seed)
+        if image_prefix:
+            # What Onepanel's DETR prepare_data.py did: absolute paths under the pod's mount.
+            for image in data["images"]:
+                image["file_name"] = f"{image_prefix.rstrip('/')}/{image['file_name']}"
+        (staged / COCO_FILE).write_text(json.dumps(data))
+        (staged / SPLIT_FILE).write_text(json.dumps(division, indent=1))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staged.replace(out_dir)
+        info.path = out_dir
+        return info
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    import os
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,169 @@
+"""A seeded synthetic dataset: circles, squares and triangles on textured backgrounds, as a CVAT COCO 1.0 zip."""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+CATEGORIES = ("circle", "square", "triangle")
+
+# Saturated colours that stand out against the muted backgrounds below.
+PALETTE = (
+    (230, 40, 40), (40, 200, 60), (40, 90, 230), (240, 200, 20), (220, 40, 220), (20, 210, 220),
+    (250, 130, 20), (250, 250, 250), (20, 20, 20),
+)
+
+# Fixed zip timestamps, so the same seed gives the same bytes.
+_ZIP_DATE = (2024, 1, 1, 0, 0, 0)
+
+
+def _background(rng: np.random.Generator, size: int) -> Image.Image:
+    """Low-frequency colour noise plus fine grain and faint stripes: texture, but muted."""
+    cells = int(rng.integers(3, 9))
+    base = rng.uniform(70, 170, size=(cells, cells, 3))
+    grey = base.mean(axis=2, keepdims=True)
+    base = grey + (base - grey) * 0.35  # desaturate so shapes keep their contrast
+    image = Image.fromarray(base.astype(np.uint8), "RGB").resize((size, size), Image.BICUBIC)
+    pixels = np.asarray(image, dtype=np.float32)
+    period = rng.uniform(6, 24)
+    angle = rng.uniform(0, math.pi)
+    yy, xx = np.mgrid[0:size, 0:size]
+    stripes = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period) * rng.uniform(4, 14)
+    pixels += stripes[..., None] + rng.normal(0, 6, size=pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.SMOOTH)
+
+
+def _polygon(kind: str, cx: float, cy: float, side: float, angle: float) -> list[tuple[float, float]]:
+    """The outline of one shape as (x, y) points; `side` is the width of its bounding square."""
+    r = side / 2
+    if kind == "circle":
+        steps = 32
+        return [(cx + r * math.cos(2 * math.pi * i / steps), cy + r * math.sin(2 * math.pi * i / steps))
+                for i in range(steps)]
+    if kind == "square":
+        cos, sin = math.cos(angle), math.sin(angle)
+        h = r / (abs(cos) + abs(sin))  # half the square's side, so the rotated square fits its bounding square
+        corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+        return [(cx + h * (x * cos - y * sin), cy + h * (x * sin + y * cos)) for x, y in corners]
+    # triangle: equilateral, pointing in a random direction, inscribed in the circle of radius r
+    return [(cx + r * math.cos(angle + k * 2 * math.pi / 3), cy + r * math.sin(angle + k * 2 * math.pi / 3))
+            for k in range(3)]
+
+
+def _area(points: list[tuple[float, float]]) -> float:
+    """Polygon area by the shoelace formula (what CVAT writes for polygons)."""
+    s = 0.0
+    for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]):
+        s += x1 * y2 - x2 * y1
+    return abs(s) / 2
+
+
+def _overlaps(box: tuple[float, float, float, float], others: list[tuple[float, float, float, float]]) -> bool:
+    x, y, w, h = box
+    margin = 2
+    return any(x < ox + ow + margin and ox < x + w + margin and y < oy + oh + margin and oy < y + h + margin
+               for ox, oy, ow, oh in others)
+
+
+def render_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, list[dict[str, Any]]]:
+    """One image and its objects: `{"category": name, "polygon": [(x, y)...], "bbox": [x, y, w, h]}`."""
+    image = _background(rng, size)
+    draw = ImageDraw.Draw(image)
+    wanted = int(rng.integers(1, 5))
+    objects: list[dict[str, Any]] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    colours = rng.permutation(len(PALETTE))
+    for attempt in range(60):
+        if len(objects) == wanted:
+            break
+        kind = CATEGORIES[int(rng.integers(0, len(CATEGORIES)))]
+        side = float(rng.uniform(0.15, 0.40)) * size
+        cx = float(rng.uniform(side / 2 + 1, size - side / 2 - 1))
+        cy = float(rng.uniform(side / 2 + 1, size - side / 2 - 1))
+        angle = float(rng.uniform(0, 2 * math.pi))
+        if kind == "square":
+            angle = float(rng.uniform(-math.pi / 8, math.pi / 8))
+        points = _polygon(kind, cx, cy, side, angle)
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+        if _overlaps(box, boxes):
+            continue
+        colour = PALETTE[int(colours[len(objects) % len(PALETTE)])]
+        draw.polygon(points, fill=colour, outline=tuple(max(0, c - 90) for c in colour))
+        boxes.append(box)
+        objects.append({"category": kind, "polygon": points, "bbox": list(box)})
+    return image, objects
+
+
+def make_coco(rng: np.random.Generator, images: int, size: int,
+              name: str = "synth") -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    """The COCO document (CVAT's field set) and the encoded JPEG files of `images` synthetic images."""
+    coco: dict[str, Any] = {
+        "licenses": [{"name": "", "id": 0, "url": ""}],
+        "info": {"contributor": "", "date_created": "", "description": f"cvatflow synthetic shapes ({name})",
+                 "url": "", "version": "", "year": ""},
+        "categories": [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(CATEGORIES)],
+        "images": [],
+        "annotations": [],
+    }
+    files: list[tuple[str, bytes]] = []
+    ann_id = 1
+    for index in range(images):
+        image, objects = render_image(rng, size)
+        file_name = f"{name}_{index:05d}.jpg"
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=92)
+        files.append((file_name, buffer.getvalue()))
+        image_id = index + 1
+        coco["images"].append({"id": image_id, "width": size, "height": size, "file_name": file_name,
+                               "license": 0, "flickr_url": "", "coco_url": "", "date_captured": 0})
+        for obj in objects:
+            flat = [round(v, 2) for point in obj["polygon"] for v in point]
+            coco["annotations"].append({
+                "id": ann_id, "image_id": image_id, "category_id": CATEGORIES.index(obj["category"]) + 1,
+                "segmentation": [flat], "area": round(_area(obj["polygon"]), 2),
+                "bbox": [round(v, 2) for v in obj["bbox"]], "iscrowd": 0,
+                "attributes": {"occluded": False},
+            })
+            ann_id += 1
+    return coco, files
+
+
+def make_export(out: Path, images: int = 60, seed: int = 0, size: int = 256) -> Path:
+    """Write a CVAT-style "COCO 1.0" export zip and return its path.
+
+    Layout: `annotations/instances_default.json` and `images/<file_name>` (the layout CVAT task exports have,
+    and the normalised layout training reads). Three categories (circle=1, square=2, triangle=3), 1-4 shapes per
+    image whose side is 15-40% of the image, each with a bbox and a polygon mask. The same arguments give the
+    same bytes. If `out` is a folder (or has no .zip suffix and exists as a folder) the zip is written inside it
+    as `synth-<images>-<seed>.zip`.
+    """
+    out = Path(out)
+    if out.is_dir():
+        out = out / f"synth-{images}-{seed}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    coco, files = make_coco(rng, images, size)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            def add(name: str, data: bytes, compress: int) -> None:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+                info.compress_type = compress
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, data)
+
+            add("annotations/instances_default.json", json.dumps(coco).encode(), zipfile.ZIP_DEFLATED)
+            for file_name, data in files:
+                add(f"images/{file_name}", data, zipfile.ZIP_STORED)  # JPEGs do not compress further
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,32 @@
+"""Upload a CVAT export to object storage as a normalised dataset; the prefix is the cvat-annotation-path."""
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from cvatflow.datasets.ingest import ingest
+from cvatflow.errors import ProblemsError
+from cvatflow.storage import Progress, open_store
+
+
+def annotation_prefix(task_id: int | str, now: datetime | None = None) -> str:
+    """`annotations/<task id>/<MMDDYYYYHHMMSS>/`, Onepanel's layout (its timestamp format too)."""
+    return f"annotations/{task_id}/{(now or datetime.now()).strftime('%m%d%Y%H%M%S')}/"
+
+
+def upload_export(export: Path, store_uri: str, task_id: int | str = "local", repository=None,
+                  progress: Progress | None = None, now: datetime | None = None, fix: bool = True) -> str:
+    """Ingest and validate `export`, upload it under a fresh annotation prefix, and return the prefix.
+
+    By default boxes that leave their image are clipped and unusable records dropped (CVAT lets boxes
+    hang over the edge); with `fix=False` any problem refuses the upload instead.
+    """
+    with tempfile.TemporaryDirectory(prefix="cvatflow-upload-") as tmp:
+        info = ingest(Path(export), Path(tmp) / "dataset", fix=fix)
+        errors = [p for p in (info.report.problems if info.report else []) if p.severity == "error"]
+        if errors:
+            raise ProblemsError(str(export), errors)
+        prefix = annotation_prefix(task_id, now)
+        open_store(store_uri, repository).upload_dir(info.path, prefix, progress=progress)
+    return prefix
