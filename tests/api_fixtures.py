@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
+from cvatflow.api import create_app
 from cvatflow.config import Settings, load_settings
 
 TOKEN = "api-test-token-0123456789"
@@ -102,6 +103,15 @@ def install_tiny_template(home: Path, name: str = TINY, step_args: tuple[str, ..
     folder = home / "templates"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(to_yaml(render(template)))
+
+
+@contextmanager
+def tiny_api(home: Path, cvat_url: str, **overrides: Any) -> Iterator[tuple[str, Settings]]:
+    """The API served with the tiny template installed and the given CVAT; yields (URL, settings)."""
+    install_tiny_template(home)
+    settings = settings_for(home, cvat_url=cvat_url, **overrides)
+    with served(create_app(settings)) as url:
+        yield url, settings
 
 
 @pytest.fixture

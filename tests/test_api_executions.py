@@ -7,8 +7,7 @@ import httpx
 import pytest
 
 import api_fixtures
-from api_fixtures import TINY, TOKEN, client, install_tiny_template, served, settings_for, wait_for
-from cvatflow.api import create_app
+from api_fixtures import TINY, TOKEN, client, tiny_api, wait_for
 from cvatflow.params import CHECKPOINT_MISSING
 
 DONE = ("Succeeded", "Failed", "Error")
@@ -18,11 +17,8 @@ fake_cvat = api_fixtures.fake_cvat  # the fixture, under its name here
 
 @pytest.fixture
 def api(tmp_path, fake_cvat):
-    home = tmp_path / "home"
-    install_tiny_template(home)
-    settings = settings_for(home, cvat_url=fake_cvat.url)
-    with served(create_app(settings)) as url:
-        yield url, settings
+    with tiny_api(tmp_path / "home", fake_cvat.url) as served_api:
+        yield served_api
 
 
 def read_events(url: str, execution: str) -> list[tuple[str, dict]]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 
 import api_fixtures
-from api_fixtures import TINY, TOKEN, client, install_tiny_template, served, settings_for, wait_for
-from cvatflow.api import create_app
+from api_fixtures import TINY, TOKEN, client, tiny_api, wait_for
 from cvatflow.config import NodePool, NodePools
 from cvatflow.params import CHECKPOINT_MISSING
 
@@ -16,13 +15,10 @@ fake_cvat = api_fixtures.fake_cvat  # the fixture, under its name here
 
 @pytest.fixture
 def fork(tmp_path, fake_cvat):
-    home = tmp_path / "home"
-    install_tiny_template(home)
-    settings = settings_for(home, cvat_url=fake_cvat.url)
-    settings.node_pools = NodePools(label="node.kubernetes.io/instance-type",
-                                    pools=[NodePool("GPU: 1x T4", "g4dn.xlarge"), NodePool("CPU: 4", "m5.xlarge")])
-    settings.extra["workspaceUid"] = "cvat-workspace-1"
-    with served(create_app(settings)) as url:
+    pools = NodePools(label="node.kubernetes.io/instance-type",
+                      pools=[NodePool("GPU: 1x T4", "g4dn.xlarge"), NodePool("CPU: 4", "m5.xlarge")])
+    with tiny_api(tmp_path / "home", fake_cvat.url, node_pools=pools,
+                  extra={"workspaceUid": "cvat-workspace-1", "eventsInterval": 0.1}) as (url, _):
         yield url
 
 

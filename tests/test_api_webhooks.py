@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import api_fixtures
-from api_fixtures import TINY, client, install_tiny_template, served, settings_for, signed, wait_for
+from api_fixtures import TINY, client, served, settings_for, signed, tiny_api, wait_for
 from cvatflow.api import create_app
 
 URL = "/api/v1/webhooks/cvat"
@@ -29,13 +29,7 @@ def completed(task_id: int, project_id: int | None = None, stamp: str = "2026-11
 @pytest.fixture
 def hooked(tmp_path, fake_cvat):
     """The API with the tiny template, one webhook rule, and the fake CVAT holding a task."""
-    home = tmp_path / "home"
-    install_tiny_template(home)
-    settings = settings_for(home, cvat_url=fake_cvat.url, webhook_rules=RULES)
-    from cvatflow.api.rules import parse_rules
-
-    parse_rules(RULES)  # the rules are valid as written in the config
-    with served(create_app(settings)) as url:
+    with tiny_api(tmp_path / "home", fake_cvat.url, webhook_rules=RULES) as (url, _):
         yield url
 
 

@@ -62,7 +62,10 @@ def list_executions(
     for run in services.client.runs(labels or None):
         # A listed Workflow already carries its status: reading it again would cost a request per run.
         workflow = getattr(run, "_workflow", None)
-        status = status_from_workflow(workflow) if isinstance(workflow, dict) else run.status()
+        try:
+            status = status_from_workflow(workflow) if isinstance(workflow, dict) else run.status()
+        except (OSError, ValueError):
+            continue  # a local run folder still being laid out; its job is listed below meanwhile
         submitted.add(status.name)
         best = run.metrics().best_map if withMetrics else None
         items.append(summary_of_status(status, best))
