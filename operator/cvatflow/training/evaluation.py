@@ -42,7 +42,9 @@ def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.nda
         return result
     with _quiet():
         dt_index = gt_index.loadRes(detections if isinstance(detections, np.ndarray) else list(detections))
-        ev = COCOeval_faster(gt_index, dt_index, iou_type, print_function=lambda *a, **k: None, extra_calc=True)
+        # eval["matched"] (detection-ground truth pairs, used for F1) comes without extra_calc, which only
+        # annotates every detection dict in Python
+        ev = COCOeval_faster(gt_index, dt_index, iou_type, print_function=lambda *a, **k: None)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
