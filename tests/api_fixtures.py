@@ -116,7 +116,11 @@ def tiny_api(home: Path, cvat_url: str, **overrides: Any) -> Iterator[tuple[str,
 
 @pytest.fixture
 def fake_cvat():
-    """The fake CVAT server (responses checked against CVAT's OpenAPI schema) with one task of shapes."""
+    """The fake CVAT server (responses checked against CVAT's OpenAPI schema) with one task of shapes.
+
+    `fake_cvat_extra.cvat_with_task()` yields an object with `url`, `task_id`, `labels` (the task's label
+    names) and `shapes(task_id)` (the task's annotation shapes, to see uploads arrive).
+    """
     try:
         from fake_cvat_extra import cvat_with_task
     except ImportError as exc:  # tests/fake_cvat.py comes with cvatflow.cvat (issue 3)

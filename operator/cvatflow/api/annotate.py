@@ -72,7 +72,7 @@ def _download(services: Services, model_uri: str, target: Path, progress) -> Pat
     root = services.settings.store.rstrip("/") + "/"
     if not model_uri.startswith(root):
         raise RunError(f"the run's model {model_uri} is not in the configured store {root}")
-    store.download(model_uri[len(root):], target, progress=progress)
+    store.download_prefix(model_uri[len(root):], target, progress=progress)
     return target
 
 
@@ -80,9 +80,9 @@ def _export_images(cvat, task_id: int, target: Path) -> Path:
     """The task's images, through a COCO export with images (the layout `predict --data` reads)."""
     target.mkdir(parents=True, exist_ok=True)
     archive = cvat.export(task_id, COCO_FORMAT, target.parent / "export.zip", include_images=True)
-    from cvatflow.datasets.ingest import extract
+    from cvatflow.datasets.archive import extract_zip
 
-    extract(Path(archive), target)
+    extract_zip(Path(archive), target)
     return target
 
 
