@@ -47,7 +47,7 @@ def run(dataset, tmp_path_factory):
 
 
 def test_loss_goes_down_and_events_parse(run):
-    output, evs = run
+    _, evs = run
     train = [e for e in evs if e["event_type"] == events.METRICS and e["type"] == "train"]
     val = [e for e in evs if e["event_type"] == events.METRICS and e["type"] == "val"]
     progress = [e for e in evs if e["event_type"] == events.PROGRESS and e["subtask"] == "train"]
@@ -117,7 +117,7 @@ def test_predict_writes_results_cvat_imports(run, dataset, tmp_path):
 
 def test_fine_tune_and_class_mismatch(run, dataset, tmp_path):
     output, _ = run
-    evs, out = run_cli(["maskrcnn", "train", "--data", str(dataset), "--output", str(tmp_path / "ft"), "--models",
+    _, out = run_cli(["maskrcnn", "train", "--data", str(dataset), "--output", str(tmp_path / "ft"), "--models",
                       str(output), "--hyperparameters", HP.replace("max_steps: 10", "max_steps: 2") +
                       "weights_init_type: continue_training\n", "--no-export"])
     assert "continue training from" in out and (tmp_path / "ft/model/model.pt").is_file()

@@ -5,7 +5,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -127,7 +127,7 @@ def import_(weights: Path = typer.Argument(..., help="Weights trained elsewhere 
                                                   "or a COCO json whose categories to use."),
             output: Path = typer.Option(..., "-o", "--output", help="Model state folder to write."),
             image_size: int = typer.Option(800, help="Longest image side the model was trained with."),
-            detr_config: Optional[Path] = typer.Option(None, help="HF config.json of a DETR trained with "
+            detr_config: Path | None = typer.Option(None, help="HF config.json of a DETR trained with "
                                                                   "transformers (architecture)."),
             ) -> None:
     """Make a model state (config.json + model.pt) from weights trained elsewhere, checking that they fit."""

@@ -110,7 +110,7 @@ class DetrAdapter(Adapter):
                                   b[:, 3] - b[:, 1]], dim=1)
             labels.append({"class_labels": t["labels"].to(device), "boxes": cxcywh.to(device)})
         out = model(pixel_values=pixels, pixel_mask=mask, labels=labels)
-        losses = {k: v for k, v in out.loss_dict.items() if not k[-2:-1] == "_" or not k[-1].isdigit()}
+        losses = {k: v for k, v in out.loss_dict.items() if k[-2:-1] != "_" or not k[-1].isdigit()}  # no aux
         losses["sum"] = out.loss
         return losses
 

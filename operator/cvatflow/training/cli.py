@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,16 +20,16 @@ def _commands(name: str) -> typer.Typer:
     def train(
         data: Path = typer.Option(..., help="Dataset folder: annotations/instances_default.json + images/."),
         output: Path = typer.Option(..., help="Output folder: model/, checkpoints/, report/, export/, ..."),
-        models: Optional[Path] = typer.Option(None, help="Fine-tune checkpoint: a run's output, a model "
+        models: Path | None = typer.Option(None, help="Fine-tune checkpoint: a run's output, a model "
                                                          "state folder or .tar."),
-        hyperparameters: Optional[str] = typer.Option(None, help="YAML text or a YAML file."),
-        num_classes: Optional[int] = typer.Option(None, help="Expected number of classes (checked against "
+        hyperparameters: str | None = typer.Option(None, help="YAML text or a YAML file."),
+        num_classes: int | None = typer.Option(None, help="Expected number of classes (checked against "
                                                              "the data)."),
-        model: Optional[str] = typer.Option(None, help="Model variant (see `cvatflow-train NAME variants`)."),
-        epochs: Optional[int] = typer.Option(None, help="Overrides `epochs` of the hyperparameters."),
-        batch_size: Optional[int] = typer.Option(None, help="Overrides `batch_size` of the hyperparameters."),
+        model: str | None = typer.Option(None, help="Model variant (see `cvatflow-train NAME variants`)."),
+        epochs: int | None = typer.Option(None, help="Overrides `epochs` of the hyperparameters."),
+        batch_size: int | None = typer.Option(None, help="Overrides `batch_size` of the hyperparameters."),
         pretrained: bool = typer.Option(True, help="Start from hub weights when no --models is given."),
-        device: Optional[str] = typer.Option(None, help="cuda, cuda:1 or cpu (default: cuda if present)."),
+        device: str | None = typer.Option(None, help="cuda, cuda:1 or cpu (default: cuda if present)."),
         export: bool = typer.Option(True, help="Export the best model to export/best.onnx."),
     ) -> None:
         """Train on --data, write everything into --output; resumes from --output/checkpoints/last.pt."""
@@ -48,7 +47,7 @@ def _commands(name: str) -> typer.Typer:
         output: Path = typer.Option(..., help="Writes predictions.json and annotations/instances_default.json."),
         threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Minimum score of a kept object."),
         batch_size: int = typer.Option(4, min=1),
-        device: Optional[str] = typer.Option(None),
+        device: str | None = typer.Option(None),
     ) -> None:
         """Predict every image of --data; the annotation file imports into CVAT (COCO 1.0)."""
         from cvatflow.training.predict import predict as run_predict

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any
 
 from cvatflow.errors import TrainingError
 
@@ -176,7 +177,7 @@ class DetectionDataset:
         image_id = self.ids[index]
         image = decode_image(str(self.data.paths[image_id]), mode=ImageReadMode.RGB)
         height, width = image.shape[-2:]
-        new_h, new_w, scale = _target_size(height, width, self.image_size)
+        new_h, new_w, _ = _target_size(height, width, self.image_size)
         if (new_h, new_w) != (height, width):
             image = F.resize(image, [new_h, new_w], antialias=True)
         sx, sy = new_w / width, new_h / height
@@ -231,7 +232,7 @@ def _rasterize(ann: dict[str, Any], height: int, width: int, new_h: int, new_w: 
         return np.ascontiguousarray(full[rows][:, cols])
     # a rectangle without a mask: the box is the best mask there is
     mask = np.zeros((new_h, new_w), dtype=np.uint8)
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = (round(v) for v in box)
     mask[y0:y1, x0:x1] = 1
     return mask
 

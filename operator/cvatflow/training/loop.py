@@ -219,7 +219,6 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         import torch
-
         from torch.utils.tensorboard import SummaryWriter
 
         self._write_start()
@@ -381,7 +380,7 @@ class Trainer:
             "model_meta": "model_meta.json",
             "hyperparameters": "hyperparameters.yaml",
             "artifacts_dir": str(self.output),
-            "datetime": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "datetime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "evaluation_metrics": {k: final[k] for k in ("mAP", "AP50", "AP75", "precision", "recall", "f1",
                                                          "f1_conf")},
             "primary_metric": "mAP",
