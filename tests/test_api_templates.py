@@ -117,3 +117,18 @@ def test_no_configured_token_means_no_access_rather_than_open_access(tmp_path):
         answer = http.get("/api/v1/templates")
     assert answer.status_code == 401
     assert "CVATFLOW_API_TOKENS" in answer.json()["message"]
+
+
+def test_serve_without_tokens_makes_one_in_a_private_file_and_never_prints_it(tmp_path):
+    from cvatflow.api.cli import ensure_token
+
+    settings = settings_for(tmp_path / "home", api_tokens=[])
+    said = []
+    ensure_token(settings, echo=said.append)
+    token_file = tmp_path / "home" / "api-token"
+    assert settings.api_tokens == [token_file.read_text().strip()]
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert settings.api_tokens[0] not in " ".join(said) and str(token_file) in " ".join(said)
+    again = settings_for(tmp_path / "home", api_tokens=[])
+    ensure_token(again, echo=said.append)
+    assert again.api_tokens == settings.api_tokens  # the same token across restarts
