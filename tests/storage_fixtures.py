@@ -108,8 +108,9 @@ def count_puts(store) -> list[str]:
     original = store._put
 
     def put(local, key, callback=None):
-        original(local, key, callback)
+        confirmed = original(local, key, callback)
         sent.append(key)
+        return confirmed
 
     store._put = put
     return sent

@@ -48,7 +48,7 @@ def fail_after(store, n: int) -> None:
             allowed = count[0] <= n
         if not allowed:
             raise Interrupted(key)
-        original(local, key, callback)
+        return original(local, key, callback)
 
     store._put = put
 
@@ -103,7 +103,7 @@ def test_transient_errors_are_retried_until_the_object_is_there(any_store, tmp_p
         if key not in failed:  # every object fails once, as on a dropped connection
             failed.add(key)
             raise ConnectionError("connection reset by peer")
-        original(local, key, callback)
+        return original(local, key, callback)
 
     any_store._put = flaky
     any_store.transient = (*any_store.transient, ConnectionError)

@@ -11,9 +11,9 @@ def open_store(uri: str, repository=None, workers: int = 16) -> Store:
     """The store for `uri`; S3 endpoint and region come from `repository` (an ArtifactRepository) if given."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme == "file":
-        from cvatflow.storage.local import LocalStore
+        from cvatflow.storage.local import LOCAL_WORKERS, LocalStore
 
-        return LocalStore(uri, workers=min(workers, 8))
+        return LocalStore(uri, workers=min(workers, LOCAL_WORKERS))
     if scheme == "s3":
         from cvatflow.storage.s3 import S3Store
 

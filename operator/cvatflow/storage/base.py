@@ -96,7 +96,8 @@ class Store(ABC):
     # -- what each store implements ------------------------------------------------------------
 
     @abstractmethod
-    def _put(self, local: Path, key: str, callback: Callable[[int], None] | None = None) -> None: ...
+    def _put(self, local: Path, key: str, callback: Callable[[int], None] | None = None) -> ObjectInfo | None:
+        """Send one file; return the object as the store confirmed it (saves a HEAD), or None to have it read."""
 
     @abstractmethod
     def _get(self, key: str, local: Path) -> None: ...
@@ -123,8 +124,8 @@ class Store(ABC):
         local = Path(local)
         if not local.is_file():
             raise StorageError(f"{local}: no such file to upload")
-        retry(f"upload {self.uri_for(key)}", lambda: self._put(local, key), self.transient)
-        return self._verify(local, key)
+        confirmed = retry(f"upload {self.uri_for(key)}", lambda: self._put(local, key), self.transient)
+        return self._verify(local, key, confirmed)
 
     def get_file(self, key: str, local: str | Path) -> Path:
         """Download one object to `local` (written to a temporary name, then renamed)."""
@@ -197,8 +198,8 @@ class Store(ABC):
 
         def send(item: tuple[Path, str]) -> None:
             path, key = item
-            retry(f"upload {self.uri_for(key)}", lambda: self._put(path, key), self.transient)
-            self._verify(path, key)
+            confirmed = retry(f"upload {self.uri_for(key)}", lambda: self._put(path, key), self.transient)
+            self._verify(path, key, confirmed)
             counter.add(sizes[path])
 
         self._run(send, todo)
@@ -239,12 +240,16 @@ class Store(ABC):
         items = list(items)
         if not items:
             return
+        if self.workers <= 1:  # no pool: for local copies of small files, threads cost more than they save
+            for item in items:
+                fn(item)
+            return
         with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
             for future in [pool.submit(fn, item) for item in items]:
                 future.result()  # the first failure is raised; the others finish or fail on their own
 
-    def _verify(self, local: Path, key: str) -> ObjectInfo:
-        info = self.head(key)
+    def _verify(self, local: Path, key: str, confirmed: ObjectInfo | None = None) -> ObjectInfo:
+        info = confirmed if confirmed is not None else self.head(key)
         size = local.stat().st_size
         if info is None or info.size != size:
             raise StorageError(f"{self.uri_for(key)}: uploaded {size} bytes but the store has "

@@ -42,7 +42,7 @@ class GCSStore(Store):
         key = key.lstrip("/")
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _put(self, local: Path, key: str, callback: Callable[[int], None] | None = None) -> None:
+    def _put(self, local: Path, key: str, callback: Callable[[int], None] | None = None) -> ObjectInfo | None:
         blob = self.bucket.blob(self._key(key))
         # Large files go up in resumable chunks; the library sends an MD5 the server checks.
         blob.chunk_size = 8 * 1024 * 1024 if local.stat().st_size > 16 * 1024 * 1024 else None
@@ -50,6 +50,8 @@ class GCSStore(Store):
             blob.upload_from_filename(str(local), checksum="md5")
         except self._not_found:
             raise StorageError(f"upload {self.uri_for(key)}: bucket {self.bucket_name!r} does not exist") from None
+        # The upload's answer carries the object's size and MD5 (checked by the library): no HEAD needed.
+        return ObjectInfo(key.strip("/"), int(blob.size), blob.md5_hash or "") if blob.size is not None else None
 
     def _get(self, key: str, local: Path) -> None:
         self.bucket.blob(self._key(key)).download_to_filename(str(local))
