@@ -84,10 +84,12 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False) -> Datase
             shutil.copytree(source, result)
             info = DatasetInfo(out_dir, fmt)
         else:
+            tags: dict[tuple[str, str], list[str]] = {}
             if fmt != "COCO 1.0":
-                source = _convert(source, fmt, work / "converted")
+                source, tags = _convert(source, fmt, work / "converted")
             data = merge({Path(p).stem.removeprefix("instances_"): p for p in
                           sorted((source / "annotations").glob("instances_*.json"))})
+            _attach_tags(data, tags)
             _gather_images(source, data, result / "images")
             report = validate(data, result / "images", fix=fix)
             (result / "annotations").mkdir(parents=True, exist_ok=True)
@@ -101,8 +103,11 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False) -> Datase
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _convert(source: Path, fmt: str, target: Path) -> Path:
-    """Other CVAT formats become COCO through datumaro, as CVAT itself does."""
+def _convert(source: Path, fmt: str, target: Path) -> tuple[Path, dict[tuple[str, str], list[str]]]:
+    """Other CVAT formats become COCO through datumaro, as CVAT itself does.
+
+    COCO has no image tags, so the CVAT tags of each item come back beside it: {(subset, item id): names}.
+    """
     try:
         import datumaro as dm
     except ImportError:
@@ -111,12 +116,36 @@ def _convert(source: Path, fmt: str, target: Path) -> Path:
         source = _labelme_layout(source, target.parent / "labelme")
     try:
         dataset = dm.Dataset.import_from(str(source), DATUMARO_IMPORTERS[fmt])
+        tags = _item_tags(dataset, dm)
         dataset.export(str(target), "coco_instances", save_media=True)
     except Exception as exc:  # datumaro raises many kinds; all mean the export is not readable
         raise DatasetError(f"{source}: cannot read it as {fmt} ({exc.__class__.__name__}: {str(exc)[:200]})") from None
     if not list((target / "annotations").glob("instances_*.json")):
         raise DatasetError(f"{source}: {fmt} export has no annotations to convert")
-    return target
+    return target, tags
+
+
+def _item_tags(dataset, dm) -> dict[tuple[str, str], list[str]]:
+    """CVAT's tags are datumaro label annotations; coco_instances drops them, so read them first."""
+    labels = dataset.categories().get(dm.AnnotationType.label)
+    tags: dict[tuple[str, str], list[str]] = {}
+    for item in dataset:
+        names = [labels[a.label].name for a in item.annotations
+                 if a.type == dm.AnnotationType.label and labels is not None and a.label is not None]
+        if names:
+            tags[(item.subset or "default", item.id)] = names
+    return tags
+
+
+def _attach_tags(data: dict, tags: dict[tuple[str, str], list[str]]) -> None:
+    """Give each COCO image its CVAT tags (`"tags": [names]`), which `--split-by tags` reads."""
+    if not tags:
+        return
+    for image in data["images"]:
+        item_id = Path(str(image.get("file_name", ""))).with_suffix("").as_posix()
+        names = tags.get((image.get("subset") or "default", item_id))
+        if names:
+            image["tags"] = sorted(set(image.get("tags") or []) | set(names))
 
 
 def _labelme_layout(source: Path, target: Path) -> Path:
