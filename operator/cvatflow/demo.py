@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 from rich.console import Console
 
@@ -12,14 +11,15 @@ from cvatflow.config import load_settings
 from cvatflow.errors import CvatflowError
 
 TEMPLATE = "maskrcnn-training"
-IMAGES = 120
-# Small enough for a 2-core CPU in a few minutes, big enough to learn the shapes well.
+IMAGES = 100
+# The small Mask R-CNN learns the shapes from scratch in a few minutes on a 2-core CPU; everything not
+# set here takes that variant's defaults (AdamW, lr 2e-3, 256 px, cosine schedule).
 PARAMETERS = {
-    "cvat-model": "maskrcnn_mobilenet_v3",
+    "cvat-model": "maskrcnn_resnet18_fpn",
     "epochs": "8",
     "batch-size": "4",
     "val-split": "20",
-    "hyperparameters": "lr: 0.01\nwarmup_steps: 20\nimage_size: 256\nnum_workers: 1\n",
+    "hyperparameters": "val_every: 2\n",
 }
 
 
