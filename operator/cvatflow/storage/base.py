@@ -244,9 +244,28 @@ class Store(ABC):
             for item in items:
                 fn(item)
             return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
-            for future in [pool.submit(fn, item) for item in items]:
-                future.result()  # the first failure is raised; the others finish or fail on their own
+        stop = threading.Event()
+
+        def guarded(item) -> None:
+            if stop.is_set():
+                return
+            try:
+                fn(item)
+            except BaseException:
+                stop.set()
+                raise
+
+        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(items)))
+        futures = [pool.submit(guarded, item) for item in items]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            # The first failure stops the transfer: what is in flight ends, nothing queued starts (else a dead
+            # server costs every remaining object its full round of retries). A re-run resumes.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     def _verify(self, local: Path, key: str, confirmed: ObjectInfo | None = None) -> ObjectInfo:
         info = confirmed if confirmed is not None else self.head(key)

@@ -45,6 +45,7 @@ class S3Store(Store):
         self.transient = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
                           botocore.exceptions.ReadTimeoutError, ConnectionError, TimeoutError)
         self._client_error = botocore.exceptions.ClientError
+        self._botocore_error = botocore.exceptions.BotoCoreError
 
     def _key(self, key: str) -> str:
         key = key.lstrip("/")
@@ -80,6 +81,8 @@ class S3Store(Store):
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise self._error(f"read {self.uri_for(key)}", exc) from None
+        except self._botocore_error as exc:
+            raise self._unreachable(f"read {self.uri_for(key)}", exc) from None
         return ObjectInfo(key.strip("/"), answer["ContentLength"], answer.get("ETag", "").strip('"'))
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
@@ -92,6 +95,8 @@ class S3Store(Store):
                     out.append(ObjectInfo(self._relative(item["Key"]), item["Size"], item["ETag"].strip('"')))
         except self._client_error as exc:
             raise self._error(f"list {self.uri_for(prefix)}", exc) from None
+        except self._botocore_error as exc:
+            raise self._unreachable(f"list {self.uri_for(prefix)}", exc) from None
         return out
 
     def _delete(self, keys: list[str]) -> None:
@@ -115,6 +120,21 @@ class S3Store(Store):
             return fn(*args, **kwargs)
         except self._client_error as exc:
             raise self._error(what, exc) from None
+        except self.transient:
+            raise  # the caller's retry decides
+        except self._botocore_error as exc:
+            raise self._unreachable(what, exc) from None
+
+    def _unreachable(self, what: str, exc) -> StorageError:
+        """botocore's own errors (no endpoint, no credentials...), after its retries: one line, no traceback."""
+        import botocore.exceptions
+
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return StorageError(f"{what}: no S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                                f"(or the artifact-repository Secret)")
+        endpoint = self.client.meta.endpoint_url
+        return StorageError(f"{what}: {exc.__class__.__name__} talking to {endpoint} ({str(exc)[:160]}); check "
+                            f"the endpoint (AWS_ENDPOINT_URL or the artifact repository) and that it is up")
 
     def _error(self, what: str, exc) -> StorageError:
         code = exc.response.get("Error", {}).get("Code", "")

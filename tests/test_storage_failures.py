@@ -1,0 +1,54 @@
+"""A store that stops answering: one clear error, quickly, and nothing queued keeps trying."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from cvatflow.errors import StorageError
+from cvatflow.storage import open_store
+from storage_fixtures import point_at, s3_server, store_uri  # noqa: F401
+
+
+def test_a_failed_object_stops_the_transfer_instead_of_trying_every_queued_one(s3_server, tmp_path, monkeypatch):
+    point_at(monkeypatch, s3_server)
+    for i in range(60):
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / f"f{i:02d}").write_bytes(b"x" * (i + 1))
+    bucket = store_uri("s3", tmp_path, s3_server, s3_server)
+    store = open_store(bucket, workers=4)
+    tried, lock = [], threading.Lock()
+
+    def dead(local, key, callback=None):  # the server went away after the first objects
+        with lock:
+            tried.append(key)
+        raise StorageError(f"upload {key}: server gone")
+
+    store._put = dead
+    with pytest.raises(StorageError, match="server gone"):
+        store.upload_dir(tmp_path / "src", "ds/")
+    assert len(tried) <= 8  # what was in flight, not all 60
+
+
+def test_an_unreachable_s3_endpoint_is_one_clear_error(tmp_path, monkeypatch):
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                       "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+        monkeypatch.setenv(key, value)
+    import boto3
+    from botocore.config import Config
+
+    from cvatflow.storage.s3 import S3Store
+
+    # botocore's own retries are not under test: one attempt keeps the test quick.
+    client = boto3.client("s3", region_name="us-east-1", config=Config(retries={"max_attempts": 1}))
+    store = S3Store("s3://bucket/prefix", client=client)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"a")
+    with pytest.raises(StorageError, match=f"127.0.0.1:{port}.*check the endpoint"):
+        store.upload_dir(tmp_path / "src", "ds/")
+    with pytest.raises(StorageError, match="check the endpoint"):
+        store.exists("ds/")
