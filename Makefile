@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := train,formats,server,dev
 
-.PHONY: setup demo test test-fast bench lint render clean
+.PHONY: setup browser demo test test-fast bench lint render clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m cvatflow.demo
 
-test: $(STAMP)
+# The web UI tests drive Debian's chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/cvatflow templates render --check
 	$(BIN)/python -m pytest -q
 
