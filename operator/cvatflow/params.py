@@ -18,6 +18,7 @@ from cvatflow.templates.parameter import (
     NUM_CLASSES,
     OUTPUT_PATH,
     Option,
+    is_number,
     wire_string,
 )
 from cvatflow.templates.steps import NODE_POOL_PATCH
@@ -117,7 +118,7 @@ def autofill(
             continue
         if value == "":
             continue
-        if p.type == "input.number" and not _is_number(value):
+        if p.type == "input.number" and not is_number(value):
             problems.append(Problem(p.name, f"{p.label} must be a number, not {value!r}", "give a number like 10"))
         if p.type in CHOICE_TYPES and p.options and value not in p.option_values:
             problems.append(Problem(p.name, f"{value!r} is not an option of {p.label}",
@@ -193,14 +194,6 @@ def _yaml_problem(name: str, label: str, value: str) -> list[Problem]:
         return [Problem(name, f"{label} is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
                         "fix the YAML (key: value, one per line)")]
     return []
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:

@@ -138,6 +138,15 @@ class Parameter:
 PARAMETER_FIELDS = tuple(f.name for f in fields(Parameter))
 
 
+def is_number(value: str) -> bool:
+    """Whether an `input.number` value parses (Argo carries every value as a string)."""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def wire_string(value: Any) -> str:
     """A YAML scalar as Argo carries it: a string, with booleans lower-case and None empty."""
     if value is None:

@@ -11,7 +11,14 @@ from typing import Any, Iterator
 from jsonschema import Draft202012Validator
 
 from cvatflow.errors import Problem, ProblemsError, errors_only
-from cvatflow.templates.parameter import CHOICE_TYPES, NAME_PATTERN, PARAMETER_TYPES, VISIBILITIES, Parameter
+from cvatflow.templates.parameter import (
+    CHOICE_TYPES,
+    NAME_PATTERN,
+    PARAMETER_TYPES,
+    VISIBILITIES,
+    Parameter,
+    is_number,
+)
 from cvatflow.templates.render import PARAMETERS_ANNOTATION, render
 from cvatflow.templates.template import Template
 
@@ -144,17 +151,9 @@ def _parameter_problems(parameters: list[Parameter]) -> Iterator[Problem]:
         if p.options and p.value and p.value not in p.option_values:
             yield Problem(where, f"parameter {p.name!r} has value {p.value!r}, which is not among its options",
                           f"use one of: {', '.join(p.option_values)}")
-        if p.type == "input.number" and p.value and not _is_number(p.value):
+        if p.type == "input.number" and p.value and not is_number(p.value):
             yield Problem(where, f"parameter {p.name!r} is a number but its value is {p.value!r}",
                           "give a number such as 10 or 0.5")
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _structure_problems(spec: dict[str, Any], workflow_parameters: set[str]) -> Iterator[Problem]:
