@@ -114,6 +114,18 @@ def test_yaml_textarea_that_does_not_parse():
     assert "Hyperparameters is not valid YAML" in problems_of(excinfo)
 
 
+def test_unknown_hyperparameter_is_refused_before_submission():
+    with pytest.raises(ProblemsError) as excinfo:
+        autofill(get_template("maskrcnn-training"), {"hyperparameters": "learning_rate: 0.1\n"})
+    assert "unknown key learning_rate" in problems_of(excinfo)
+
+
+def test_onepanel_hyperparameters_are_only_checked_as_yaml():
+    template = load_file(next(p for p in onepanel_manifests() if p.name == "maskrcnn-training.yaml"))
+    filled = autofill(template, {"hyperparameters": "stage_1_epochs: 3\n"})
+    assert filled.values["hyperparameters"] == "stage_1_epochs: 3\n"
+
+
 def test_unknown_dump_format_lists_valid_ones():
     with pytest.raises(ProblemsError) as excinfo:
         autofill(get_template("detr-training"), {"dump-format": "cvat_png"})

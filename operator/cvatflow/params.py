@@ -124,7 +124,10 @@ def autofill(
             problems.append(Problem(p.name, f"{value!r} is not an option of {p.label}",
                                     f"use one of: {', '.join(p.option_values)}"))
         if p.type in YAML_TYPES or p.name in YAML_NAMES:
-            problems.extend(_yaml_problem(p.name, p.label, value))
+            found = _yaml_problem(p.name, p.label, value)
+            if not found and p.name in YAML_NAMES and _runs_cvatflow_train(template):
+                found = _hyperparameter_problem(p.name, value)
+            problems.extend(found)
         if p.role == DUMP_FORMAT:
             problems.extend(_dump_format_problem(p.name, value))
         if p.role == FINETUNE_CHECKPOINT:
@@ -183,6 +186,23 @@ def _dump_format_problem(name: str, value: str) -> list[Problem]:
     if value in DUMP_FORMATS:
         return []
     return [Problem(name, f"unknown dump format {value!r}", f"use one of: {', '.join(DUMP_FORMATS)}")]
+
+
+def _runs_cvatflow_train(template: Template) -> bool:
+    return any(((t.get("container") or {}).get("command") or [""])[0] == "cvatflow-train"
+               for t in template.container_templates())
+
+
+def _hyperparameter_problem(name: str, value: str) -> list[Problem]:
+    """Our training images refuse unknown keys and bad values; say so now, before a GPU is waited for."""
+    from cvatflow.errors import TrainingError
+    from cvatflow.training.hyperparameters import parse
+
+    try:
+        parse(value)
+    except TrainingError as exc:
+        return [Problem(name, str(exc).removeprefix("hyperparameters: "), "fix the key or value named")]
+    return []
 
 
 def _yaml_problem(name: str, label: str, value: str) -> list[Problem]:
