@@ -52,3 +52,28 @@ def test_an_unreachable_s3_endpoint_is_one_clear_error(tmp_path, monkeypatch):
         store.upload_dir(tmp_path / "src", "ds/")
     with pytest.raises(StorageError, match="check the endpoint"):
         store.exists("ds/")
+
+
+def test_an_unreachable_gcs_server_is_one_clear_error(tmp_path, monkeypatch):
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    store = open_store("gs://bucket/prefix")
+    store._read_retry = DEFAULT_RETRY.with_timeout(1.0)  # the library's backoff is not under test
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"a")
+    with pytest.raises(StorageError, match="list gs://bucket/prefix/ds/: .*check the bucket"):
+        store.upload_dir(tmp_path / "src", "ds/")
+
+
+def test_gcs_without_credentials_says_which_variable_to_set(monkeypatch, tmp_path):
+    for key in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud login either
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:1")  # and no metadata server to ask
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    with pytest.raises(StorageError, match="GOOGLE_APPLICATION_CREDENTIALS"):
+        open_store("gs://bucket/prefix")
