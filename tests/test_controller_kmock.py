@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 
 import pytest
@@ -19,33 +18,18 @@ from controller_fixtures import (
     training_run,
     workflow_template,
 )
+from cvatflow.controller import mock
 from cvatflow.controller.cluster import URL_ENV, Cluster
 from cvatflow.controller.deps import kopf_event
 
 ensure_dump_formats()
-RUNS = "cvatflow.io/v1alpha1/trainingruns"
-WORKFLOWS = "argoproj.io/v1alpha1/workflows"
+RUNS, WORKFLOWS = mock.RUNS, mock.WORKFLOWS
 LOG_PATH = "/api/v1/namespaces/ml/pods/r1-train-2222/log"
 
 
 def declare_cluster(kmock) -> None:
-    """The API a cvatflow installation has: our CRD, Argo's CRDs, Secrets, Events, and what kopf discovers."""
-    R = kmock.ResourceInfo
-    crud = {"list", "watch", "get", "patch", "create", "delete"}
-    kmock.resources[RUNS] = R(kind="TrainingRun", namespaced=True, verbs=crud, subresources={"status"})
-    kmock.resources[WORKFLOWS] = R(kind="Workflow", namespaced=True, verbs=crud)
-    kmock.resources["argoproj.io/v1alpha1/workflowtemplates"] = R(kind="WorkflowTemplate", namespaced=True, verbs=crud)
-    kmock.resources["v1/secrets"] = R(kind="Secret", namespaced=True, verbs={"get"})
-    kmock.resources["v1/events"] = R(kind="Event", namespaced=True, verbs={"create"})
-    # kopf waits until CRDs and namespaces are discoverable before it watches anything.
-    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = R(
-        kind="CustomResourceDefinition", namespaced=False, verbs={"list", "watch", "get"})
-    kmock.resources["v1/namespaces"] = R(kind="Namespace", namespaced=False, verbs={"list", "watch"})
-    kmock.objects["argoproj.io/v1alpha1/workflowtemplates", "ml", "detr-training"] = {
-        **workflow_template("detr-training"), "metadata": {**workflow_template()["metadata"], "namespace": "ml"}}
-    kmock.objects["v1/secrets", "ml", "cvat-credentials"] = {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cvat-credentials", "namespace": "ml"},
-        "data": {"token": base64.b64encode(b"s3cr3t-token").decode()}}
+    mock.declare(kmock, "ml", templates=[workflow_template("detr-training")],
+                 secrets={"cvat-credentials": {"token": "s3cr3t-token"}})
 
 
 async def eventually(check, timeout: float = 20.0):
@@ -82,9 +66,7 @@ async def operator(deps):
 
 
 def seed_run(kmock, run: dict) -> None:
-    """A TrainingRun as `kubectl apply` leaves it; kmock assigns no resourceVersion, which kopf's patches test."""
-    run["metadata"]["resourceVersion"] = "1"
-    kmock.objects[RUNS, "ml", run["metadata"]["name"]] = run
+    mock.add_run(kmock, run)
 
 
 def status_of(kmock, name: str) -> dict:
