@@ -112,6 +112,7 @@ def _convert(source: Path, fmt: str, target: Path) -> tuple[Path, dict[tuple[str
         import datumaro as dm
     except ImportError:
         raise DatasetError(f"{source}: {fmt} needs datumaro; install cvatflow with the `formats` extra") from None
+    _datumaro_context()
     if fmt == "LabelMe 3.0" and not (source / "Annotations").is_dir():
         source = _labelme_layout(source, target.parent / "labelme")
     try:
@@ -146,6 +147,20 @@ def _attach_tags(data: dict, tags: dict[tuple[str, str], list[str]]) -> None:
         names = tags.get((image.get("subset") or "default", item_id))
         if names:
             image["tags"] = sorted(set(image.get("tags") or []) | set(names))
+
+
+def _datumaro_context() -> None:
+    """datumaro keeps its image backend in context variables set only in the context that imported it first,
+    so a conversion in another thread (an API job) or asyncio task would find them empty."""
+    from datumaro.util import image
+
+    if image.IMAGE_BACKEND.get(None) is None:
+        try:
+            import cv2  # noqa: F401  (datumaro prefers OpenCV when it is there)
+
+            image.IMAGE_BACKEND.set(image.ImageBackend.cv2)
+        except ModuleNotFoundError:
+            image.IMAGE_BACKEND.set(image.ImageBackend.PIL)
 
 
 def _labelme_layout(source: Path, target: Path) -> Path:
