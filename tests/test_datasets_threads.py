@@ -11,8 +11,9 @@ def test_conversion_after_datumaro_was_first_imported_in_another_thread(tmp_path
     # A fresh interpreter, so that datumaro's first import really happens in the worker thread.
     code = f"""
 import threading
-threading.Thread(target=lambda: __import__("datumaro")).start()
-import time; time.sleep(0.1)
+worker = threading.Thread(target=lambda: __import__("datumaro"))
+worker.start()
+worker.join()
 from cvatflow.datasets.ingest import ingest
 print(ingest({str(SHARED / 'reference/formats/voc')!r}, {str(tmp_path / 'out')!r}).format)
 """
