@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cvatflow.api import cvat_tasks, errors, executions, job_routes, onepanel, templates, webhooks
+from cvatflow.api import cvat_tasks, errors, executions, job_routes, onepanel, templates, ui, webhooks
 from cvatflow.api.auth import Authenticator
 from cvatflow.api.models import Health
 from cvatflow.api.services import Services
@@ -52,4 +52,5 @@ def create_app(settings: Settings | None = None, *, client: Any = None, cvat: Ca
 
     for router in ROUTERS:
         app.include_router(router)
+    ui.install(app)
     return app
