@@ -11,7 +11,7 @@ from cvatflow.storage import open_store
 from storage_fixtures import point_at, s3_server, store_uri  # noqa: F401
 
 
-def test_a_failed_object_stops_the_transfer_instead_of_trying_every_queued_one(s3_server, tmp_path, monkeypatch):
+def test_a_failed_object_stops_the_transfer_instead_of_trying_every_queued_one(s3_server, tmp_path, monkeypatch):  # noqa: F811
     point_at(monkeypatch, s3_server)
     for i in range(60):
         (tmp_path / "src").mkdir(exist_ok=True)

@@ -14,17 +14,40 @@ console = Console()
 
 
 def _progress(description: str):
-    """A rich progress bar on a terminal, nothing elsewhere; returns (context, callback)."""
+    """A rich progress bar on a terminal, else progress events on stderr (stdout keeps the printed result);
+    returns (context, callback)."""
     from contextlib import nullcontext
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     if not console.is_terminal:
-        return nullcontext(), None
+        return nullcontext(), _event_progress(description)
     bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    console=console, transient=True)
     task = bar.add_task(description, total=None)
     return bar, lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _event_progress(subtask: str, every: float = 1.0):
+    """progress(done, total) that emits an EventType.PROGRESS line at most every `every` seconds, and at the end."""
+    import sys
+    import threading
+    import time
+
+    from cvatflow import events
+
+    state = {"last": 0.0}
+    lock = threading.Lock()
+
+    def callback(done: int, total: int) -> None:
+        now = time.monotonic()
+        with lock:  # transfers report from worker threads
+            if done < total and now - state["last"] < every:
+                return
+            state["last"] = now
+            events.emit(events.progress(subtask, done, total), sys.stderr)
+
+    return callback
 
 
 @app.command()
