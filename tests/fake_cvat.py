@@ -128,6 +128,7 @@ class FakeTask:
     status: str = "annotation"
     seed: int = 0
     frames: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
+    label_types: dict[str, str] = field(default_factory=dict)  # CVAT's label type by name; "any" unless given
 
     def __post_init__(self) -> None:
         self.name = self.name or f"task {self.id}"
@@ -430,7 +431,8 @@ class _Handler(BaseHTTPRequestHandler):
         tasks = [self.cvat.tasks[int(self.query["task_id"])]] if "task_id" in self.query and \
             int(self.query["task_id"]) in self.cvat.tasks else ([] if "task_id" in self.query else
                                                                 list(self.cvat.tasks.values()))
-        items = [{"id": t.label_ids[name], "name": name, "color": "#33ddff", "attributes": [], "type": "any",
+        items = [{"id": t.label_ids[name], "name": name, "color": "#33ddff", "attributes": [],
+                  "type": t.label_types.get(name, "any"),
                   "sublabels": [], "project_id": t.project_id, "task_id": t.id, "parent_id": None,
                   "has_parent": False} for t in tasks for name in t.labels]
         self._json(200, self._page(items))

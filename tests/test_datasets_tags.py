@@ -43,4 +43,5 @@ def test_images_tagged_val_in_cvat_go_to_the_val_split(tmp_path):
     assert sorted(by_id[i] for i in split["val"]) == ["f1.jpg", "f3.jpg"]
     assert sorted(by_id[i] for i in split["train"]) == ["f0.jpg", "f2.jpg"]
     assert split["method"] == "tags"
+    assert [c["name"] for c in coco["categories"]] == ["cat"]  # a tag-only label is no class
 

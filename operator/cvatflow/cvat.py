@@ -181,8 +181,10 @@ class CvatClient:
     # -- helpers ------------------------------------------------------------------------------------
 
     def _label_names(self, task) -> list[str]:
-        # Skeleton points are sublabels (parent_id set); training classes are the top-level labels.
-        return [label.name for label in task.get_labels() if not getattr(label, "parent_id", None)]
+        # Skeleton points are sublabels (parent_id set) and tag labels mark whole images: training classes are
+        # the other top-level labels.
+        return [label.name for label in task.get_labels()
+                if not getattr(label, "parent_id", None) and str(getattr(label, "type", "") or "") != "tag"]
 
     @staticmethod
     def _info(task, labels: list[str]) -> TaskInfo:

@@ -147,6 +147,10 @@ def _attach_tags(data: dict, tags: dict[tuple[str, str], list[str]]) -> None:
         names = tags.get((image.get("subset") or "default", item_id))
         if names:
             image["tags"] = sorted(set(image.get("tags") or []) | set(names))
+    # A label used only as a tag is no class to detect: keep it out of the categories (and cvat-num-classes).
+    tag_names = {name for names in tags.values() for name in names}
+    drawn = {a.get("category_id") for a in data.get("annotations") or []}
+    data["categories"] = [c for c in data["categories"] if c.get("name") not in tag_names or c.get("id") in drawn]
 
 
 def _datumaro_context() -> None:
