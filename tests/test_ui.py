@@ -9,8 +9,10 @@ import re
 from dataclasses import dataclass
 
 import httpx
+import playwright.sync_api as playwright_api
 import pytest
 
+import ui_fixtures
 from api_fixtures import TOKEN, client, served, settings_for, wait_for
 from cvatflow.api import create_app
 from cvatflow.config import NodePool, NodePools, Settings
@@ -26,7 +28,6 @@ from ui_fixtures import (
 )
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(180)]
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 POOLS = NodePools(label="node.kubernetes.io/instance-type",
@@ -127,6 +128,14 @@ def field_error(page, name: str):
     return page.locator(f"#param-{name}-error")
 
 
+# -- the browser -----------------------------------------------------------------------------------
+
+def test_a_missing_chromium_fails_the_ui_tests_with_what_to_install(monkeypatch):
+    monkeypatch.setattr(ui_fixtures, "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        launch_chromium(playwright=None)
+
+
 # -- serving ----------------------------------------------------------------------------------------
 
 def test_pages_and_files_are_served_without_a_token_but_no_data_is(ui):
@@ -149,7 +158,6 @@ def test_sign_in_asks_for_the_api_token_and_keeps_it_for_the_tab_only(browser, u
     page.goto("/ui/")
     token = page.get_by_label("API token")
     expect(token).to_be_focused()
-    screenshot(page, tmp_path, "signin-1280")
     token.fill("not-the-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#token-error")).to_have_text("This token is not accepted by the server.")
@@ -384,3 +392,10 @@ def test_every_page_fits_the_screen_at_1280_and_at_400px(browser, ui, finished_r
     errors = list(page.errors)
     page.context.close()
     assert not errors, errors
+
+    signin = new_page(browser, ui, viewport=viewport, signed_in=False)
+    signin.goto("/ui/")
+    expect(signin.get_by_label("API token")).to_be_visible()
+    assert signin.evaluate("document.documentElement.scrollWidth") <= width
+    screenshot(signin, tmp_path, f"signin-{width}")
+    signin.context.close()

@@ -1,8 +1,7 @@
 // Line charts drawn as inline SVG: a few dozen points per run need no chart library.
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 560;
-const HEIGHT = 260;
+const WIDTH = 560; // when the figure is not laid out yet
 const PAD = {left: 52, right: 16, top: 14, bottom: 36};
 const COLOURS = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989"];
 
@@ -33,17 +32,22 @@ function label(value) {
  * a legend, and a text summary for screen readers.
  */
 export function drawChart(figure, series, {xLabel = "epoch", empty = "No data yet."} = {}) {
+  // Drawn at the figure's own width, so labels keep their size on a phone instead of shrinking with it.
+  const inner = figure.clientWidth - 24;
+  const width = inner > 0 ? Math.max(260, Math.floor(inner)) : WIDTH;
+  const height = width < 420 ? 200 : 260;
+  figure.dataset.width = String(width);
   figure.querySelector("svg")?.remove();
   figure.querySelector(".legend")?.remove();
   const drawn = series.filter((s) => s.points.length);
   figure.dataset.points = String(drawn.reduce((n, s) => n + s.points.length, 0));
   const caption = figure.querySelector("figcaption");
   const summary = drawn.map((s) => `${s.name} ${label(s.points.at(-1)[1])} at ${xLabel} ${label(s.points.at(-1)[0])}`);
-  const chart = svg("svg", {viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", class: "chart",
+  const chart = svg("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart",
                             "aria-label": `${caption?.textContent || "chart"}: ${summary.join("; ") || empty}`});
   figure.insertBefore(chart, caption?.nextSibling || null);
   if (!drawn.length) {
-    chart.append(svg("text", {x: WIDTH / 2, y: HEIGHT / 2, "text-anchor": "middle", class: "muted"}, empty));
+    chart.append(svg("text", {x: width / 2, y: height / 2, "text-anchor": "middle", class: "muted"}, empty));
     return;
   }
   const xs = drawn.flatMap((s) => s.points.map((p) => p[0]));
@@ -53,20 +57,20 @@ export function drawChart(figure, series, {xLabel = "epoch", empty = "No data ye
   if (y0 === y1) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
   const margin = (y1 - y0) * 0.05;
   y0 -= margin; y1 += margin;
-  const sx = (x) => PAD.left + ((x - x0) / (x1 - x0)) * (WIDTH - PAD.left - PAD.right);
-  const sy = (y) => HEIGHT - PAD.bottom - ((y - y0) / (y1 - y0)) * (HEIGHT - PAD.top - PAD.bottom);
+  const sx = (x) => PAD.left + ((x - x0) / (x1 - x0)) * (width - PAD.left - PAD.right);
+  const sy = (y) => height - PAD.bottom - ((y - y0) / (y1 - y0)) * (height - PAD.top - PAD.bottom);
 
   const axes = svg("g", {class: "axes"});
   for (const y of ticks(y0, y1)) {
-    axes.append(svg("line", {x1: PAD.left, x2: WIDTH - PAD.right, y1: sy(y), y2: sy(y), class: "grid"}));
+    axes.append(svg("line", {x1: PAD.left, x2: width - PAD.right, y1: sy(y), y2: sy(y), class: "grid"}));
     axes.append(svg("text", {x: PAD.left - 6, y: sy(y) + 4, "text-anchor": "end"}, label(y)));
   }
-  for (const x of ticks(x0, x1, 6)) {
-    axes.append(svg("text", {x: sx(x), y: HEIGHT - PAD.bottom + 16, "text-anchor": "middle"}, label(x)));
+  for (const x of ticks(x0, x1, width < 420 ? 4 : 6)) {
+    axes.append(svg("text", {x: sx(x), y: height - PAD.bottom + 16, "text-anchor": "middle"}, label(x)));
   }
-  axes.append(svg("line", {x1: PAD.left, x2: WIDTH - PAD.right, y1: HEIGHT - PAD.bottom, y2: HEIGHT - PAD.bottom,
+  axes.append(svg("line", {x1: PAD.left, x2: width - PAD.right, y1: height - PAD.bottom, y2: height - PAD.bottom,
                            class: "axis"}));
-  axes.append(svg("text", {x: (PAD.left + WIDTH - PAD.right) / 2, y: HEIGHT - 4, "text-anchor": "middle"}, xLabel));
+  axes.append(svg("text", {x: (PAD.left + width - PAD.right) / 2, y: height - 4, "text-anchor": "middle"}, xLabel));
   chart.append(axes);
 
   const legend = document.createElement("ul");

@@ -81,7 +81,14 @@ export function runPage(main, match) {
   view.useCheckpoint.addEventListener("click", () => useAsCheckpoint(run, view));
   view.annotateToggle.addEventListener("click", () => toggleAnnotate(view, run, abort.signal));
   view.refreshLogs.addEventListener("click", refreshLogs);
-  return () => { abort.abort(); clearTimeout(run.logTimer); };
+  // Charts are drawn at their box's width: draw again when it changes (a rotated phone, a resized window).
+  let drawnWidth = 0;
+  const resized = new ResizeObserver(([entry]) => {
+    const width = Math.round(entry.contentRect.width);
+    if (width !== drawnWidth) { drawnWidth = width; redraw(); }
+  });
+  resized.observe(view.loss);
+  return () => { abort.abort(); clearTimeout(run.logTimer); resized.disconnect(); };
 }
 
 function layout(id) {
