@@ -6,7 +6,7 @@ from typing import Any
 
 from cvatflow import events as ev
 from cvatflow.controller import resource as r
-from cvatflow.runs.kubernetes import _pod_name, status_from_workflow
+from cvatflow.runs.kubernetes import pod_name, status_from_workflow
 from cvatflow.runs.run import OUTPUT_FOLDERS
 
 STARTED = ("Running", "Succeeded", "Failed", "Error")
@@ -50,7 +50,7 @@ def step_pods(workflow: dict[str, Any]) -> list[tuple[str, str]]:
     """(pod name, phase) of every started pod of the Workflow, in start order (retries included)."""
     name = (workflow.get("metadata") or {}).get("name", "")
     nodes = (workflow.get("status") or {}).get("nodes") or {}
-    pods = [(node.get("startedAt") or "~", _pod_name(name, node_id, node), node.get("phase", ""))
+    pods = [(node.get("startedAt") or "~", pod_name(name, node_id, node), node.get("phase", ""))
             for node_id, node in nodes.items() if node.get("type") == "Pod" and node.get("phase") in STARTED]
     return [(pod, phase) for _, pod, phase in sorted(pods)]
 

@@ -120,7 +120,7 @@ class KubernetesRun(Run):
         for node_id, node in sorted(nodes.items(), key=lambda kv: kv[1].get("startedAt") or "~"):
             if node.get("type") != "Pod" or (step and node.get("displayName") != step):
                 continue
-            pod = _pod_name(self.name, node_id, node)
+            pod = pod_name(self.name, node_id, node)
             try:
                 out.append(core.read_namespaced_pod_log(pod, self.backend.namespace, container="main"))
             except ApiException:
@@ -131,7 +131,7 @@ class KubernetesRun(Run):
         return ((self._workflow.get("metadata") or {}).get("annotations") or {}).get("cvatflow.io/output-prefix")
 
 
-def _pod_name(workflow: str, node_id: str, node: dict[str, Any]) -> str:
+def pod_name(workflow: str, node_id: str, node: dict[str, Any]) -> str:
     # Argo's v2 pod names: <workflow>-<template>-<hash>, where the hash is the node id's suffix.
     suffix = node_id.rsplit("-", 1)[-1]
     return f"{workflow}-{node.get('templateName')}-{suffix}" if node.get("templateName") else node_id
