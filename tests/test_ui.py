@@ -290,6 +290,12 @@ def test_a_run_is_followed_live_to_succeeded_with_its_charts_steps_logs_and_outp
     screenshot(page, tmp_path, "run-1280")
 
 
+def test_an_unknown_run_says_so(page, ui):
+    page.goto("/ui/runs/no-such-run")
+    expect(page.get_by_role("alert")).to_have_text("No run named no-such-run.")
+    expect(page.get_by_role("button", name="Use as fine-tune checkpoint")).to_be_disabled()
+
+
 def test_use_as_fine_tune_checkpoint_prefills_the_form_with_the_run_s_output_prefix(page, ui, finished_run):
     page.goto(f"/ui/runs/{finished_run}")
     button = page.get_by_role("button", name="Use as fine-tune checkpoint")

@@ -41,8 +41,10 @@ export function runPage(main, match) {
     try {
       run.execution = await api(`/api/v1/executions/${encodeURIComponent(id)}`, {signal: abort.signal});
       showExecution(view, run);
+      return true;
     } catch (error) {
       if (!abort.signal.aborted) showError(view, error);
+      return false;
     }
   };
 
@@ -73,7 +75,8 @@ export function runPage(main, match) {
     }
   };
 
-  reload().then(() => {
+  reload().then((found) => {
+    if (!found) return;
     followEvents(`/api/v1/executions/${encodeURIComponent(id)}/events`, onEvent, {signal: abort.signal})
       .catch((error) => { if (!abort.signal.aborted) view.live.textContent = `Live updates stopped: ${error.message}`; });
     refreshLogs();
