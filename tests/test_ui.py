@@ -144,7 +144,7 @@ def test_pages_and_files_are_served_without_a_token_but_no_data_is(ui):
             answer = http.get(path)
             assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
             assert "script-src 'self'" in answer.headers["content-security-policy"]
-        assert http.get("/ui").status_code == 307
+        assert http.get("/ui").status_code == 307 and http.get("/").headers["location"] == "/ui/"
         assert http.get("/ui/static/app.js").headers["content-type"].startswith("text/javascript")
         assert http.get("/ui/static/../app.py").status_code == 404
         assert http.get("/api/v1/cvat/tasks").status_code == 401

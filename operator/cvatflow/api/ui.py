@@ -62,6 +62,7 @@ class _StaticFiles(StaticFiles):
 
 
 def install(app: FastAPI) -> None:
-    """Serve the UI on `app`: pages under /ui/, their files under /ui/static/."""
+    """Serve the UI on `app`: pages under /ui/, their files under /ui/static/; `/` leads there."""
     app.include_router(router)
+    app.add_api_route("/", ui_root, include_in_schema=False)
     app.mount(f"{PREFIX}/static", _StaticFiles(directory=STATIC), name="ui-static")
