@@ -116,7 +116,7 @@ def loader_images_per_s(dataset, workers: int, batch: int = 8, rounds: int = 2) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=48)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--model", default="detr_small")
     parser.add_argument("--loader-size", type=int, default=800, help="image side for the loader comparison")
     args = parser.parse_args()
@@ -132,7 +132,7 @@ def main() -> None:
               f"hflip: 0.5\nval_percent: 10\n")
         # alternate the two loops and keep each one's best, so that a noisy neighbour hurts both alike
         harness, bare = 0.0, 0.0
-        for round_ in range(2):
+        for round_ in range(3):
             bare = max(bare, bare_images_per_s(data, hp, args.model))
             harness = max(harness, harness_images_per_s(data, root / f"out{round_}", hp, args.model))
         print(f"training loop ({args.model}, 128px, batch 8, {args.steps} steps, {torch.get_num_threads()} threads):")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class Checkpoints:
     def __init__(self, output: Path, keep: int = 3):
         self.output, self.folder, self.keep = Path(output), Path(output) / "checkpoints", keep
         self.count = len(self.numbered())
+        self.last_saved = time.monotonic()  # a fresh start has nothing to lose yet
 
     def numbered(self) -> list[Path]:
         return sorted(self.folder.glob("step_*.pt")) if self.folder.is_dir() else []
@@ -48,6 +50,11 @@ class Checkpoints:
 
     def save_last(self, payload: dict[str, Any]) -> None:
         save(self.folder / LAST, payload)
+        self.last_saved = time.monotonic()
+
+    def seconds_since_last(self) -> float:
+        """Seconds since last.pt was written by this process (or since it started)."""
+        return time.monotonic() - self.last_saved
 
     def save_numbered(self, step: int, payload: dict[str, Any], best_now: bool, metrics: dict[str, float]) -> Path:
         """A numbered checkpoint (and best.pt when it is the best so far); old numbered ones beyond `keep` go."""

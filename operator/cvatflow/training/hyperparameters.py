@@ -29,7 +29,7 @@ class Hyperparameters:
     warmup_steps: int = 50
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     val_every: float = 1.0  # in epochs; 0.5 = twice an epoch
-    checkpoint_every: int = 0  # steps between last.pt saves; 0 = at each validation and at the end of each epoch
+    checkpoint_every: int = 0  # steps between last.pt saves; 0 = at each validation, and at an epoch's end once a minute has passed
     keep_checkpoints: int = 3  # numbered checkpoints kept (best and last are always kept)
     image_size: int = 256  # longest image side fed to the model
     hflip: float = 0.5  # probability of a horizontal flip in training

@@ -16,6 +16,9 @@ from cvatflow.training import state as statelib
 from cvatflow.training.checkpoints import Checkpoints, load
 from cvatflow.training.hyperparameters import Hyperparameters, parse
 
+# A preempted pod loses at most this much work to epoch-end saves (checkpoint_every sets a step interval).
+EPOCH_CHECKPOINT_SECONDS = 60.0
+
 
 def log(message: str) -> None:
     """Plain log lines go to stdout between the events (watchers skip them)."""
@@ -263,7 +266,9 @@ class Trainer:
                 if self.step >= self.total:
                     break
             else:
-                if self.step % self.val_steps:  # an epoch ended between validations: keep resume cheap
+                # An epoch ended between validations: save for resumption, but at most once a minute, so
+                # that short epochs (small datasets) do not spend their time writing checkpoints.
+                if self.step % self.val_steps and self.checkpoints.seconds_since_last() >= EPOCH_CHECKPOINT_SECONDS:
                     self.checkpoints.save_last(self.payload())
         writer.close()
         return self._finish()
