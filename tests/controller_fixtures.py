@@ -4,8 +4,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STORE = "s3://cvatflow-test"
 LOG = logging.getLogger("test-controller")
 # What DESIGN.md lists; used only while cvatflow.datasets.formats has not landed in this checkout.
-DUMP_FORMATS = ("cvat_coco", "cvat_voc", "cvat_yolo", "cvat_tfrecord", "cvat_mot", "cvat_label_me", "cvat",
-                "datumaro_project")
-
-
-def ensure_dump_formats() -> None:
-    """params.autofill checks dump-format against cvatflow.datasets.formats; stand in for it if missing."""
-    try:
-        import cvatflow.datasets.formats  # noqa: F401
-    except ModuleNotFoundError:
-        sys.modules["cvatflow.datasets.formats"] = types.SimpleNamespace(DUMP_FORMATS=DUMP_FORMATS)
-
-
 def workflow_template(name: str = "detr-training") -> dict[str, Any]:
     """A built-in WorkflowTemplate as `kubectl apply -f workflow_templates/` puts it in the cluster."""
     return yaml.safe_load((ROOT / "workflow_templates" / f"{name}.yaml").read_text())

@@ -14,7 +14,6 @@ from controller_fixtures import (
     ROOT,
     argo_status,
     call,
-    ensure_dump_formats,
     event_lines,
     make_deps,
     mirror,
@@ -233,7 +232,6 @@ def test_the_status_the_operator_writes_fits_the_crd_so_nothing_is_pruned():
 
     from cvatflow.controller import handlers
 
-    ensure_dump_formats()
     schema = closed(crd_schema())
     deps = make_deps()
     body = training_run()

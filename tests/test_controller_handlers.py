@@ -10,7 +10,6 @@ from controller_fixtures import (
     RecordedDump,
     argo_status,
     call,
-    ensure_dump_formats,
     event_lines,
     make_deps,
     mirror,
@@ -19,7 +18,6 @@ from controller_fixtures import (
 from cvatflow.controller import handlers
 from cvatflow.errors import CvatError
 
-ensure_dump_formats()
 
 
 def parameters(workflow):

@@ -12,7 +12,6 @@ from controller_fixtures import (
     STORE,
     RecordedDump,
     argo_status,
-    ensure_dump_formats,
     event_lines,
     make_deps,
     training_run,
@@ -22,7 +21,6 @@ from cvatflow.controller import mock
 from cvatflow.controller.cluster import URL_ENV, Cluster
 from cvatflow.controller.deps import kopf_event
 
-ensure_dump_formats()
 RUNS, WORKFLOWS = mock.RUNS, mock.WORKFLOWS
 LOG_PATH = "/api/v1/namespaces/ml/pods/r1-train-2222/log"
 
