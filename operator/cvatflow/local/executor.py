@@ -73,10 +73,15 @@ class LocalExecutor:
                labels: dict[str, str] | None = None, output_prefix: str | None = None) -> Path:
         """Lay out a run folder (workflow.json + status.json in phase Pending)."""
         run_dir = self.runs_dir / name
-        if run_dir.exists():
-            raise RunError(f"run {name!r} already exists in {self.runs_dir}; choose another name")
-        run_dir.mkdir(parents=True)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise RunError(f"run {name!r} already exists in {self.runs_dir}; choose another name") from None
         (run_dir / "logs").mkdir()
+        # status.json first: listings find runs by workflow.json, which must never lack a status.
+        write_json(run_dir / "status.json", {"phase": "Pending", "nodes": {}, "startedAt": None,
+                                             "finishedAt": None, "message": "", "progress": ""})
         write_json(run_dir / "workflow.json", {
             "name": name,
             "uid": str(uuid.uuid4()),
@@ -88,8 +93,6 @@ class LocalExecutor:
             "outputPrefix": output_prefix,
             "workflowTemplate": workflow_template,
         })
-        write_json(run_dir / "status.json", {"phase": "Pending", "nodes": {}, "startedAt": None,
-                                             "finishedAt": None, "message": "", "progress": ""})
         return run_dir
 
     def start(self, run_dir: Path) -> int:

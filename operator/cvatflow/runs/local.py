@@ -7,7 +7,7 @@ from pathlib import Path
 from cvatflow.errors import NotFoundError
 from cvatflow.local.executor import LocalExecutor, read_json
 from cvatflow.params import Filled
-from cvatflow.runs.kubernetes import run_name
+from cvatflow.runs.kubernetes import TEMPLATE_LABEL, run_name
 from cvatflow.runs.run import DONE, Run, RunStatus, StepStatus
 from cvatflow.templates.render import render
 from cvatflow.templates.template import Template
@@ -101,8 +101,8 @@ class LocalBackend:
     def submit(self, filled: Filled, name: str | None = None, output_prefix: str | None = None,
                detach: bool = True) -> LocalRun:
         name = name or run_name(filled.template.name)
-        run_dir = self.executor.create(render(filled.template), dict(filled.values), name, filled.labels,
-                                       output_prefix)
+        labels = {**filled.labels, TEMPLATE_LABEL: filled.template.name}  # as Argo labels its Workflows
+        run_dir = self.executor.create(render(filled.template), dict(filled.values), name, labels, output_prefix)
         if detach:
             self.executor.start(run_dir)
         else:
