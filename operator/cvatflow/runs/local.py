@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from cvatflow.errors import NotFoundError
@@ -11,6 +13,11 @@ from cvatflow.runs.kubernetes import TEMPLATE_LABEL, run_name
 from cvatflow.runs.run import DONE, Run, RunStatus, StepStatus
 from cvatflow.templates.render import render
 from cvatflow.templates.template import Template
+
+
+# Parsed events per run folder, keyed by the sizes and times of its logs; the 64 most recent runs are kept.
+_EVENTS: "OrderedDict[Path, tuple[tuple, list[dict]]]" = OrderedDict()
+_EVENTS_LOCK = threading.Lock()
 
 
 class LocalRun(Run):
@@ -62,6 +69,20 @@ class LocalRun(Run):
 
     def log_files(self) -> list[Path]:
         return sorted((self.dir / "logs").glob("*.log"))
+
+    def events(self) -> list[dict]:
+        """The run's events, parsed again only when a log has grown (watchers ask every second)."""
+        key = tuple((p.name, st.st_size, st.st_mtime_ns) for p in self.log_files() for st in [p.stat()])
+        with _EVENTS_LOCK:
+            cached = _EVENTS.get(self.dir)
+        if cached is None or cached[0] != key:
+            cached = (key, super().events())
+            with _EVENTS_LOCK:
+                _EVENTS[self.dir] = cached
+                _EVENTS.move_to_end(self.dir)
+                while len(_EVENTS) > 64:
+                    _EVENTS.popitem(last=False)
+        return list(cached[1])
 
     def output_prefix(self) -> str | None:
         status = read_json(self.dir / "status.json")
