@@ -41,7 +41,7 @@ import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def _null_composites(node: Any) -> Any:
     return node
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(template: str, method: str, status: int):
     """The response validator of an operation and status, or None where the schema documents no JSON body."""
     from openapi_schema_validator import OAS30ReadValidator
@@ -241,7 +241,7 @@ def import_coco(task: FakeTask, data: dict[str, Any]) -> None:
 # -- the server --------------------------------------------------------------------------------------
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -19,7 +19,6 @@ from cvatflow.controller import handlers
 from cvatflow.errors import CvatError
 
 
-
 def parameters(workflow):
     return {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
 

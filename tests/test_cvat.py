@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from pycocotools.coco import COCO
 
-import cvatflow.cvat as cvat
+from cvatflow import cvat
 from cvatflow.cvat import CvatAuthError, CvatClient, CvatNotFound, CvatUnreachable, TaskInfo, dump_task
 from cvatflow.datasets.formats import DUMP_FORMATS
 from cvatflow.errors import CvatError, CvatflowError, DatasetError

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT
 
-BLOCKS = re.findall(r"<!-- readme-test -->\s*```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+BLOCKS = re.findall(r"<!-- readme-test -->\s*```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
 
 
 def test_the_readme_has_tested_examples():

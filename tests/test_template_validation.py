@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import yaml
 
 from cvatflow.errors import errors_only

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import onepanel_manifests
 from cvatflow.artifact_repository import ArtifactRepository
+from cvatflow.errors import errors_only
 from cvatflow.templates import (
     Option,
     Parameter,
@@ -26,7 +27,6 @@ from cvatflow.templates import (
 )
 from cvatflow.templates.parameter import PARAMETER_TYPES, VISIBILITIES
 from cvatflow.templates.render import PARAMETERS_ANNOTATION
-from cvatflow.errors import errors_only
 
 MANIFESTS = onepanel_manifests()
 

@@ -6,5 +6,14 @@ from cvatflow.templates import Parameter, Template, get_template
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "CvatTask", "CvatflowError", "Parameter", "Run", "RunStatus", "Template", "get_template",
-           "__version__"]
+__all__ = [
+    "Client",
+    "CvatTask",
+    "CvatflowError",
+    "Parameter",
+    "Run",
+    "RunStatus",
+    "Template",
+    "__version__",
+    "get_template",
+]

@@ -65,7 +65,7 @@ class ArtifactRepository:
         return {"gcs": body}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "artifact repository") -> "ArtifactRepository":
+    def from_dict(cls, data: dict[str, Any], source: str = "artifact repository") -> ArtifactRepository:
         """Read Argo's format: `{s3: {bucket, endpoint, region, insecure, accessKeySecret, ...}}` or `{gcs: {...}}`."""
         if not isinstance(data, dict):
             raise TemplateError(f"{source}: expected a mapping with an `s3` or `gcs` key; got {type(data).__name__}")
@@ -103,7 +103,7 @@ class ArtifactRepository:
         )
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ArtifactRepository":
+    def from_file(cls, path: str | Path) -> ArtifactRepository:
         """Read a YAML file in Argo's artifact-repository format (or a ConfigMap holding one)."""
         path = Path(path)
         try:

@@ -35,7 +35,7 @@ class NodePools:
     pools: list[NodePool] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, source: str = "node pools") -> "NodePools":
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "node pools") -> NodePools:
         data = data or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a mapping with `label` and `options`")

@@ -5,11 +5,12 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from cvatflow.errors import CvatError
 
@@ -199,7 +200,11 @@ class CvatClient:
         """Turn the SDK's and urllib3's exceptions into one CvatError that a user can act on."""
         import urllib3
         from cvat_sdk.api_client import exceptions as api_exceptions
-        from cvat_sdk.core.exceptions import BackgroundRequestException, CvatSdkException, InvalidHostException
+        from cvat_sdk.core.exceptions import (
+            BackgroundRequestException,
+            CvatSdkException,
+            InvalidHostException,
+        )
 
         what = action
         where = f"CVAT at {self.url}"

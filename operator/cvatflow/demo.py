@@ -74,7 +74,7 @@ def _final_metrics(client, report_uri: str) -> dict:
 
 
 def _path(uri: str) -> str:
-    return uri[len("file://"):] if uri.startswith("file://") else uri
+    return uri.removeprefix("file://")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 
 METRICS = "EventType.METRICS"
 CHECKPOINT = "EventType.CHECKPOINT"

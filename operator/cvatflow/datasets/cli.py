@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -96,10 +95,10 @@ def inspect(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
 def prepare(export: Path = typer.Argument(..., help="A CVAT export (zip or folder) or a normalised dataset."),
             out: Path = typer.Option(..., "--out", help="Folder to write the training dataset into."),
             val_split: float = typer.Option(10.0, "--val-split", help="Validation percentage (random, seeded)."),
-            split_by: Optional[str] = typer.Option(None, "--split-by", help="tags or subsets instead of random."),
+            split_by: str | None = typer.Option(None, "--split-by", help="tags or subsets instead of random."),
             seed: int = typer.Option(0, "--seed"),
             fix: bool = typer.Option(False, "--fix", help="Clip boxes to their image, drop empty or broken ones."),
-            image_prefix: Optional[str] = typer.Option(None, "--image-prefix",
+            image_prefix: str | None = typer.Option(None, "--image-prefix",
                                                        help="Rewrite file_name to PREFIX/<file> (a pod's mount).")
             ) -> None:
     """Normalise, validate and split an export into a training dataset."""

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cvatflow.errors import CvatflowError, RunError
 from cvatflow.local.expressions import evaluate_when, substitute, substitute_all
@@ -27,7 +28,7 @@ FAILED = ("Failed", "Error", "Omitted")
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from cvatflow.errors import RunError
 

@@ -16,7 +16,7 @@ def _plain(model) -> dict[str, Any]:
 
 
 class ArgoServerRun(Run):
-    def __init__(self, backend: "ArgoServerBackend", workflow: dict[str, Any]) -> None:
+    def __init__(self, backend: ArgoServerBackend, workflow: dict[str, Any]) -> None:
         status = status_from_workflow(workflow)
         super().__init__(status.name, status.template)
         self.backend = backend

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -14,7 +13,7 @@ runs_app = typer.Typer(help="Follow workflow runs: list, get, logs, watch, outpu
 console = Console()
 
 
-def _client(local: bool = False, kube: bool = False, argo_server: Optional[str] = None):
+def _client(local: bool = False, kube: bool = False, argo_server: str | None = None):
     from cvatflow.runs.client import Client
 
     if sum(bool(x) for x in (local, kube, argo_server)) > 1:
@@ -31,14 +30,14 @@ def _labels(items: list[str]) -> dict[str, str]:
 
 def run(
     template: str = typer.Argument(..., help="Template name (built-in or on the cluster) or a template YAML file."),
-    data: Optional[str] = typer.Option(None, "--data", help="A CVAT export (zip or folder) or a dataset URI."),
-    cvat_task: Optional[int] = typer.Option(None, "--cvat-task", help="Dump this CVAT task (CVAT_URL, token)."),
+    data: str | None = typer.Option(None, "--data", help="A CVAT export (zip or folder) or a dataset URI."),
+    cvat_task: int | None = typer.Option(None, "--cvat-task", help="Dump this CVAT task (CVAT_URL, token)."),
     param: list[str] = typer.Option([], "-p", "--param", help="Parameter as name=value; repeat for more."),
     label: list[str] = typer.Option([], "--label", help="Label on the run as key=value."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: <template>-<random>)."),
+    name: str | None = typer.Option(None, "--name", help="Run name (default: <template>-<random>)."),
     local: bool = typer.Option(False, "--local", help="Run on this machine (the default with no cluster)."),
     kube: bool = typer.Option(False, "--kube", help="Submit through the Kubernetes API."),
-    argo_server: Optional[str] = typer.Option(None, "--argo-server", help="Submit through this Argo Server."),
+    argo_server: str | None = typer.Option(None, "--argo-server", help="Submit through this Argo Server."),
     wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends; exit 1 unless it succeeds."),
 ) -> None:
     """Run a template on a CVAT task or a dataset."""
@@ -62,7 +61,7 @@ def _print_outputs(run) -> None:
         console.print(f"  {key:12} {uri}")
 
 
-def _find(name: str, local: bool, kube: bool, argo_server: Optional[str]):
+def _find(name: str, local: bool, kube: bool, argo_server: str | None):
     return _client(local, kube, argo_server).run(name)
 
 
@@ -74,10 +73,10 @@ ArgoServer = typer.Option(None, "--argo-server", help="Look at runs on this Argo
 @runs_app.command("list")
 def list_runs(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable: a list of runs, newest first."),
-    template: Optional[str] = typer.Option(None, help="Only runs of this template."),
-    phase: Optional[str] = typer.Option(None, help="Only runs in this phase."),
+    template: str | None = typer.Option(None, help="Only runs of this template."),
+    phase: str | None = typer.Option(None, help="Only runs in this phase."),
     label: list[str] = typer.Option([], "--label", help="Only runs with this label (key=value)."),
-    local: bool = Local, kube: bool = Kube, argo_server: Optional[str] = ArgoServer,
+    local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer,
 ) -> None:
     """List runs, newest first."""
     rows = []
@@ -103,7 +102,7 @@ def _summary(status) -> dict:
 
 @runs_app.command()
 def get(name: str, as_json: bool = typer.Option(False, "--json"),
-        local: bool = Local, kube: bool = Kube, argo_server: Optional[str] = ArgoServer) -> None:
+        local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer) -> None:
     """Show one run: phase, steps, latest metrics and outputs."""
     run_ = _find(name, local, kube, argo_server)
     status = run_.status()
@@ -123,15 +122,15 @@ def get(name: str, as_json: bool = typer.Option(False, "--json"),
 
 
 @runs_app.command()
-def logs(name: str, step: Optional[str] = typer.Option(None, help="Only this step's log."),
-         local: bool = Local, kube: bool = Kube, argo_server: Optional[str] = ArgoServer) -> None:
+def logs(name: str, step: str | None = typer.Option(None, help="Only this step's log."),
+         local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer) -> None:
     """Print a run's logs."""
     typer.echo(_find(name, local, kube, argo_server).logs(step), nl=False)
 
 
 @runs_app.command("watch")
 def watch_run(name: str, local: bool = Local, kube: bool = Kube,
-              argo_server: Optional[str] = ArgoServer) -> None:
+              argo_server: str | None = ArgoServer) -> None:
     """Follow a run live (epoch, step, loss, mAP) until it ends."""
     from cvatflow.runs.watch import watch
 
@@ -144,7 +143,7 @@ def watch_run(name: str, local: bool = Local, kube: bool = Kube,
 
 @runs_app.command()
 def outputs(name: str, local: bool = Local, kube: bool = Kube,
-            argo_server: Optional[str] = ArgoServer) -> None:
+            argo_server: str | None = ArgoServer) -> None:
     """Print the URIs of a run's model/, checkpoints/, report/..."""
     found = _find(name, local, kube, argo_server).outputs()
     if not found:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cvatflow.config import Settings, load_settings
 from cvatflow.errors import CvatflowError, RunError

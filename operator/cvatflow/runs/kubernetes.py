@@ -97,7 +97,7 @@ def _api_client(kubeconfig: str | None = None):
 
 
 class KubernetesRun(Run):
-    def __init__(self, backend: "KubernetesBackend", workflow: dict[str, Any]) -> None:
+    def __init__(self, backend: KubernetesBackend, workflow: dict[str, Any]) -> None:
         status = status_from_workflow(workflow)
         super().__init__(status.name, status.template)
         self.backend = backend

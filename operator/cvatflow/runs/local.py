@@ -14,9 +14,8 @@ from cvatflow.runs.run import DONE, Run, RunStatus, StepStatus
 from cvatflow.templates.render import render
 from cvatflow.templates.template import Template
 
-
 # Parsed events per run folder, keyed by the sizes and times of its logs; the 64 most recent runs are kept.
-_EVENTS: "OrderedDict[Path, tuple[tuple, list[dict]]]" = OrderedDict()
+_EVENTS: OrderedDict[Path, tuple[tuple, list[dict]]] = OrderedDict()
 _EVENTS_LOCK = threading.Lock()
 
 

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import unquote, urlparse
 
 from cvatflow.errors import StorageError
 from cvatflow.storage.base import ObjectInfo, Store, free_name
-
 
 # Copies on one disk are bound by file creation in the kernel, not by waiting: measured on 2,000 small
 # files (bench/dump.py), one worker is as fast as eight and steadier, so a local store copies in turn.

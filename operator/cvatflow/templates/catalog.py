@@ -1,7 +1,7 @@
 """The built-in training templates (detr-training, maskrcnn-training) and lookup of templates by name or file."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from cvatflow.errors import NotFoundError
@@ -92,7 +92,7 @@ def detr_training() -> Template:
 BUILDERS = {"detr-training": detr_training, "maskrcnn-training": maskrcnn_training}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin(name: str) -> Template:
     return BUILDERS[name]()
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 import yaml
@@ -18,7 +17,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _repository(path: Optional[Path]) -> ArtifactRepository | None:
+def _repository(path: Path | None) -> ArtifactRepository | None:
     return ArtifactRepository.from_file(path) if path else None
 
 
@@ -40,7 +39,7 @@ def render(
     names: list[str] = typer.Argument(None, help="Built-in templates to render (default: all)."),
     out: Path = typer.Option(Path("workflow_templates"), "--out", help="Folder to write <name>.yaml into."),
     check: bool = typer.Option(False, "--check", help="Fail if the files in --out are missing or stale."),
-    artifact_repository: Optional[Path] = typer.Option(
+    artifact_repository: Path | None = typer.Option(
         None, help="Complete artifact shorthand from this artifact-repository YAML."),
 ) -> None:
     """Render built-in templates to kubectl-applyable WorkflowTemplate YAML files."""
@@ -124,8 +123,8 @@ def _print_problem(path: Path, problem: Problem) -> None:
 def import_manifest(
     manifest: Path = typer.Argument(..., help="Onepanel manifest (spec body) or WorkflowTemplate YAML."),
     name: str = typer.Option(..., "--name", help="Name of the WorkflowTemplate to create."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
-    artifact_repository: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
+    artifact_repository: Path | None = typer.Option(
         None, help="Artifact-repository YAML that completes `s3: {key: ...}` shorthand."),
     cvat: bool = typer.Option(True, "--cvat/--no-cvat", help="Label the template `used-by: cvat`."),
 ) -> None:

@@ -112,7 +112,7 @@ class Parameter:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Parameter":
+    def from_dict(cls, data: dict[str, Any]) -> Parameter:
         """Read a parameter in Onepanel's form (or Argo's: `description` and `enum` are understood too).
 
         Fields are taken as they are (an unknown type or visibility is kept, so validation can name it);

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from cvatflow.errors import NotFoundError
 from cvatflow.templates.parameter import Parameter, reserved_name
@@ -68,5 +69,5 @@ class Template:
             if isinstance(tpl, dict) and ("container" in tpl or "script" in tpl):
                 yield tpl
 
-    def copy(self) -> "Template":
+    def copy(self) -> Template:
         return copy.deepcopy(self)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -332,7 +333,7 @@ def _volume_problems(spec: dict[str, Any], templates: list[dict[str, Any]]) -> I
     for i, tpl in enumerate(templates):
         volumes_here = volumes | {v.get("name") for v in tpl.get("volumes") or [] if isinstance(v, dict)}
         for key in ("container", "script"):
-            for j, mount in enumerate(((tpl.get(key) or {}).get("volumeMounts") or [])):
+            for j, mount in enumerate((tpl.get(key) or {}).get("volumeMounts") or []):
                 if isinstance(mount, dict) and mount.get("name") not in volumes_here:
                     yield Problem(f"spec.templates[{i}].{key}.volumeMounts[{j}]",
                                   f"mounts volume {mount.get('name')!r}, which is not declared",
