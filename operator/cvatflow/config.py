@@ -74,17 +74,9 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def runs_dir(self) -> Path:
-        return self.home / "runs"
-
-    @property
     def cvat_token(self) -> str:
         """Read from the environment only: secrets never sit in config files cvatflow writes or logs."""
         return os.environ.get("CVAT_ACCESS_TOKEN", "")
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("CVATFLOW_HOME") or Path.home() / ".cvatflow").expanduser()
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -7,19 +7,15 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from cvatflow.api.models import Job as JobModel
 from cvatflow.api.models import Problem
 from cvatflow.errors import CvatflowError, ProblemsError, errors_only
+from cvatflow.runs.run import now
 
 log = logging.getLogger("cvatflow.api")
 KEEP = 1000  # finished jobs kept for GET; older ones are forgotten (their runs stay in the backend)
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The TrainingRun resource: its API names, phases, labels, owner references and status conditions."""
 from __future__ import annotations
 
-import datetime
 from typing import Any
+
+from cvatflow.runs.run import now
 
 GROUP, VERSION, PLURAL, KIND = "cvatflow.io", "v1alpha1", "trainingruns", "TrainingRun"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -36,10 +37,6 @@ def owner_body(workflow: dict[str, Any]) -> dict[str, Any] | None:
             return {"apiVersion": ref["apiVersion"], "kind": KIND,
                     "metadata": {"name": ref["name"], "namespace": metadata.get("namespace"), "uid": ref.get("uid")}}
     return None
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(conditions: list[dict[str, Any]] | None, type_: str, status: bool, reason: str,

@@ -106,25 +106,24 @@ def validate(data: dict[str, Any], images_dir: Path, fix: bool = False) -> Repor
             problems.append(Problem(where, f"annotation id {ann.get('id')} is used twice", "renumber annotations"))
         seen.add(ann.get("id"))
         image = images.get(ann.get("image_id"))
+        unusable = None  # a record that refers to nothing: dropped with --fix, else reported
         if image is None:
+            unusable = Problem(where, f"refers to image {ann.get('image_id')}, which does not exist",
+                               "remove the annotation, add the image, or use --fix")
+        elif ann.get("category_id") not in categories:
+            unusable = Problem(where, f"refers to category {ann.get('category_id')}, which does not exist",
+                               "add the category, fix category_id, or use --fix to drop it")
+        if unusable is not None:
             if fix:
                 report.fixed += 1
-                continue
-            problems.append(Problem(where, f"refers to image {ann.get('image_id')}, which does not exist",
-                                    "remove the annotation, add the image, or use --fix"))
-            continue
-        if ann.get("category_id") not in categories:
-            if fix:
-                report.fixed += 1
-                continue
-            problems.append(Problem(where, f"refers to category {ann.get('category_id')}, which does not exist",
-                                    "add the category, fix category_id, or use --fix to drop it"))
+            else:
+                problems.append(unusable)
             continue
         problem = _segmentation_problem(ann, image)
+        if problem and fix:
+            report.fixed += 1
+            continue
         if problem:
-            if fix:
-                report.fixed += 1
-                continue
             problems.append(Problem(where, problem, "redraw the shape in CVAT, or use --fix to drop it"))
         keep = _check_box(ann, image, where, problems, fix)
         if keep:

@@ -11,12 +11,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cvatflow.errors import CvatflowError, RunError
 from cvatflow.local.expressions import evaluate_when, substitute, substitute_all
+from cvatflow.runs.run import now
 
 # Commands the executor can run here: this package's own entry points (what our images run).
 ENTRY_POINTS = {
@@ -25,10 +25,6 @@ ENTRY_POINTS = {
 }
 TASK_ARTIFACT = re.compile(r"^{{\s*tasks\.([^.]+)\.outputs\.artifacts\.([^}\s]+)\s*}}$")
 FAILED = ("Failed", "Error", "Omitted")
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -145,10 +145,10 @@ def watch_run(name: str, local: bool = Local, kube: bool = Kube,
 def outputs(name: str, local: bool = Local, kube: bool = Kube,
             argo_server: str | None = ArgoServer) -> None:
     """Print the URIs of a run's model/, checkpoints/, report/..."""
-    found = _find(name, local, kube, argo_server).outputs()
-    if not found:
+    run_ = _find(name, local, kube, argo_server)
+    if not run_.outputs():
         raise CvatflowError(f"run {name} has no outputs yet")
-    _print_outputs(_find(name, local, kube, argo_server))
+    _print_outputs(run_)
 
 
 def register(app: typer.Typer) -> None:

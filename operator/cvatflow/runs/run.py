@@ -5,10 +5,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cvatflow import events as ev
 from cvatflow.errors import RunError
+
+
+def now() -> str:
+    """The current time as Argo and Kubernetes write it (RFC 3339, UTC, seconds)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
 DONE = ("Succeeded", "Failed", "Error")

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,10 +157,7 @@ class Store(ABC):
         prefix = prefix.lstrip("/")
         if self.head(prefix.rstrip("/")) is not None:
             return True
-        return any(True for _ in self._iter_prefix(prefix.rstrip("/") + "/" if prefix else ""))
-
-    def _iter_prefix(self, prefix: str) -> Iterator[ObjectInfo]:
-        yield from self.list(prefix)
+        return bool(self.list(prefix.rstrip("/") + "/" if prefix else ""))
 
     def delete_prefix(self, prefix: str) -> int:
         keys = [o.key for o in self.list(prefix.rstrip("/") + "/" if prefix else "")]
