@@ -7,6 +7,26 @@ from pathlib import Path
 
 import pytest
 
+def _import_anyio_now() -> None:
+    """Import all of anyio here, in the main thread, before any server thread starts.
+
+    anyio is a pytest plugin, so pytest rewrites its modules as they are imported, which builds ASTs; and
+    anyio imports most of itself lazily, on first use: Starlette's first FileResponse imports its file module
+    inside a server thread. CPython 3.11's AST builder keeps one counter for all threads (gh-106905), so that
+    rewrite, colliding with another thread's, raised SystemError and broke the response now and then.
+    """
+    import warnings
+
+    import anyio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated aliases warn when touched
+        for name in dir(anyio):
+            getattr(anyio, name, None)
+
+
+_import_anyio_now()
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = ROOT.parent / "shared"
