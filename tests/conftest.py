@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pytest
 
+# Under CI=true a skip fails unless it is for a GPU or a real cluster (tests/ci_skips.py).
+from ci_skips import (  # noqa: F401  (pytest finds hooks by name in conftest)
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
+
+
 def _import_anyio_now() -> None:
     """Import all of anyio here, in the main thread, before any server thread starts.
 

@@ -41,7 +41,6 @@ def execute(tmp_path, template, values=None, name="run-1"):
 
 
 def test_multi_step_run_passes_artifacts_and_uploads_outputs(tmp_path):
-    pytest.importorskip("cvatflow.storage")
     template = pipeline(
         tasks=[{"name": "produce", "template": "produce"},
                {"name": "consume", "template": "consume", "depends": "produce",
