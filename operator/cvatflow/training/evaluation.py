@@ -48,6 +48,11 @@ def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.nda
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+        # F1 needs the matches at IoU 0.5 alone: `matched` of the 10-threshold run merges every threshold's
+        # matches, so an object taken at 0.5 by one detection and at 0.75 by another counted twice.
+        ev50 = COCOeval_faster(gt_index, dt_index, iou_type, print_function=lambda *a, **k: None)
+        ev50.params.iouThrs = np.array([0.5])
+        ev50.evaluate()
     # pycocotools writes -1 where a value is undefined (e.g. no small objects); report those as 0
     stats = [max(0.0, float(v)) for v in ev.stats[:12]]
     result.update(dict(zip(STAT_NAMES, stats)))
@@ -64,12 +69,13 @@ def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.nda
         result["pr_curve"] = {"recall": [float(r) for r in ev.params.recThrs],
                               "precision": [float(v) for v in np.where(curve[:, valid] > -1, curve[:, valid], 0)
                                             .mean(axis=1)]}
-    result.update(_f1_optimal(ev))
+    result.update(_f1_optimal(ev50))
     return result
 
 
 def _f1_optimal(ev) -> dict[str, float]:
-    """Macro precision/recall/F1 over classes at the confidence threshold that maximises macro F1 (IoU 0.5)."""
+    """Macro precision/recall/F1 over classes at the confidence threshold that maximises macro F1, from an
+    evaluation `ev` run at the single IoU threshold 0.5 (each object matched by one detection at most)."""
     matched = ev.eval.get("matched") or {}
     tp_ids = {int(key.split("_", 1)[0]) for key, iou in matched.items() if iou >= 0.5}
     cat_ids = list(ev.params.catIds)
