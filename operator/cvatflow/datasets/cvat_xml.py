@@ -29,19 +29,23 @@ def read(xml: Path, images: list[Path], report: DatasetReport) -> dict[str, Any]
         root = ET.parse(xml).getroot()
     except ET.ParseError as exc:
         raise DatasetError(f"{xml.name}: not valid XML ({exc}); export the task again") from None
-    labels = [name.text or "" for name in root.iterfind("meta/*/labels/label/name")]
-    labels += [name.text or "" for name in root.iterfind("meta/project/tasks/task/labels/label/name")]
+    # Skeleton parts (labels with a <parent>) are no classes of their own.
+    labels = [label.findtext("name") or "" for label in root.iterfind("meta/*/labels/label")
+              if label.find("parent") is None]
     coco: dict[str, Any] = {"info": {}, "licenses": [], "categories": [], "images": [], "annotations": []}
     category: dict[str, int] = {}
 
     def category_id(name: str) -> int:
+        if not name:
+            return 0  # a shape without a label: validation reports it (or --fix drops it as "unknown category")
         if name not in category:
             category[name] = len(category) + 1
             coco["categories"].append({"id": category[name], "name": name, "supercategory": ""})
         return category[name]
 
     for name in dict.fromkeys(labels):
-        category_id(name)
+        if name:
+            category_id(name)
     if is_video(root):
         frames = _video_frames(root, images)
         coco["images"] = [frames[f] for f in sorted(frames)]

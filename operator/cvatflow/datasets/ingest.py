@@ -199,7 +199,7 @@ def _item_tags(dataset, dm) -> dict[tuple[str, str], list[str]]:
 
 def _attach_tags(data: dict, tags: dict[tuple[str, str], list[str]]) -> None:
     """Give each COCO image its CVAT tags (`"tags": [names]`), which `--split-by tags` reads."""
-    if not tags:
+    if not tags and not any(image.get("tags") for image in data["images"]):
         return
     for image in data["images"]:
         item_id = Path(str(image.get("file_name", ""))).with_suffix("").as_posix()
@@ -207,7 +207,8 @@ def _attach_tags(data: dict, tags: dict[tuple[str, str], list[str]]) -> None:
         if names:
             image["tags"] = sorted(set(image.get("tags") or []) | set(names))
     # A label used only as a tag is no class to detect: keep it out of the categories (and cvat-num-classes).
-    tag_names = {name for names in tags.values() for name in names}
+    tag_names = {name for names in tags.values() for name in names} | \
+        {name for image in data["images"] for name in image.get("tags") or []}
     drawn = {a.get("category_id") for a in data.get("annotations") or []}
     data["categories"] = [c for c in data["categories"] if c.get("name") not in tag_names or c.get("id") in drawn]
 
