@@ -69,8 +69,9 @@ def _check_ids(data: dict[str, Any], path: Path, subset: str) -> None:
             if not isinstance(entry, dict):
                 raise DatasetError(f"{where}: {key}[{i}] is not an object; export the task again")
             if entry.get("id") in seen:
-                raise DatasetError(f"{where}: {key}[{i}] reuses {key[:-1]} id {entry.get('id')!r}; every "
-                                   f"{key[:-1]} needs its own id (fix the file or export the task again)")
+                noun = "image" if key == "images" else "category"
+                raise DatasetError(f"{where}: {key}[{i}] reuses {noun} id {entry.get('id')!r}; every {noun} "
+                                   f"needs its own id (fix the file or export the task again)")
             seen.add(entry.get("id"))
     for i, image in enumerate(data.get("images") or []):
         name = str(image.get("file_name", "")).replace("\\", "/")

@@ -78,7 +78,7 @@ def to_rgb8(image):
             wide = wide * 255.0
         grey = np.clip(np.rint(np.nan_to_num(wide)), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy, as torch.from_numpy wants
 
 
 def decode_rgb(path: str | Path, apply_exif: bool = True):

@@ -70,6 +70,11 @@ def resolve_image(root: Path, file_name: str) -> Path | None:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    # an unprepared CVAT export keeps each subset's files in images/<subset>/ (looked at last: it lists images/)
+    if images.is_dir() and not name.is_absolute():
+        for sub in sorted(p for p in images.iterdir() if p.is_dir()):
+            if (sub / relative).is_file():
+                return sub / relative
     return None
 
 
