@@ -302,7 +302,7 @@ def test_bmp_and_tiff_case_trains(tmp_path):
 
 @pytest.mark.parametrize(("content", "reason"), [
     (b"", "image zero bytes"),
-    (lambda: exif_jpeg(noise(32, 32, 0), 1)[:300], "image truncated"),
+    (lambda: (lambda data: data[:len(data) * 2 // 3])(exif_jpeg(noise(32, 32, 0), 1)), "image truncated"),
     (b"not an image at all", "image unreadable"),
 ])
 def test_damaged_images_are_named_at_ingest_never_in_the_loader(tmp_path, content, reason):
@@ -365,6 +365,20 @@ def test_rotated_rectangles_become_their_rotated_polygon_and_enclosing_box(tmp_p
         upright = np.zeros((30, 40), np.uint8)
         upright[5:25, 15:25] = 1
         assert iou(target["masks"][0].numpy(), upright) > 0.9
+
+
+def test_rotation_turns_clockwise_as_cvat_draws_it(tmp_path):
+    # a long thin box turned 45 degrees clockwise (y down) runs from top-left to bottom-right
+    coco = coco_export(tmp_path / "c", {"r.png": (noise(40, 40, 0), 40, 40)},
+                       [{"image_id": 1, "category_id": 1, "bbox": [4, 18, 32, 4],
+                         "attributes": {"rotation": 45.0}}])
+    prepare(coco, tmp_path / "ds", val_split=0)
+    _, target = targets(tmp_path / "ds", 40)["default/r.png"]
+    yy, xx = np.mgrid[0:40, 0:40] + 0.5
+    along = ((xx - 20) + (yy - 20)) / np.sqrt(2)  # the box's long axis after the turn
+    across = (-(xx - 20) + (yy - 20)) / np.sqrt(2)
+    expected = ((np.abs(along) <= 16) & (np.abs(across) <= 2)).astype(np.uint8)
+    assert iou(target["masks"][0].numpy(), expected) > 0.7
 
 
 def test_cvat_for_video_tracks_keep_interpolated_frames_and_drop_outside_ones(tmp_path):
