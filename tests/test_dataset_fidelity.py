@@ -479,3 +479,45 @@ def test_the_report_travels_with_upload_and_prepare_of_the_uploaded_dataset(tmp_
     prepare(uploaded, tmp_path / "ds", val_split=0)  # the pod's prepare step: already normalised
     assert report_of(tmp_path / "ds") == report_of(uploaded)
     shutil.rmtree(tmp_path / "store")
+
+
+# -- today's CVAT formats, samples written by our generator -----------------------------------------------
+
+FORMAT_SAMPLES = Path(__file__).parent / "data" / "formats"
+
+
+def slug(fmt: str) -> str:
+    return fmt.lower().replace(" ", "-").replace(".", "")
+
+
+@pytest.mark.parametrize("fmt", __import__("cvatflow.datasets.synth", fromlist=["x"]).WRITTEN_FORMATS)
+def test_todays_cvat_formats_are_read_into_the_same_objects(fmt, tmp_path):
+    from cvatflow.datasets.formats import DUMP_FORMATS
+    from cvatflow.datasets.synth import write_format
+
+    truth = write_format(tmp_path / "fresh", fmt, images=4, seed=0, size=64)
+    sample = FORMAT_SAMPLES / slug(fmt)
+    written = sorted(p.relative_to(tmp_path / "fresh") for p in (tmp_path / "fresh").rglob("*") if p.is_file())
+    assert written == sorted(p.relative_to(sample) for p in sample.rglob("*") if p.is_file())
+    assert all((sample / p).read_bytes() == (tmp_path / "fresh" / p).read_bytes() for p in written), \
+        "tests/data/formats is what the generator writes"
+    assert fmt in DUMP_FORMATS.values()
+    info = prepare(sample, tmp_path / "ds", val_split=0)
+    assert info.format == fmt
+    report = report_of(tmp_path / "ds")
+    assert report["objects"]["usable"] == len(truth["annotations"]) and report["objects"]["dropped"] == \
+        (len(truth["annotations"]) if fmt == "CVAT for video 1.1" else 0)  # each track's `outside` frame
+    items = targets(tmp_path / "ds", 64)
+    by_name = {Path(name).name: target for name, (_, target) in items.items()}
+    for image in truth["images"]:
+        target = by_name[image["file_name"]]
+        anns = [a for a in truth["annotations"] if a["image_id"] == image["id"]]
+        expected = sorted([x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns))
+        got = sorted(target["boxes"].tolist())
+        assert np.allclose(got, expected, atol=0.02), fmt  # the generator rounds to 2 decimals
+        assert sorted(target["labels"].tolist()) == sorted(a["category_id"] - 1 for a in anns)
+        if fmt == "Ultralytics YOLO Segmentation 1.0":
+            for ann in anns:
+                expected_mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"],
+                                                                                          64, 64)))
+                assert max(iou(m.numpy(), expected_mask) for m in target["masks"]) > 0.95

@@ -53,11 +53,11 @@ def read(xml: Path, images: list[Path], report: DatasetReport) -> dict[str, Any]
             for shape in track:
                 frame = int(shape.get("frame", -1))
                 image = frames.get(frame)
+                if shape.get("outside") == "1":  # the track leaves the view here (maybe past the last frame)
+                    report.obj(_kind(shape), DROPPED, "outside frame", f"track {track.get('id')} frame {frame}")
+                    continue
                 if image is None:
                     report.obj(_kind(shape), DROPPED, "no image", f"track {track.get('id')} frame {frame}")
-                    continue
-                if shape.get("outside") == "1":
-                    report.obj(_kind(shape), DROPPED, "outside frame", f"track {track.get('id')} frame {frame}")
                     continue
                 shape.set("label", track.get("label", ""))
                 converted = "" if shape.get("keyframe") == "1" else "interpolated track frame"

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cvatflow.datasets import ultralytics
 from cvatflow.datasets.archive import extract_zip
 from cvatflow.datasets.coco import COCO_FILE, Report, merge, validate
 from cvatflow.datasets.images import IMAGE_SUFFIXES
@@ -47,6 +48,8 @@ def detect_format(root: Path) -> str:
     names = {p.relative_to(root).as_posix() for p in files}
     if any(n.endswith(".tfrecord") for n in names):
         return "TFRecord 1.0"
+    if ultralytics.is_ultralytics(root):
+        return ultralytics.fmt(root)
     annotations = [n for n in names if n.startswith("annotations/") and n.endswith(".json")]
     if any(Path(n).name.startswith("instances_") for n in annotations):
         return "COCO 1.0"
@@ -68,8 +71,9 @@ def detect_format(root: Path) -> str:
         if "<annotation" in head:
             return "LabelMe 3.0"
     raise DatasetError(f"{root}: not a CVAT export in a known format (COCO 1.0, COCO Keypoints 1.0, CVAT for "
-                       f"images 1.1, CVAT for video 1.1, Datumaro 1.0, YOLO 1.1, PASCAL VOC 1.1, LabelMe 3.0, "
-                       f"MOT 1.1, TFRecord 1.0); export the task again")
+                       f"images 1.1, CVAT for video 1.1, Ultralytics YOLO Detection/Segmentation/Oriented Bounding "
+                       f"Boxes/Pose 1.0, Datumaro 1.0, YOLO 1.1, PASCAL VOC 1.1, LabelMe 3.0, MOT 1.1, TFRecord "
+                       f"1.0); export the task again")
 
 
 def ingest(export: str | Path, out_dir: str | Path, fix: bool = False, crowd: str = "object") -> DatasetInfo:
@@ -99,7 +103,9 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False, crowd: st
             info = DatasetInfo(out_dir, fmt)
         else:
             tags: dict[tuple[str, str], list[str]] = {}
-            if fmt.startswith("CVAT for"):
+            if fmt.startswith("Ultralytics"):
+                data = ultralytics.read(source, ingest_report)
+            elif fmt.startswith("CVAT for"):
                 xml = next(p for p in sorted(source.rglob("*.xml")) if "<annotations" in
                            p.read_text(errors="ignore")[:4000])
                 data = cvat_xml.read(xml, _image_files(source), ingest_report)
