@@ -88,7 +88,7 @@ def test_brush_masks_with_iscrowd_become_objects_with_their_pixels(tmp_path):
     by_file = {img["id"]: img["file_name"] for img in source["images"]}
     seen = 0
     for ann in source["annotations"]:
-        image, target = items[f"default/{by_file[ann['image_id']]}"]
+        _, target = items[f"default/{by_file[ann['image_id']]}"]
         expected = torch.from_numpy(rle_mask(ann))
         matches = [k for k in range(len(target["masks"])) if torch.equal(target["masks"][k], expected)]
         assert len(matches) == 1, "the brush mask itself is the target"
@@ -300,9 +300,13 @@ def test_bmp_and_tiff_case_trains(tmp_path):
             assert len(target["boxes"]) == 1
 
 
+def truncated(data: bytes) -> bytes:
+    return data[:len(data) * 2 // 3]  # cut inside the scan: the header still opens
+
+
 @pytest.mark.parametrize(("content", "reason"), [
     (b"", "image zero bytes"),
-    (lambda: (lambda data: data[:len(data) * 2 // 3])(exif_jpeg(noise(32, 32, 0), 1)), "image truncated"),
+    (lambda: truncated(exif_jpeg(noise(32, 32, 0), 1)), "image truncated"),
     (b"not an image at all", "image unreadable"),
 ])
 def test_damaged_images_are_named_at_ingest_never_in_the_loader(tmp_path, content, reason):
@@ -473,7 +477,7 @@ def test_cli_prints_the_report_as_a_table_or_json(cli, tmp_path):
 def test_the_report_travels_with_upload_and_prepare_of_the_uploaded_dataset(tmp_path):
     from cvatflow.datasets.upload import upload_dataset
 
-    prefix, info = upload_dataset(CASES / "coco-brush-mask-iscrowd" / "export.zip", f"file://{tmp_path}/store")
+    prefix, _ = upload_dataset(CASES / "coco-brush-mask-iscrowd" / "export.zip", f"file://{tmp_path}/store")
     uploaded = tmp_path / "store" / prefix
     assert report_of(uploaded)["objects"]["usable"] == 6
     prepare(uploaded, tmp_path / "ds", val_split=0)  # the pod's prepare step: already normalised

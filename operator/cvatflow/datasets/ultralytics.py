@@ -38,8 +38,7 @@ def names(root: Path) -> tuple[list[str], bool]:
 
 def fmt(root: Path) -> str:
     """The CVAT format name, by the label lines: 5 values a box, 9 an oriented box, more a polygon."""
-    labels, pose = names(root)
-    if pose:
+    if names(root)[1]:
         return "Ultralytics YOLO Pose 1.0"
     lengths = {len(line.split()) for path in (root / "labels").rglob("*.txt")
                for line in path.read_text().splitlines() if line.strip()}
