@@ -335,7 +335,9 @@ def test_cvat_xml_shape_kinds_case(tmp_path):
         ("rectangle", "kept"): 1, ("polygon", "kept"): 1, ("ellipse", "converted"): 2,
         ("polyline", "dropped"): 1, ("points", "dropped"): 1, ("cuboid", "dropped"): 1}
     assert [w.split(":")[0] for w in report["warnings"]] == [
-        "1 cuboid object dropped", "1 points object dropped", "1 polyline object dropped"]
+        "1 cuboid object dropped", "1 points object dropped", "1 polyline object dropped",
+        "class 'corner' has no usable objects", "class 'crack' has no usable objects",
+        "class 'crate' has no usable objects"]
     items = targets(tmp_path / "ds", 64)
     _, target = items["frame_000001.png"]
     assert target["boxes"].tolist() == [[30, 14, 50, 34]]  # ellipse cx 40 cy 24 r 10: its enclosing box

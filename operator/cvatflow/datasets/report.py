@@ -91,6 +91,10 @@ class DatasetReport:
             where = f" (e.g. {', '.join(examples)})" if examples else ""
             verb = "kept out of training as ignore regions" if outcome == IGNORED else "dropped"
             lines.append(f"{n} {noun} {verb}: {reason}{where}; fix: {FIXES.get(reason, 'see the report')}")
+        for name, n in sorted(self.per_category.items()):
+            if n == 0:
+                lines.append(f"class {name!r} has no usable objects: the model cannot learn it; fix: annotate "
+                             f"{name!r} with boxes, polygons, ellipses or masks, or delete the label")
         return lines
 
     def summary(self) -> str:

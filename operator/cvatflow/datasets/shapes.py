@@ -158,6 +158,8 @@ def drop(ann: dict[str, Any], report: DatasetReport, reason: str) -> None:
 def tally(data: dict[str, Any], report: DatasetReport) -> None:
     """Count the surviving annotations by their fate and remove the internal keys (before writing)."""
     names = {c.get("id"): c.get("name") for c in data.get("categories") or []}
+    for name in names.values():
+        report.per_category[str(name)] += 0  # a class without usable objects is listed (and warned about)
     for ann in data.get("annotations") or []:
         kind, outcome, reason = ann.pop(FATE, (kind_of(ann), KEPT, ""))
         ann.pop("_kind", None)
