@@ -19,6 +19,7 @@ DUMP_FORMATS = {
     "cvat_ultralytics_detection": "Ultralytics YOLO Detection 1.0",
     "cvat_ultralytics_segmentation": "Ultralytics YOLO Segmentation 1.0",
     "cvat_ultralytics_obb": "Ultralytics YOLO Oriented Bounding Boxes 1.0",
+    "cvat_segmentation_mask": "Segmentation mask 1.1",
 }
 
 

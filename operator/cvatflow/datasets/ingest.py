@@ -24,6 +24,7 @@ DATUMARO_IMPORTERS = {
     "PASCAL VOC 1.1": "voc",
     "LabelMe 3.0": "label_me",
     "MOT 1.1": "mot_seq",
+    "Segmentation mask 1.1": "voc_segmentation",  # instances from SegmentationObject, classes by colour
 }
 
 
@@ -61,6 +62,8 @@ def detect_format(root: Path) -> str:
         return "MOT 1.1"
     if any(n.startswith("Annotations/") for n in names) and any(n.startswith("JPEGImages/") for n in names):
         return "PASCAL VOC 1.1"
+    if any(n.startswith(("SegmentationObject/", "SegmentationClass/")) for n in names):
+        return "Segmentation mask 1.1"
     if "obj.names" in names or "obj.data" in names:
         return "YOLO 1.1"
     for xml in (p for p in files if p.suffix == ".xml"):
@@ -118,6 +121,10 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False, crowd: st
                 data = merge({Path(p).stem.removeprefix("instances_"): p for p in
                               sorted((source / "annotations").glob("instances_*.json"))})
             _attach_tags(data, tags)
+            if fmt == "Segmentation mask 1.1":  # VOC's `background` colour is no class
+                drawn = {a.get("category_id") for a in data["annotations"]}
+                data["categories"] = [c for c in data["categories"] if c.get("name") != "background"
+                                      or c.get("id") in drawn]
             normalise(data, ingest_report, crowd, fmt)
             problems = _gather_images(source, data, result / "images", ingest_report, fix)
             report = validate(data, result / "images", fix=fix, ingest=ingest_report)

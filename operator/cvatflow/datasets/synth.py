@@ -171,7 +171,21 @@ def make_export(out: Path, images: int = 60, seed: int = 0, size: int = 256) -> 
 
 # CVAT 2.x formats the synthetic shapes can be written in (see write_format).
 WRITTEN_FORMATS = ("Ultralytics YOLO Detection 1.0", "Ultralytics YOLO Segmentation 1.0",
-                   "Ultralytics YOLO Oriented Bounding Boxes 1.0", "CVAT for video 1.1", "COCO Keypoints 1.0")
+                   "Ultralytics YOLO Oriented Bounding Boxes 1.0", "CVAT for video 1.1", "COCO Keypoints 1.0",
+                   "Segmentation mask 1.1")
+# Segmentation mask 1.1: a colour per class in labelmap.txt, and VOC's palette for the instances.
+CLASS_COLOURS = {"circle": (128, 0, 0), "square": (0, 128, 0), "triangle": (128, 128, 0)}
+
+
+def _voc_colour(index: int) -> tuple[int, int, int]:
+    """Colour `index` of the PASCAL VOC palette (the bit-interleaving colormap CVAT uses for instances)."""
+    r = g = b = 0
+    for shift in range(7, -1, -1):
+        r |= ((index >> 0) & 1) << shift
+        g |= ((index >> 1) & 1) << shift
+        b |= ((index >> 2) & 1) << shift
+        index >>= 3
+    return r, g, b
 
 
 def write_format(out: Path, fmt: str, images: int = 4, seed: int = 0, size: int = 64) -> dict[str, Any]:
@@ -241,6 +255,26 @@ def write_format(out: Path, fmt: str, images: int = 4, seed: int = 0, size: int 
         (out / "annotations" / "person_keypoints_default.json").write_text(json.dumps(keypoints))
         for ann in coco["annotations"]:
             ann["segmentation"] = []
+    elif fmt == "Segmentation mask 1.1":
+        for folder in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+            (out / folder).mkdir(parents=True, exist_ok=True)
+        (out / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n" + "".join(
+            f"{name}:{','.join(str(c) for c in CLASS_COLOURS[name])}::\n" for name in CATEGORIES))
+        stems = []
+        for (name, data), image in zip(files, coco["images"]):
+            stem = Path(name).stem
+            stems.append(stem)
+            (out / "JPEGImages" / name).write_bytes(data)
+            classes = Image.new("RGB", (size, size))
+            instances = Image.new("RGB", (size, size))
+            for k, ann in enumerate(a for a in coco["annotations"] if a["image_id"] == image["id"]):
+                flat = ann["segmentation"][0]
+                points = list(zip(flat[0::2], flat[1::2]))
+                ImageDraw.Draw(classes).polygon(points, fill=CLASS_COLOURS[CATEGORIES[ann["category_id"] - 1]])
+                ImageDraw.Draw(instances).polygon(points, fill=_voc_colour(k + 1))
+            classes.save(out / "SegmentationClass" / f"{stem}.png")
+            instances.save(out / "SegmentationObject" / f"{stem}.png")
+        (out / "ImageSets" / "Segmentation" / "default.txt").write_text("".join(f"{s}\n" for s in stems))
     else:
         raise ValueError(f"write_format: {fmt!r} is not one of {', '.join(WRITTEN_FORMATS)}")
     return coco
