@@ -117,6 +117,9 @@ def test_crowd_ignore_keeps_true_crowd_out_of_positives_and_evaluation_ignores_i
     data = datalib.load(tmp_path / "ds", val_percent=0)
     gt = data.subset_coco(data.train_ids)
     assert sorted(a["iscrowd"] for a in gt["annotations"]) == [0, 1]  # COCOeval ignores the crowd region
+    # the prepared dataset read again (inspect, upload) keeps its ignore region one, whatever --crowd says
+    again = ingest(tmp_path / "ds", tmp_path / "again")
+    assert again.ingest.total("object", "ignored") == 1 and again.ingest.usable == 1
     # the default rule: the same record is an object, in training and in the evaluation ground truth
     prepare(export, tmp_path / "ds2", val_split=0)
     _, target = targets(tmp_path / "ds2", 40)["default/x.png"]

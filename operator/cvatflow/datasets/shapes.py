@@ -9,6 +9,8 @@ from cvatflow.datasets.report import CONVERTED, DROPPED, IGNORED, KEPT, DatasetR
 CROWD_MODES = ("object", "ignore")
 # Internal keys carried on an annotation between the steps of ingest; removed before anything is written.
 FATE = "_fate"
+# Written on each ignore region (`iscrowd` 1) of a dataset cvatflow wrote, so that reading it again keeps it one.
+IGNORE = "ignore_reason"
 
 
 def kind_of(ann: dict[str, Any]) -> str:
@@ -133,6 +135,10 @@ def normalise(data: dict[str, Any], report: DatasetReport, crowd: str = "object"
                 ann["bbox"], ann["area"] = found
         if ann.get("_converted"):
             outcome, reason = CONVERTED, ann.pop("_converted")
+        if ann.get("iscrowd") and ann.get(IGNORE):  # a dataset cvatflow wrote: its ignore regions stay so
+            ann[FATE] = (kind, IGNORED, str(ann[IGNORE]))
+            kept.append(ann)
+            continue
         if ann.get("iscrowd"):
             if crowd == "object":
                 ann["iscrowd"] = 0
@@ -164,6 +170,8 @@ def tally(data: dict[str, Any], report: DatasetReport) -> None:
         kind, outcome, reason = ann.pop(FATE, (kind_of(ann), KEPT, ""))
         ann.pop("_kind", None)
         ann.pop("_clipped", None)
+        if outcome == IGNORED:
+            ann[IGNORE] = reason
         report.obj(kind, outcome, reason)
         if outcome in (KEPT, CONVERTED):
             report.per_category[str(names.get(ann.get("category_id")))] += 1
