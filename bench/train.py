@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--model", default="detr_small")
     parser.add_argument("--loader-size", type=int, default=800, help="image side for the loader comparison")
+    parser.add_argument("--loader-only", action="store_true", help="only the data loader comparison")
     args = parser.parse_args()
 
     import torch
@@ -132,12 +133,14 @@ def main() -> None:
               f"hflip: 0.5\nval_percent: 10\n")
         # alternate the two loops and keep each one's best, so that a noisy neighbour hurts both alike
         harness, bare = 0.0, 0.0
-        for round_ in range(3):
+        for round_ in range(0 if args.loader_only else 3):
             bare = max(bare, bare_images_per_s(data, hp, args.model))
             harness = max(harness, harness_images_per_s(data, root / f"out{round_}", hp, args.model))
-        print(f"training loop ({args.model}, 128px, batch 8, {args.steps} steps, {torch.get_num_threads()} threads):")
-        print(f"  bare PyTorch loop {bare:.1f} images/s, harness {harness:.1f} images/s: "
-              f"ratio {harness / bare:.3f} (goal: at least 0.95)")
+        if not args.loader_only:
+            print(f"training loop ({args.model}, 128px, batch 8, {args.steps} steps, {torch.get_num_threads()} "
+                  f"threads):")
+            print(f"  bare PyTorch loop {bare:.1f} images/s, harness {harness:.1f} images/s: "
+                  f"ratio {harness / bare:.3f} (goal: at least 0.95)")
 
         big = make_data(root / "big", 32, args.loader_size)
         coco = datalib.load(big)

@@ -8,7 +8,10 @@ from api_fixtures import TINY, TOKEN, client, tiny_api, wait_for
 from cvatflow.config import NodePool, NodePools
 from cvatflow.params import CHECKPOINT_MISSING
 
-TAGS = {"cvat_coco", "cvat_voc", "cvat_yolo", "cvat_tfrecord", "cvat_mot", "cvat_label_me", "cvat", "datumaro_project"}
+TAGS = {"cvat_coco", "cvat_voc", "cvat_yolo", "cvat_tfrecord", "cvat_mot", "cvat_label_me", "cvat", "datumaro_project",
+        # CVAT 2.x formats (issue 11)
+        "cvat_video", "cvat_coco_keypoints", "cvat_ultralytics_detection", "cvat_ultralytics_segmentation",
+        "cvat_ultralytics_obb", "cvat_segmentation_mask"}
 
 fake_cvat = api_fixtures.fake_cvat  # the fixture, under its name here
 

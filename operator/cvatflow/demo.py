@@ -43,6 +43,7 @@ def main() -> int:
     filled = client.prepare(TEMPLATE, dataset=export, parameters=PARAMETERS)
     console.print(f"2. dumped to the store: cvat-annotation-path = {filled.values['cvat-annotation-path']} "
                   f"({filled.values['cvat-num-classes']} classes)")
+    console.print(f"   dataset report: {_dataset_summary(client, filled.values['cvat-annotation-path'])}")
     run = client.submit(filled, name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     console.print(f"3. running template {TEMPLATE} as run [bold]{run.name}[/bold] with the local executor")
     status = watch(run, console)
@@ -71,6 +72,17 @@ def _final_metrics(client, report_uri: str) -> dict:
     except CvatflowError:
         return {}
     return data.get("final", data)
+
+
+def _dataset_summary(client, annotation_path: str) -> str:
+    """The one-line summary of the dataset_report.json that travels with the uploaded dataset."""
+    from cvatflow.datasets.report import REPORT_FILE, DatasetReport
+
+    try:
+        data = json.loads(client.store.get_bytes(annotation_path.rstrip("/") + "/" + REPORT_FILE))
+    except CvatflowError:
+        return "none (the dataset has no dataset_report.json)"
+    return DatasetReport.from_dict(data).summary()
 
 
 def _path(uri: str) -> str:

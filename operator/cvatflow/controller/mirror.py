@@ -7,7 +7,7 @@ from typing import Any
 from cvatflow import events as ev
 from cvatflow.controller import resource as r
 from cvatflow.runs.kubernetes import pod_name, status_from_workflow
-from cvatflow.runs.run import OUTPUT_FOLDERS
+from cvatflow.runs.run import output_uris
 
 STARTED = ("Running", "Succeeded", "Failed", "Error")
 
@@ -29,8 +29,7 @@ def workflow_status(workflow: dict[str, Any]) -> dict[str, Any]:
 
 def outputs(prefix: str) -> dict[str, str]:
     """URIs of the run's output folder and of model/, checkpoints/, report/... inside it."""
-    prefix = prefix.rstrip("/") + "/"
-    return {"output": prefix, **{name: f"{prefix}{name}/" for name in OUTPUT_FOLDERS}}
+    return output_uris(prefix)
 
 
 def metrics(summary: ev.Summary) -> dict[str, Any]:

@@ -61,33 +61,53 @@ def synth(out: Path = typer.Option(..., "--out", help="Zip file to write (a CVAT
     console.print(f"wrote {path} ({images} images, seed {seed})")
 
 
+CROWD_HELP = ("iscrowd:1 records: 'object' (default; CVAT writes brush masks that way) or 'ignore' (COCO's "
+              "convention: crowd regions are no positives, and evaluation ignores detections on them).")
+
+
+def _show(report, as_json: bool, extra: dict | None = None) -> None:
+    """The dataset report: JSON on stdout with --json, else a rich table, the warnings and the one-line summary."""
+    if as_json:
+        typer.echo(json.dumps({**(extra or {}), "report": report.to_dict() if report else None}, indent=2))
+        return
+    if report is None:
+        return
+    console.print(report.table())
+    for line in report.warnings():
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+    console.print(f"dataset report: {report.summary()}", highlight=False)
+
+
 @app.command()
 def inspect(export: Path = typer.Argument(..., help="A CVAT export (zip or folder) or a prepared dataset."),
-            as_json: bool = typer.Option(False, "--json")) -> None:
-    """Detect an export's format and report its images, annotations, classes and problems."""
+            as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+            crowd: str = typer.Option("object", "--crowd", help=CROWD_HELP)) -> None:
+    """Detect an export's format and report its images, objects (kept, converted, ignored, dropped), classes and
+    problems."""
     import tempfile
 
     from cvatflow.datasets.ingest import ingest
 
     with tempfile.TemporaryDirectory() as tmp:
-        info = ingest(export, Path(tmp) / "dataset")
+        info = ingest(export, Path(tmp) / "dataset", crowd=crowd)
     report = info.report
+    problems = [str(p) for p in (report.problems if report else [])]
     if as_json:
-        typer.echo(json.dumps({"format": info.format, "images": report.images if report else None,
-                               "annotations": report.annotations if report else None,
-                               "categories": report.per_category if report else {},
-                               "problems": [str(p) for p in (report.problems if report else [])]}, indent=2))
-        return
-    console.print(f"{export}: {info.format}")
-    if report:
-        console.print(f"{report.images} images, {report.annotations} annotations, {len(info.categories)} classes")
-        table = Table("class", "annotations")
-        for name in info.categories:
-            table.add_row(name, str(report.per_category.get(name, 0)))
-        console.print(table)
-        for problem in report.problems:
+        _show(info.ingest, True, {"format": info.format, "images": report.images if report else None,
+                                  "annotations": report.annotations if report else None,
+                                  "categories": report.per_category if report else {}, "problems": problems})
+    else:
+        console.print(f"{export}: {info.format}")
+        if report:
+            console.print(f"{report.images} images, {report.annotations} annotations, {len(info.categories)} classes")
+            table = Table("class", "annotations")
+            for name in info.categories:
+                table.add_row(name, str(report.per_category.get(name, 0)))
+            console.print(table)
+        _show(info.ingest, False)
+        for problem in problems:
             console.print(f"[yellow]problem:[/yellow] {problem}", highlight=False)
-    if report and report.problems:
+    if problems or (info.ingest is not None and info.ingest.usable == 0):
         raise typer.Exit(1)
 
 
@@ -99,32 +119,44 @@ def prepare(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
             seed: int = typer.Option(0, "--seed"),
             fix: bool = typer.Option(False, "--fix", help="Clip boxes to their image, drop empty or broken ones."),
             image_prefix: str | None = typer.Option(None, "--image-prefix",
-                                                       help="Rewrite file_name to PREFIX/<file> (a pod's mount).")
-            ) -> None:
-    """Normalise, validate and split an export into a training dataset."""
+                                                       help="Rewrite file_name to PREFIX/<file> (a pod's mount)."),
+            crowd: str = typer.Option("object", "--crowd", help=CROWD_HELP),
+            min_objects: int = typer.Option(1, "--min-objects", min=1,
+                                            help="Refuse the dataset with fewer usable objects than this."),
+            as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Normalise, validate and split an export into a training dataset (with dataset_report.json)."""
     from cvatflow.datasets.prepare import prepare as run_prepare
 
     info = run_prepare(export, out, val_split=val_split, split_by=split_by, seed=seed, fix=fix,
-                       image_prefix=image_prefix)
+                       image_prefix=image_prefix, crowd=crowd, min_objects=min_objects)
     split = json.loads((out / "train_val_split.json").read_text())
-    console.print(f"{out}: {info.report.images} images ({len(split['train'])} train, {len(split['val'])} val), "
-                  f"{info.report.annotations} annotations, {len(info.categories)} classes"
-                  + (f", {info.report.fixed} records fixed" if info.report.fixed else ""))
+    line = (f"{out}: {info.report.images} images ({len(split['train'])} train, {len(split['val'])} val), "
+            f"{info.report.annotations} annotations, {len(info.categories)} classes"
+            + (f", {info.report.fixed} records fixed" if info.report.fixed else ""))
+    if not as_json:
+        console.print(line)
+    _show(info.ingest, as_json, {"dataset": str(out), "train": len(split["train"]), "val": len(split["val"])})
 
 
 @app.command()
 def upload(export: Path = typer.Argument(..., help="A CVAT export (zip or folder)."),
            to: str = typer.Option(None, "--to", help="Store URI (default: the configured store)."),
-           task: str = typer.Option("local", "--task", help="Task id used in the annotation path.")) -> None:
-    """Upload an export as a normalised dataset; prints the cvat-annotation-path."""
+           task: str = typer.Option("local", "--task", help="Task id used in the annotation path."),
+           crowd: str = typer.Option("object", "--crowd", help=CROWD_HELP),
+           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Upload an export as a normalised dataset (with dataset_report.json); prints the cvat-annotation-path."""
     from cvatflow.config import load_settings
-    from cvatflow.datasets.upload import upload_export
+    from cvatflow.datasets.upload import upload_dataset
 
     settings = load_settings()
     bar, callback = _progress("uploading")
     with bar:
-        prefix = upload_export(export, to or settings.store, task_id=task, repository=settings.artifact_repository,
-                               progress=callback)
+        prefix, info = upload_dataset(export, to or settings.store, task_id=task,
+                                      repository=settings.artifact_repository, progress=callback, crowd=crowd)
+    if as_json:
+        _show(info.ingest, True, {"annotation_path": prefix})
+        return
+    _show(info.ingest, False)
     console.print(f"uploaded to {(to or settings.store).rstrip('/')}/{prefix}")
     typer.echo(prefix)
 

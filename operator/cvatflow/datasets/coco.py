@@ -35,6 +35,7 @@ def merge(files: dict[str, Path]) -> dict[str, Any]:
         data = read_json(path)
         merged["info"] = data.get("info") or merged["info"]
         merged["licenses"] = data.get("licenses") or merged["licenses"]
+        _check_ids(data, path, subset)
         category_ids = {}
         for category in data.get("categories") or []:
             name = category.get("name")
@@ -56,6 +57,31 @@ def merge(files: dict[str, Path]) -> dict[str, Any]:
     return merged
 
 
+def _check_ids(data: dict[str, Any], path: Path, subset: str) -> None:
+    """Refuse what merging would hide: an image or category id used twice, and a file_name that leaves the
+    export (absolute, or with `..`), each named by its entry."""
+    from pathlib import PurePosixPath
+
+    where = f"{Path(path).name}"
+    for key in ("images", "categories"):
+        seen: set = set()
+        for i, entry in enumerate(data.get(key) or []):
+            if not isinstance(entry, dict):
+                raise DatasetError(f"{where}: {key}[{i}] is not an object; export the task again")
+            if entry.get("id") in seen:
+                noun = "image" if key == "images" else "category"
+                raise DatasetError(f"{where}: {key}[{i}] reuses {noun} id {entry.get('id')!r}; every {noun} "
+                                   f"needs its own id (fix the file or export the task again)")
+            seen.add(entry.get("id"))
+    for i, image in enumerate(data.get("images") or []):
+        name = str(image.get("file_name", "")).replace("\\", "/")
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or (len(name) > 1 and name[1] == ":") or ".." in pure.parts:
+            raise DatasetError(f"{where}: images[{i}] file_name {name!r} points outside the export "
+                               f"({'absolute path' if '..' not in pure.parts else 'goes up with ..'}); "
+                               f"use a path relative to images/{subset}/")
+
+
 @dataclass
 class Report:
     """What validation found: counts, and problems (errors block training; `--fix` repairs some)."""
@@ -68,8 +94,17 @@ class Report:
     fixed: int = 0
 
 
-def validate(data: dict[str, Any], images_dir: Path, fix: bool = False) -> Report:
-    """Check a COCO document against its images folder; with `fix`, clip boxes and drop empty ones in place."""
+def validate(data: dict[str, Any], images_dir: Path, fix: bool = False, ingest=None) -> Report:
+    """Check a COCO document against its images folder; with `fix`, clip boxes and drop empty ones in place.
+
+    `ingest` (a DatasetReport) counts what `fix` drops, by kind and reason.
+    """
+    from cvatflow.datasets.shapes import drop
+
+    def dropped(ann: dict[str, Any], reason: str) -> None:
+        report.fixed += 1
+        if ingest is not None:
+            drop(ann, ingest, reason)
     report = Report(images=len(data.get("images") or []), annotations=len(data.get("annotations") or []))
     problems = report.problems
     categories = {}
@@ -91,6 +126,8 @@ def validate(data: dict[str, Any], images_dir: Path, fix: bool = False) -> Repor
         if not name or not (images_dir / name).is_file():
             if fix:
                 report.fixed += 1
+                if ingest is not None:
+                    ingest.image("dropped", "image missing", name)
                 continue  # dropped, with its annotations (below they find no image)
             problems.append(Problem(f"images[{i}]", f"image file {name!r} is missing from images/",
                                     "export the task with images (save_images), add the file, or use --fix"))
@@ -107,6 +144,7 @@ def validate(data: dict[str, Any], images_dir: Path, fix: bool = False) -> Repor
         seen.add(ann.get("id"))
         image = images.get(ann.get("image_id"))
         unusable = None  # a record that refers to nothing: dropped with --fix, else reported
+        reason = "no image" if image is None else "unknown category"
         if image is None:
             unusable = Problem(where, f"refers to image {ann.get('image_id')}, which does not exist",
                                "remove the annotation, add the image, or use --fix")
@@ -115,13 +153,13 @@ def validate(data: dict[str, Any], images_dir: Path, fix: bool = False) -> Repor
                                "add the category, fix category_id, or use --fix to drop it")
         if unusable is not None:
             if fix:
-                report.fixed += 1
+                dropped(ann, reason)
             else:
                 problems.append(unusable)
             continue
         problem = _segmentation_problem(ann, image)
         if problem and fix:
-            report.fixed += 1
+            dropped(ann, "broken segmentation")
             continue
         if problem:
             problems.append(Problem(where, problem, "redraw the shape in CVAT, or use --fix to drop it"))
@@ -131,7 +169,7 @@ def validate(data: dict[str, Any], images_dir: Path, fix: bool = False) -> Repor
             name = categories[ann["category_id"]]
             report.per_category[name] = report.per_category.get(name, 0) + 1
         else:
-            report.fixed += 1
+            dropped(ann, "empty box")
     if fix:
         report.fixed += sum(1 for a in kept if a.pop("_clipped", False))
         data["annotations"] = kept

@@ -1,4 +1,4 @@
-"""The `dump-format` tags of Onepanel templates and the CVAT export formats they stand for."""
+"""The `dump-format` tags (Onepanel's eight and CVAT 2.x's newer formats) and the CVAT export formats they name."""
 from __future__ import annotations
 
 from cvatflow.errors import DatasetError
@@ -13,6 +13,13 @@ DUMP_FORMATS = {
     "cvat_label_me": "LabelMe 3.0",
     "cvat": "CVAT for images 1.1",
     "datumaro_project": "Datumaro 1.0",
+    # CVAT 2.x formats for detection and segmentation (our tags, in the same style)
+    "cvat_video": "CVAT for video 1.1",
+    "cvat_coco_keypoints": "COCO Keypoints 1.0",
+    "cvat_ultralytics_detection": "Ultralytics YOLO Detection 1.0",
+    "cvat_ultralytics_segmentation": "Ultralytics YOLO Segmentation 1.0",
+    "cvat_ultralytics_obb": "Ultralytics YOLO Oriented Bounding Boxes 1.0",
+    "cvat_segmentation_mask": "Segmentation mask 1.1",
 }
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from cvatflow.datasets.coco import COCO_FILE, read_json, validate
 from cvatflow.datasets.ingest import DatasetInfo, ingest
+from cvatflow.datasets.report import REPORT_FILE, DatasetReport, require_usable
+from cvatflow.datasets.report import read as read_report
 from cvatflow.errors import DatasetError, ProblemsError
 
 SPLIT_FILE = "train_val_split.json"
@@ -41,26 +43,49 @@ def split(images: list[dict], method: str = "random", val_percent: float = 10.0,
             "seed": seed, "val_percent": val_percent if method == "random" else round(100 * len(val) / len(ids), 2)}
 
 
+def is_prepared(source: Path) -> bool:
+    """A folder cvatflow wrote (ingest or prepare: it has dataset_report.json or a split), not a raw export:
+    an unpacked CVAT COCO export has the same annotations/ and images/ but goes through ingest like its zip."""
+    return source.is_dir() and (source / COCO_FILE).is_file() and (source / "images").is_dir() and \
+        ((source / REPORT_FILE).is_file() or (source / SPLIT_FILE).is_file())
+
+
 def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, split_by: str | None = None,
-            seed: int = 0, fix: bool = False, image_prefix: str | None = None) -> DatasetInfo:
+            seed: int = 0, fix: bool = False, image_prefix: str | None = None, crowd: str = "object",
+            min_objects: int = 1) -> DatasetInfo:
     """Write a training-ready dataset into `out_dir` (COCO file, images/, train_val_split.json).
 
     `source` is a CVAT export (zip or folder, any supported format) or an already normalised tree.
     Problems that block training raise one ProblemsError listing them all; `fix` clips boxes and
-    drops empty ones and records it cannot use.
+    drops empty ones and records it cannot use. `crowd` is ingest's crowd rule ("object" or "ignore"). Fewer
+    than `min_objects` usable objects (at least 1) raise DatasetError with the report, before anything is written.
+    `info.ingest` is the dataset report, also written as dataset_report.json.
     """
     source, out_dir = Path(source), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
     try:
         staged = work / "dataset"
-        if source.is_dir() and (source / COCO_FILE).is_file() and (source / "images").is_dir():
+        if is_prepared(source):
             shutil.copytree(source, staged, copy_function=_link_or_copy)
             data = read_json(staged / COCO_FILE)
-            report = validate(data, staged / "images", fix=fix)
-            info = DatasetInfo(out_dir, "COCO 1.0", report, [c["name"] for c in data.get("categories", [])])
+            ingest_report = read_report(staged)
+            if ingest_report is not None:
+                report = validate(data, staged / "images", fix=fix)
+            else:  # prepared by an older cvatflow: count it now
+                from cvatflow.datasets.shapes import normalise, tally
+
+                ingest_report = DatasetReport(source=source.name, format="COCO 1.0", options={"crowd": crowd})
+                normalise(data, ingest_report, crowd)
+                report = validate(data, staged / "images", fix=fix, ingest=ingest_report)
+                for image in data["images"]:
+                    ingest_report.image("kept", example=None)
+                tally(data, ingest_report)
+                ingest_report.write(staged)
+            info = DatasetInfo(out_dir, "COCO 1.0", report, [c["name"] for c in data.get("categories", [])],
+                               ingest_report)
         else:
-            info = ingest(source, staged, fix=fix)
+            info = ingest(source, staged, fix=fix, crowd=crowd)
             if not info.coco:
                 raise DatasetError(f"{source}: {info.format} cannot be prepared for the COCO training images; "
                                    f"use dump-format cvat_coco (or another annotation format)")
@@ -68,9 +93,9 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
         errors = [p for p in info.report.problems if p.severity == "error"]
         if errors:
             raise ProblemsError(str(source), errors)
-        if not data["images"] or not data["annotations"]:
-            raise DatasetError(f"{source}: the dataset has no {'images' if not data['images'] else 'annotations'}; "
-                               f"annotate the task in CVAT first")
+        if not data["images"]:
+            raise DatasetError(f"{source}: the dataset has no images; annotate the task in CVAT first")
+        require_usable(info.ingest, str(source), min_objects)
         division = split(data["images"], split_by or "random", val_split, seed)
         if image_prefix:
             # What Onepanel's DETR prepare_data.py did: absolute paths under the pod's mount.

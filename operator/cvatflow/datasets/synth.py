@@ -167,3 +167,114 @@ def make_export(out: Path, images: int = 60, seed: int = 0, size: int = 256) -> 
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+# CVAT 2.x formats the synthetic shapes can be written in (see write_format).
+WRITTEN_FORMATS = ("Ultralytics YOLO Detection 1.0", "Ultralytics YOLO Segmentation 1.0",
+                   "Ultralytics YOLO Oriented Bounding Boxes 1.0", "CVAT for video 1.1", "COCO Keypoints 1.0",
+                   "Segmentation mask 1.1")
+# Segmentation mask 1.1: a colour per class in labelmap.txt, and VOC's palette for the instances.
+CLASS_COLOURS = {"circle": (128, 0, 0), "square": (0, 128, 0), "triangle": (128, 128, 0)}
+
+
+def _voc_colour(index: int) -> tuple[int, int, int]:
+    """Colour `index` of the PASCAL VOC palette (the bit-interleaving colormap CVAT uses for instances)."""
+    r = g = b = 0
+    for shift in range(7, -1, -1):
+        r |= ((index >> 0) & 1) << shift
+        g |= ((index >> 1) & 1) << shift
+        b |= ((index >> 2) & 1) << shift
+        index >>= 3
+    return r, g, b
+
+
+def write_format(out: Path, fmt: str, images: int = 4, seed: int = 0, size: int = 64) -> dict[str, Any]:
+    """Write the synthetic shapes as an unpacked CVAT export in `fmt` (one of WRITTEN_FORMATS) into the folder
+    `out`, laid out as CVAT writes it; return the COCO document of the same objects (the truth to compare with).
+
+    Ultralytics: data.yaml, train.txt, images/train/, labels/train/*.txt with normalised `cls cx cy w h`,
+    polygons, or 4 corners (a square's rotated corners, else its box). CVAT for video: annotations.xml with one
+    track per object, a keyframe box on its frame and `outside` on the next. COCO Keypoints:
+    annotations/person_keypoints_default.json, each object's first three outline points as key points.
+    """
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    coco, files = make_coco(rng, images, size)
+    if fmt.startswith("Ultralytics"):
+        names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CATEGORIES))
+        (out / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        (out / "data.yaml").write_text(f"path: ./\ntrain: train.txt\nnames:\n{names}\n")
+        (out / "train.txt").write_text("".join(f"images/train/{name}\n" for name, _ in files))
+        for (name, data), image in zip(files, coco["images"]):
+            (out / "images" / "train").mkdir(parents=True, exist_ok=True)
+            (out / "images" / "train" / name).write_bytes(data)
+            lines = []
+            for ann in (a for a in coco["annotations"] if a["image_id"] == image["id"]):
+                x, y, w, h = ann["bbox"]
+                if fmt.startswith("Ultralytics YOLO Detection"):
+                    values = [(x + w / 2) / size, (y + h / 2) / size, w / size, h / size]
+                elif fmt.startswith("Ultralytics YOLO Segmentation"):
+                    values = [v / size for v in ann["segmentation"][0]]
+                else:
+                    square = ann["category_id"] == CATEGORIES.index("square") + 1
+                    corners = ann["segmentation"][0] if square else [x, y, x + w, y, x + w, y + h, x, y + h]
+                    values = [v / size for v in corners]
+                lines.append(" ".join([str(ann["category_id"] - 1)] + [f"{v:.6f}" for v in values]))
+            (out / "labels" / "train" / Path(name).with_suffix(".txt")).write_text("\n".join(lines) + "\n")
+    elif fmt == "CVAT for video 1.1":
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        labels = "".join(f"<label><name>{n}</name></label>" for n in CATEGORIES)
+        tracks = []
+        for index, ((_, data), image) in enumerate(zip(files, coco["images"])):
+            (out / "images" / f"frame_{index:06d}.jpg").write_bytes(data)
+            image["file_name"] = f"frame_{index:06d}.jpg"
+            for ann in (a for a in coco["annotations"] if a["image_id"] == image["id"]):
+                x, y, w, h = ann["bbox"]
+                box = f'xtl="{x}" ytl="{y}" xbr="{x + w}" ybr="{y + h}" occluded="0" z_order="0"'
+                tracks.append(f'<track id="{len(tracks)}" label="{CATEGORIES[ann["category_id"] - 1]}" '
+                              f'source="manual"><box frame="{index}" keyframe="1" outside="0" {box}/>'
+                              f'<box frame="{index + 1}" keyframe="1" outside="1" {box}/></track>')
+        (out / "annotations.xml").write_text(
+            f'<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task>'
+            f'<size>{images}</size><mode>interpolation</mode><labels>{labels}</labels><original_size><width>{size}'
+            f'</width><height>{size}</height></original_size></task></meta>{"".join(tracks)}</annotations>')
+        for ann in coco["annotations"]:
+            ann["segmentation"] = []  # the video export carries boxes
+    elif fmt == "COCO Keypoints 1.0":
+        (out / "images" / "default").mkdir(parents=True, exist_ok=True)
+        (out / "annotations").mkdir(parents=True, exist_ok=True)
+        for name, data in files:
+            (out / "images" / "default" / name).write_bytes(data)
+        points = [dict(a) for a in coco["annotations"]]
+        for ann in points:
+            ann["keypoints"] = [v for i in range(3) for v in (*ann["segmentation"][0][2 * i:2 * i + 2], 2)]
+            ann["num_keypoints"], ann["segmentation"] = 3, []
+        keypoints = {**coco, "annotations": points,
+                     "categories": [{**c, "keypoints": ["p1", "p2", "p3"], "skeleton": [[1, 2], [2, 3]]}
+                                    for c in coco["categories"]]}
+        (out / "annotations" / "person_keypoints_default.json").write_text(json.dumps(keypoints))
+        for ann in coco["annotations"]:
+            ann["segmentation"] = []
+    elif fmt == "Segmentation mask 1.1":
+        for folder in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+            (out / folder).mkdir(parents=True, exist_ok=True)
+        (out / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n" + "".join(
+            f"{name}:{','.join(str(c) for c in CLASS_COLOURS[name])}::\n" for name in CATEGORIES))
+        stems = []
+        for (name, data), image in zip(files, coco["images"]):
+            stem = Path(name).stem
+            stems.append(stem)
+            (out / "JPEGImages" / name).write_bytes(data)
+            classes = Image.new("RGB", (size, size))
+            instances = Image.new("RGB", (size, size))
+            for k, ann in enumerate(a for a in coco["annotations"] if a["image_id"] == image["id"]):
+                flat = ann["segmentation"][0]
+                points = list(zip(flat[0::2], flat[1::2]))
+                ImageDraw.Draw(classes).polygon(points, fill=CLASS_COLOURS[CATEGORIES[ann["category_id"] - 1]])
+                ImageDraw.Draw(instances).polygon(points, fill=_voc_colour(k + 1))
+            classes.save(out / "SegmentationClass" / f"{stem}.png")
+            instances.save(out / "SegmentationObject" / f"{stem}.png")
+        (out / "ImageSets" / "Segmentation" / "default.txt").write_text("".join(f"{s}\n" for s in stems))
+    else:
+        raise ValueError(f"write_format: {fmt!r} is not one of {', '.join(WRITTEN_FORMATS)}")
+    return coco

@@ -5,7 +5,8 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from cvatflow.datasets.ingest import ingest
+from cvatflow.datasets.ingest import DatasetInfo, ingest
+from cvatflow.datasets.report import require_usable
 from cvatflow.errors import ProblemsError
 from cvatflow.storage import Progress, open_store
 
@@ -16,17 +17,28 @@ def annotation_prefix(task_id: int | str, now: datetime | None = None) -> str:
 
 
 def upload_export(export: Path, store_uri: str, task_id: int | str = "local", repository=None,
-                  progress: Progress | None = None, now: datetime | None = None, fix: bool = True) -> str:
+                  progress: Progress | None = None, now: datetime | None = None, fix: bool = True,
+                  crowd: str = "object") -> str:
     """Ingest and validate `export`, upload it under a fresh annotation prefix, and return the prefix.
 
     By default boxes that leave their image are clipped and unusable records dropped (CVAT lets boxes
-    hang over the edge); with `fix=False` any problem refuses the upload instead.
+    hang over the edge); with `fix=False` any problem refuses the upload instead. The dataset report
+    (dataset_report.json) travels with the dataset; a dataset with no usable object is refused.
     """
+    return upload_dataset(export, store_uri, task_id, repository, progress, now, fix, crowd)[0]
+
+
+def upload_dataset(export: Path, store_uri: str, task_id: int | str = "local", repository=None,
+                   progress: Progress | None = None, now: datetime | None = None, fix: bool = True,
+                   crowd: str = "object") -> tuple[str, DatasetInfo]:
+    """`upload_export` that also returns what ingest produced (its `ingest` is the dataset report)."""
     with tempfile.TemporaryDirectory(prefix="cvatflow-upload-") as tmp:
-        info = ingest(Path(export), Path(tmp) / "dataset", fix=fix)
+        info = ingest(Path(export), Path(tmp) / "dataset", fix=fix, crowd=crowd)
         errors = [p for p in (info.report.problems if info.report else []) if p.severity == "error"]
         if errors:
             raise ProblemsError(str(export), errors)
+        if info.ingest is not None:
+            require_usable(info.ingest, str(export))
         prefix = annotation_prefix(task_id, now)
         open_store(store_uri, repository).upload_dir(info.path, prefix, progress=progress)
-    return prefix
+    return prefix, info

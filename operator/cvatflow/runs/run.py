@@ -20,6 +20,14 @@ def now() -> str:
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
 DONE = ("Succeeded", "Failed", "Error")
 OUTPUT_FOLDERS = ("model", "checkpoints", "report", "tensorboard", "export")
+OUTPUT_FILES = {"dataset_report": "dataset_report.json"}  # what of the CVAT annotations reached the model
+
+
+def output_uris(prefix: str) -> dict[str, str]:
+    """URIs of a run's output folder, the folders inside it, and its dataset report."""
+    prefix = prefix.rstrip("/") + "/"
+    return {"output": prefix, **{name: f"{prefix}{name}/" for name in OUTPUT_FOLDERS},
+            **{name: f"{prefix}{file}" for name, file in OUTPUT_FILES.items()}}
 
 
 @dataclass
@@ -89,10 +97,7 @@ class Run(ABC):
     def outputs(self) -> dict[str, str]:
         """URIs of the run's model/, checkpoints/, report/... (where /mnt/output was uploaded)."""
         prefix = self.output_prefix()
-        if not prefix:
-            return {}
-        prefix = prefix.rstrip("/") + "/"
-        return {"output": prefix, **{name: f"{prefix}{name}/" for name in OUTPUT_FOLDERS}}
+        return output_uris(prefix) if prefix else {}
 
     def wait(self, timeout: float | None = None, poll: float = 2.0,
              on_change: Callable[[RunStatus], None] | None = None) -> RunStatus:

@@ -31,6 +31,8 @@ def _commands(name: str) -> typer.Typer:
         pretrained: bool = typer.Option(True, help="Start from hub weights when no --models is given."),
         device: str | None = typer.Option(None, help="cuda, cuda:1 or cpu (default: cuda if present)."),
         export: bool = typer.Option(True, help="Export the best model to export/best.onnx."),
+        min_objects: int = typer.Option(1, min=1, help="Refuse a dataset with fewer usable objects (the "
+                                                       "dataset report counts them)."),
     ) -> None:
         """Train on --data, write everything into --output; resumes from --output/checkpoints/last.pt."""
         from cvatflow.training.loop import Run
@@ -38,7 +40,8 @@ def _commands(name: str) -> typer.Typer:
 
         run_training(Run(model=name, data=data, output=output, models=models, hyperparameters=hyperparameters,
                          overrides={"epochs": epochs, "batch_size": batch_size}, variant=model,
-                         num_classes=num_classes, pretrained=pretrained, device=device, export=export))
+                         num_classes=num_classes, pretrained=pretrained, device=device, export=export,
+                         min_objects=min_objects))
 
     @group.command("predict")
     def predict(

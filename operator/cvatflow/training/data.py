@@ -26,6 +26,7 @@ class CocoData:
     train_ids: list[int] = field(default_factory=list)
     val_ids: list[int] = field(default_factory=list)
     split: dict[str, Any] = field(default_factory=dict)
+    report: Any = None  # the DatasetReport (dataset_report.json, or counted at load for an unprepared export)
 
     @property
     def class_titles(self) -> list[str]:
@@ -69,11 +70,25 @@ def resolve_image(root: Path, file_name: str) -> Path | None:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    # an unprepared CVAT export keeps each subset's files in images/<subset>/ (looked at last: it lists images/)
+    if images.is_dir() and not name.is_absolute():
+        for sub in sorted(p for p in images.iterdir() if p.is_dir()):
+            if (sub / relative).is_file():
+                return sub / relative
     return None
 
 
-def load(root: Path | str, val_percent: float = 10.0, seed: int = 0) -> CocoData:
-    """Read and check `<root>/annotations/instances_default.json` and its images; split train/val."""
+def load(root: Path | str, val_percent: float = 10.0, seed: int = 0, min_objects: int = 1) -> CocoData:
+    """Read and check `<root>/annotations/instances_default.json` and its images; split train/val.
+
+    A dataset cvatflow prepared carries dataset_report.json and its annotations' fates are settled
+    (`iscrowd` 1 = an ignore region). A raw COCO export gets ingest's rules here (iscrowd:1 masks are
+    objects, rotated rectangles become polygons, ...) and a report counted now. Fewer than `min_objects`
+    usable objects raise TrainingError with the report, before any model is built.
+    """
+    from cvatflow.datasets import report as reportlib
+    from cvatflow.datasets import shapes
+
     root = Path(root)
     path = root / ANNOTATIONS
     if not path.is_file():
@@ -95,6 +110,14 @@ def load(root: Path | str, val_percent: float = 10.0, seed: int = 0) -> CocoData
     if not coco["annotations"]:
         raise TrainingError(f"--data {path}: the dataset has no annotations (annotate objects in CVAT and "
                             f"export again)")
+    report = reportlib.read(root)
+    if report is None:
+        report = reportlib.DatasetReport(source=str(root), format="COCO 1.0", options={"crowd": "object"})
+        shapes.normalise(coco, report)
+        shapes.tally(coco, report)
+        for _ in coco["images"]:
+            report.image(reportlib.KEPT)
+    reportlib.require_usable(report, f"--data {root}", min_objects, error=TrainingError)
     categories = sorted(({"id": int(c["id"]), "name": str(c["name"]), "supercategory": c.get("supercategory", "")}
                          for c in coco["categories"]), key=lambda c: c["id"])
     known = {c["id"] for c in categories}
@@ -120,7 +143,7 @@ def load(root: Path | str, val_percent: float = 10.0, seed: int = 0) -> CocoData
         raise TrainingError(f"--data {root}: {len(missing)} of {len(coco['images'])} images are missing "
                             f"(e.g. {', '.join(missing[:3])}); export the task with 'Save images' on, or put "
                             f"the files under {root / 'images'}")
-    data = CocoData(root=root, coco=coco, categories=categories, paths=paths, anns=anns)
+    data = CocoData(root=root, coco=coco, categories=categories, paths=paths, anns=anns, report=report)
     _split(data, val_percent, seed)
     return data
 
@@ -171,28 +194,34 @@ class DetectionDataset:
 
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
         import torch
-        from torchvision.io import ImageReadMode, decode_image
         from torchvision.transforms.v2 import functional as F
 
+        from cvatflow.datasets.images import decode_rgb
+
         image_id = self.ids[index]
-        image = decode_image(str(self.data.paths[image_id]), mode=ImageReadMode.RGB)
+        meta = self.meta[image_id]
+        # One decode: torchvision for JPEG/PNG/GIF/WebP (16-bit scaled), PIL for BMP/TIFF; EXIF orientation as
+        # CVAT shows the image, unless ingest found the annotations drawn on the stored pixels.
+        image = decode_rgb(self.data.paths[image_id], apply_exif=meta.get("exif", True))
         height, width = image.shape[-2:]
         new_h, new_w, _ = _target_size(height, width, self.image_size)
         if (new_h, new_w) != (height, width):
             image = F.resize(image, [new_h, new_w], antialias=True)
-        sx, sy = new_w / width, new_h / height
+        # Annotations are in the coordinates of the size they were drawn on (ingest refuses files of another size).
+        ann_w, ann_h = int(meta.get("width") or width), int(meta.get("height") or height)
+        sx, sy = new_w / ann_w, new_h / ann_h
         boxes, labels, masks = [], [], []
         for ann in self.data.anns[image_id]:
             if ann.get("iscrowd"):
-                continue  # crowd regions are ignored in training, as COCO and torchvision references do
+                continue  # an ignore region (ingest's crowd rule, VOC difficult, MOT ignored): no positive
             x, y, w, h = (float(v) for v in ann["bbox"])
             box = [max(0.0, x * sx), max(0.0, y * sy), min(new_w, (x + w) * sx), min(new_h, (y + h) * sy)]
-            if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-                continue
+            if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
+                continue  # nothing left inside the image; ingest counted it (empty box / outside the image)
             boxes.append(box)
             labels.append(self.cat_to_idx[ann["category_id"]])
             if self.masks:
-                masks.append(_rasterize(ann, height, width, new_h, new_w, box))
+                masks.append(_rasterize(ann, ann_h, ann_w, new_h, new_w, box))
         target: dict[str, Any] = {
             "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             "labels": torch.tensor(labels, dtype=torch.int64),

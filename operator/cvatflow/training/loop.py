@@ -40,6 +40,7 @@ class Run:
     pretrained: bool = True
     device: str | None = None
     export: bool = True
+    min_objects: int = 1  # refuse a dataset with fewer usable objects (the template's threshold)
 
 
 def pick_device(name: str | None):
@@ -97,7 +98,7 @@ class Setup:
         else:
             self.variant = self.adapter.check_variant(run.variant or self.adapter.default_variant)
         self.hp = parse(run.hyperparameters, self.adapter.default_hyperparameters(self.variant), run.overrides)
-        self.data = datalib.load(run.data, self.hp.val_percent, self.hp.seed)
+        self.data = datalib.load(run.data, self.hp.val_percent, self.hp.seed, min_objects=run.min_objects)
         titles = self.data.class_titles
         if run.num_classes is not None and run.num_classes != len(titles):
             raise TrainingError(f"--num-classes {run.num_classes}: the dataset has {len(titles)} categories "
@@ -340,6 +341,11 @@ class Trainer:
         log("hyperparameters (defaults filled in):\n" + text.rstrip())
         (self.output / "hyperparameters.yaml").write_text(text)
         statelib.write_json(self.output / "train_val_split.json", self.setup.data.split)
+        dataset_report = self.setup.data.report
+        dataset_report.write(self.output)  # what of the CVAT annotations reaches the model, with the run
+        log(f"dataset report: {dataset_report.summary()}")
+        for line in dataset_report.warnings():
+            log(f"warning: {line}")
         log(f"model {self.setup.variant} on {self.device}; {len(self.train_set)} train / {len(self.val_set)} val "
             f"images, {len(self.setup.data.categories)} classes; {self.total} steps "
             f"({self.steps_per_epoch} per epoch){'; amp ' + str(self.amp) if self.amp else ''}")
@@ -394,6 +400,10 @@ class Trainer:
             "steps": self.step,
             "best_step": best["step"],
             "train_val_split": "train_val_split.json",
+            "dataset_report": "dataset_report.json",
+            "dataset": {"summary": self.setup.data.report.summary(),
+                        "objects": self.setup.data.report.to_dict()["objects"],
+                        "warnings": len(self.setup.data.report.warnings())},
             "train_size": len(self.train_set),
             "val_size": len(self.val_set),
         }

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from cvatflow import events
+from cvatflow.datasets.images import IMAGE_SUFFIXES  # every type CVAT image tasks take
 from cvatflow.errors import TrainingError
 from cvatflow.training import data as datalib
 from cvatflow.training import state as statelib
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def load_model(adapter_name: str, model_dir: Path, device):
@@ -56,9 +55,9 @@ def predict(adapter_name: str, model_dir: Path, data: Path, output: Path, thresh
             batch_size: int = 4, device: str | None = None) -> dict[str, Any]:
     """Predict every image of `data`; write predictions.json and annotations/instances_default.json."""
     import torch
-    from torchvision.io import ImageReadMode, decode_image
     from torchvision.transforms.v2 import functional as F
 
+    from cvatflow.datasets.images import decode_rgb
     from cvatflow.training.evaluation import to_results
     from cvatflow.training.loop import pick_device
 
@@ -76,7 +75,7 @@ def predict(adapter_name: str, model_dir: Path, data: Path, output: Path, thresh
         chunk = images[start:start + batch_size]
         tensors, metas = [], []
         for img in chunk:
-            pixels = decode_image(str(img["path"]), mode=ImageReadMode.RGB)
+            pixels = decode_rgb(img["path"], apply_exif=img.get("exif", True))
             h, w = pixels.shape[-2:]
             scale = size / max(h, w)
             nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
