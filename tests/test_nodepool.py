@@ -11,7 +11,7 @@ import yaml
 
 from cvatflow.config import ConfigError, NodePools
 from cvatflow.errors import ProblemsError
-from cvatflow.nodepool import quantity, requested
+from cvatflow.nodepool import clean_resources, quantity, requested
 from cvatflow.params import autofill
 from cvatflow.runs.kubernetes import workflow_object
 from cvatflow.templates import get_template
@@ -157,6 +157,8 @@ def test_each_pools_train_pod_fits_its_instance_and_asks_a_gpu_only_on_gpus(sour
         tolerated = {t["key"] for t in pod["tolerations"]}
         assert ("nvidia.com/gpu" in tolerated) == has_gpu
         assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": value}
+        if option.get("resources"):  # Onepanel's rule: the pool's resources are the container's, whole
+            assert pod["containers"][0]["resources"] == clean_resources(option["resources"])
 
 
 def test_pools_with_allocatable_pass_the_check_and_a_too_big_request_is_refused_with_the_numbers():

@@ -157,6 +157,10 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     elif repository is not None:
         repository = ArtifactRepository.from_dict(repository, source=f"{source}: artifactRepository")
     store = env.get("CVATFLOW_STORE") or data.get("store") or (repository.uri if repository else "")
+    if not store and repository is not None and backend != "local":
+        # A dump in this machine's folder would never reach the cluster's pods.
+        raise ConfigError(f"{source}: cvatflow stores dumps in S3 or GCS, not in the {repository.kind} artifact "
+                          f"repository; set `store:` to an s3:// or gs:// bucket the training pods can read")
     if not store:
         store = (home / "store").resolve().as_uri()
     tokens = env.get("CVATFLOW_API_TOKENS")
