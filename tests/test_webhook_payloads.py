@@ -107,7 +107,7 @@ def test_an_older_cvats_before_update_still_decides():
 
 
 def test_after_a_restart_the_runs_labels_stand_in_for_the_record():
-    [rule] = rules = parse_rules([{**ON_COMPLETED, "name": "train on completion"}])
+    rules = parse_rules([{**ON_COMPLETED, "name": "train on completion"}])
     payload = update_task("completed")
     asked = []
 
