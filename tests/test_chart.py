@@ -302,6 +302,7 @@ def test_each_values_file_lints_strictly_renders_valid_objects_and_a_config_cvat
 
 @pytest.mark.parametrize(("values", "named"), [
     ("controller:\n  replica: 2\n", "at '/controller': additional properties 'replica' not allowed"),
+    ("workflowServiceAcount:\n  create: false\n", "additional properties 'workflowServiceAcount' not allowed"),
     ("workflowServiceAccount:\n  imagePullSecret: [{name: r}]\n", "additional properties 'imagePullSecret'"),
     ("controller:\n  dumpSpace:\n    size: lots\n", "/controller/dumpSpace/size"),
     ("config:\n  nodePools:\n    options:\n      - {value: x, resouces: {}}\n",
