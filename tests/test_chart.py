@@ -358,3 +358,13 @@ def test_air_gapped_training_images_come_from_the_mirror():
         assert "ghcr.io" not in yaml.safe_dump(template)
     assert only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == \
         "mirror.internal:5000/cvatflow/controller:0.1.0"
+
+
+def test_reading_nodes_is_one_cluster_role_with_list_nodes_only():
+    assert not [d for d in render() if d["kind"].startswith("Cluster")]
+    docs = render({"rbac": {"readNodes": True}})
+    role = only(docs, "ClusterRole")
+    assert rules_of(role) == {("", "nodes"): {"list"}}
+    binding = only(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-cvatflow-controller", "namespace": "ml"}]

@@ -242,3 +242,20 @@ def test_onepanels_configmap_is_read_as_is_and_mistakes_name_the_option():
         NodePools.from_dict({"options": [{"value": "x", "resources": {"limits": {"nvidia.com/gpu": "one"}}}]})
     with pytest.raises(ConfigError, match=r"options\[0\]: unknown keys resource;"):
         NodePools.from_dict({"options": [{"value": "x", "resource": {"limits": {"nvidia.com/gpu": 1}}}]})
+
+
+def test_the_operator_refuses_a_run_no_node_of_its_pool_can_hold():
+    from controller_fixtures import FakeCluster, call, make_deps, training_run
+
+    from cvatflow.controller import handlers
+
+    class Cluster(FakeCluster):
+        def node_allocatable(self, label, value):  # what the chart's rbac.readNodes lets it read
+            return {"cpu": "3920m", "memory": "14Gi"}  # the nodes lost their GPU (no device plugin)
+
+    deps = make_deps(cluster=Cluster())
+    status = call(handlers.reconcile, training_run(nodePool="g4dn.xlarge"), deps)
+    assert status["phase"] == "Invalid", status
+    assert "node pool 'T4' (node.kubernetes.io/instance-type=g4dn.xlarge)" in status["message"]
+    assert "nvidia.com/gpu 1 but a node allocates 0" in status["message"]
+    assert deps.cluster.creates == 0
