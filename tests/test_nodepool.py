@@ -246,7 +246,6 @@ def test_onepanels_configmap_is_read_as_is_and_mistakes_name_the_option():
 
 def test_the_operator_refuses_a_run_no_node_of_its_pool_can_hold():
     from controller_fixtures import FakeCluster, call, make_deps, training_run
-
     from cvatflow.controller import handlers
 
     class Cluster(FakeCluster):
