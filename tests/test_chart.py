@@ -309,6 +309,7 @@ def test_each_values_file_lints_strictly_renders_valid_objects_and_a_config_cvat
      "at '/config/nodePools/options/0': additional properties 'resouces' not allowed"),
     ("controller:\n  clusterWide: \"yes\"\n", "/controller/clusterWide"),
     ("config:\n  artifactRepository:\n    S3: {bucket: b}\n", "additional properties 'S3' not allowed"),
+    ("config:\n  artifactRepository:\n    s3: {bucket: b, useSdkCreds: true}\n", "additional properties 'useSdkCreds'"),
 ])
 def test_a_values_file_with_a_typo_or_a_wrong_type_fails_helm_lint_naming_the_key(values, named, tmp_path):
     path = tmp_path / "values.yaml"
@@ -368,3 +369,16 @@ def test_reading_nodes_is_one_cluster_role_with_list_nodes_only():
     binding = only(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-cvatflow-controller", "namespace": "ml"}]
+
+
+def test_the_schemas_artifact_repository_fields_are_argos_as_cvatflow_reads_them():
+    import json
+
+    from cvatflow.artifact_repository import KINDS
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    repository = schema["properties"]["config"]["properties"]["artifactRepository"]["properties"]
+    assert set(repository) == {*KINDS, "archiveLogs"}
+    for name, kind in KINDS.items():
+        assert set(repository[name]["properties"]) == kind.shared | kind.repository_only | {kind.format_field}, name
+        assert repository[name]["additionalProperties"] is False
