@@ -382,3 +382,22 @@ def test_the_schemas_artifact_repository_fields_are_argos_as_cvatflow_reads_them
     for name, kind in KINDS.items():
         assert set(repository[name]["properties"]) == kind.shared | kind.repository_only | {kind.format_field}, name
         assert repository[name]["additionalProperties"] is False
+
+
+def test_onepanels_node_pool_keys_are_taken_as_they_are(tmp_path):
+    # Onepanel's `onepanel` ConfigMap kept the options as YAML text; pasted into the values, they work unchanged.
+    onepanel = {"applicationNodePoolLabel": "beta.kubernetes.io/instance-type",
+                "applicationNodePoolOptions": "- name: 'CPU: 4, RAM: 16GB'\n  value: Standard_D4s_v3\n"
+                                              "- name: 'GPU: 1xK80, CPU: 6, RAM: 56GB'\n  value: Standard_NC6\n"
+                                              "  resources:\n    limits:\n      nvidia.com/gpu: 1\n"}
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"config": {"nodePools": onepanel}}))
+    done = subprocess.run([helm(), "lint", "--strict", str(CHART), "-f", str(values)], check=False,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # They replace the chart's default label and options, which Helm would otherwise merge beside them.
+    config = only(render({"config": {"nodePools": onepanel}}), "ConfigMap", "rel-cvatflow-config")["data"]["config.yaml"]
+    (tmp_path / "config.yaml").write_text(config)
+    pools = load_settings(tmp_path / "config.yaml", env={"CVATFLOW_HOME": str(tmp_path)}).node_pools
+    assert pools.label == "beta.kubernetes.io/instance-type"
+    assert [p.value for p in pools.pools] == ["Standard_D4s_v3", "Standard_NC6"]

@@ -240,6 +240,8 @@ def test_onepanels_configmap_is_read_as_is_and_mistakes_name_the_option():
     assert pools.pools[2].resources == {"limits": {"nvidia.com/gpu": 1}}
     with pytest.raises(ConfigError, match=r"options\[0\]: resources.limits.nvidia.com/gpu = 'one' is not a "):
         NodePools.from_dict({"options": [{"value": "x", "resources": {"limits": {"nvidia.com/gpu": "one"}}}]})
+    with pytest.raises(ConfigError, match=r"give `options` or Onepanel's `applicationNodePoolOptions`, not both"):
+        NodePools.from_dict({"options": [{"value": "x"}], "applicationNodePoolOptions": "- value: y\n"})
     with pytest.raises(ConfigError, match=r"options\[0\]: unknown keys resource;"):
         NodePools.from_dict({"options": [{"value": "x", "resource": {"limits": {"nvidia.com/gpu": 1}}}]})
 

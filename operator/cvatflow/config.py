@@ -65,6 +65,9 @@ class NodePools:
             raise ConfigError(f"{source}: expected a mapping with `label` and `options`")
         if data.get("kind") == "ConfigMap":
             data = data.get("data") or {}
+        for ours, onepanels in (("label", "applicationNodePoolLabel"), ("options", "applicationNodePoolOptions")):
+            if data.get(ours) is not None and data.get(onepanels) is not None:
+                raise ConfigError(f"{source}: give `{ours}` or Onepanel's `{onepanels}`, not both")
         label = data.get("label") or data.get("applicationNodePoolLabel") or cls.label
         options = data.get("options", data.get("applicationNodePoolOptions")) or []
         if isinstance(options, str):
