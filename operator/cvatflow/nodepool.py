@@ -3,7 +3,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cvatflow.errors import Problem
+
+if TYPE_CHECKING:
+    from cvatflow.config import NodePool
+    from cvatflow.templates.template import Template
+
+# The hidden parameter that carries a pool's podSpecPatch into the steps (cvatflow.templates.steps).
+NODE_POOL_PATCH = "sys-node-pool-patch"
 
 # Extended resources that mean "this pool has GPUs" (Onepanel's docs name these two).
 GPU_SUFFIX = "/gpu"
@@ -88,6 +97,53 @@ def shortfalls(requests: dict[str, Decimal], allocatable: dict[str, Any]) -> lis
     have = {str(k): quantity(v) for k, v in (allocatable or {}).items()}
     return [(name, want, have.get(name, Decimal(0))) for name, want in sorted(requests.items())
             if want > have.get(name, Decimal(0))]
+
+
+def pod_patch(pool: NodePool, label: str, allocatable: dict[str, str] | None = None) -> dict[str, Any]:
+    """The strategic-merge patch that puts a pod on `pool`: its nodeSelector, the GPU toleration on GPU pools and
+    the pool's resources, which replace the main container's whole `resources` (`$patch: replace`, Onepanel's rule;
+    a plain merge would keep the step's own requests beside them). A pool without resources but with GPUs in its
+    allocatable adds one GPU limit to the step's own resources."""
+    patch: dict[str, Any] = {"nodeSelector": {label: pool.value}}
+    tolerated = tolerations(pool.resources, allocatable, pool.tolerations)
+    if tolerated:
+        patch["tolerations"] = tolerated
+    resources = clean_resources(pool.resources)
+    if resources:
+        patch["containers"] = [{"name": "main", "resources": {"$patch": "replace", **resources}}]
+    else:
+        gpus = gpu_resources(None, allocatable)[:1]
+        if gpus:
+            patch["containers"] = [{"name": "main", "resources": {"limits": {gpus[0]: "1"}}}]
+    return patch
+
+
+def patched_steps(template: Template) -> list[dict[str, Any]]:
+    """The template's pod templates that take the node-pool patch."""
+    marker = "workflow.parameters." + NODE_POOL_PATCH
+    return [t for t in template.container_templates() if marker in str(t.get("podSpecPatch") or "")]
+
+
+def fit_problems(template: Template, pool: NodePool, label: str, allocatable: dict[str, str],
+                 parameter: str) -> list[Problem]:
+    """One problem per step whose pod, on `pool`, asks more than one of its nodes allocates (it would stay
+    Pending): the main container with the pool's resources, plus the step's sidecars."""
+    by_numbers: dict[str, list[str]] = {}  # steps asking the same (train, train-from-checkpoint) share a line
+    for step in patched_steps(template):
+        container = step.get("container") or step.get("script") or {}
+        wanted = requested(pool_resources(container.get("resources") or {}, pool.resources, allocatable))
+        for sidecar in step.get("sidecars") or []:
+            for resource, amount in requested(sidecar.get("resources") or {}).items():
+                wanted[resource] = wanted.get(resource, Decimal(0)) + amount
+        short = shortfalls(wanted, allocatable)
+        if short:
+            numbers = "; ".join(f"{r} {show(r, want)} but a node allocates {show(r, have)}" for r, want, have in short)
+            by_numbers.setdefault(numbers, []).append(repr(step.get("name")))
+    return [Problem(parameter, f"node pool {pool.name!r} ({label}={pool.value}): "
+                               f"{'steps' if len(steps) > 1 else 'step'} {', '.join(steps)} "
+                               f"request{'' if len(steps) > 1 else 's'} {numbers}, so the pod would never schedule",
+                    "choose a pool with bigger nodes, or lower the pool's resources in the nodePools config")
+            for numbers, steps in by_numbers.items()]
 
 
 def show(name: str, value: Decimal) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import yaml
 
-from cvatflow import nodepool
 from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
+from cvatflow.nodepool import fit_problems, pod_patch
 from cvatflow.templates.parameter import (
     ANNOTATION_PATH,
     CHOICE_TYPES,
@@ -170,55 +169,6 @@ def _place(template: Template, final: dict[str, str], pools: NodePools, problems
             problems.extend(fit_problems(template, pool, pools.label, allocatable, name))
         final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label, allocatable), separators=(",", ":"))
     return pool
-
-
-def pod_patch(pool: NodePool, label: str, allocatable: dict[str, str] | None = None) -> dict[str, Any]:
-    """The strategic-merge patch that puts a pod on `pool`: its nodeSelector, the GPU toleration on GPU pools and
-    the pool's resources, which replace the main container's whole `resources` (`$patch: replace`, Onepanel's rule;
-    a plain merge would keep the step's own requests beside them). A pool without resources but with GPUs in its
-    allocatable adds one GPU limit to the step's own resources."""
-    patch: dict[str, Any] = {"nodeSelector": {label: pool.value}}
-    tolerations = nodepool.tolerations(pool.resources, allocatable, pool.tolerations)
-    if tolerations:
-        patch["tolerations"] = tolerations
-    resources = nodepool.clean_resources(pool.resources)
-    if resources:
-        patch["containers"] = [{"name": "main", "resources": {"$patch": "replace", **resources}}]
-    else:
-        gpus = nodepool.gpu_resources(None, allocatable)[:1]
-        if gpus:
-            patch["containers"] = [{"name": "main", "resources": {"limits": {gpus[0]: "1"}}}]
-    return patch
-
-
-def patched_steps(template: Template) -> list[dict[str, Any]]:
-    """The template's pod templates that take the node-pool patch."""
-    marker = "workflow.parameters." + NODE_POOL_PATCH
-    return [t for t in template.container_templates() if marker in str(t.get("podSpecPatch") or "")]
-
-
-def fit_problems(template: Template, pool: NodePool, label: str, allocatable: dict[str, str],
-                 parameter: str) -> list[Problem]:
-    """One problem per step whose pod, on `pool`, asks more than one of its nodes allocates (it would stay
-    Pending): the main container with the pool's resources, plus the step's sidecars."""
-    by_numbers: dict[str, list[str]] = {}  # steps asking the same (train, train-from-checkpoint) share a line
-    for step in patched_steps(template):
-        container = step.get("container") or step.get("script") or {}
-        wanted = nodepool.requested(nodepool.pool_resources(container.get("resources") or {}, pool.resources,
-                                                            allocatable))
-        for sidecar in step.get("sidecars") or []:
-            for resource, amount in nodepool.requested(sidecar.get("resources") or {}).items():
-                wanted[resource] = wanted.get(resource, Decimal(0)) + amount
-        short = nodepool.shortfalls(wanted, allocatable)
-        if short:
-            numbers = "; ".join(f"{r} {nodepool.show(r, want)} but a node allocates {nodepool.show(r, have)}"
-                                for r, want, have in short)
-            by_numbers.setdefault(numbers, []).append(repr(step.get("name")))
-    return [Problem(parameter, f"node pool {pool.name!r} ({label}={pool.value}): "
-                               f"{'steps' if len(steps) > 1 else 'step'} {', '.join(steps)} "
-                               f"request{'' if len(steps) > 1 else 's'} {numbers}, so the pod would never schedule",
-                    "choose a pool with bigger nodes, or lower the pool's resources in the nodePools config")
-            for numbers, steps in by_numbers.items()]
 
 
 def node_pool_options(pools: NodePools) -> list[Option]:

@@ -26,6 +26,7 @@ from hera.workflows.models import (
     VolumeResourceRequirements,
 )
 
+from cvatflow.nodepool import NODE_POOL_PATCH
 from cvatflow.templates.parameter import Parameter
 from cvatflow.templates.template import Template
 
@@ -38,7 +39,6 @@ OUTPUT = "/mnt/output"
 # the main container's resources) that params.autofill writes from the node-pool config (cvatflow.nodepool). Argo
 # forbids changing a referenced WorkflowTemplate's templates at submission, so this parameter is the one place a
 # run can do it.
-NODE_POOL_PATCH = "sys-node-pool-patch"
 # A pod lost to preemption or eviction ends in Error or is killed (137/143); those are retried and the
 # train step resumes from the checkpoints on the output volume. Code errors are not retried.
 PREEMPTION = "lastRetry.status == 'Error' || lastRetry.exitCode == '137' || lastRetry.exitCode == '143'"
