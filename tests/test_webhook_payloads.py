@@ -72,29 +72,34 @@ PING = {"event": "ping", "webhook": {"id": 7, "url": "http://localhost:8080/api/
 ON_COMPLETED = {"event": "update:task", "when": {"status": "completed"}, "template": "maskrcnn-training"}
 
 
+def fired(rules, payload, runs_exist=lambda labels: False):
+    """What a delivery starts: the rules that match it and enter their state now."""
+    return rules.unstarted(rules.matching(payload), payload, runs_exist)
+
+
 def test_a_completed_task_starts_once_without_before_update_and_again_after_reopening():
     rules = parse_rules([ON_COMPLETED])
     [rule] = rules
-    assert rules.matching(update_task("annotation")) == []
-    assert rules.matching(update_task("completed")) == [rule]
+    assert fired(rules, update_task("annotation")) == []
+    assert fired(rules, update_task("completed")) == [rule]
     rules.started(rule, update_task("completed"))
     # Renamed (or any other edit) while completed: the same state, nothing new starts.
-    assert rules.matching(update_task("completed", name="renamed")) == []
+    assert fired(rules, update_task("completed", name="renamed")) == []
     # Reopened, then completed again: a new transition.
-    assert rules.matching(update_task("validation")) == []
-    assert rules.matching(update_task("completed")) == [rule]
+    assert fired(rules, update_task("validation")) == []
+    assert fired(rules, update_task("completed")) == [rule]
     # Other tasks have their own record.
-    assert rules.matching(update_task("completed", task_id=16)) == [rule]
+    assert fired(rules, update_task("completed", task_id=16)) == [rule]
 
 
 def test_a_job_reaching_acceptance_completed_starts_and_its_stage_alone_does_not():
     rules = parse_rules([{"event": "update:job", "when": {"stage": "acceptance", "state": "completed"},
                           "template": "detr-training"}])
     [rule] = rules
-    assert rules.matching(update_job("in progress", "acceptance")) == []
-    assert rules.matching(update_job("completed", "validation")) == []
+    assert fired(rules, update_job("in progress", "acceptance")) == []
+    assert fired(rules, update_job("completed", "validation")) == []
     payload = update_job("completed", "acceptance")
-    assert rules.matching(payload) == [rule]
+    assert fired(rules, payload) == [rule]
     assert rule.task_and_job(payload) == (15, 19)
 
 
@@ -102,8 +107,8 @@ def test_an_older_cvats_before_update_still_decides():
     rules = parse_rules([ON_COMPLETED])
     renamed = {**update_task("completed"), "before_update": {"name": "task"}}
     completed = {**update_task("completed"), "before_update": {"status": "annotation"}}
-    assert rules.matching(renamed) == []
-    assert len(rules.matching(completed)) == 1
+    assert fired(rules, renamed) == []
+    assert len(fired(rules, completed, runs_exist=lambda labels: True)) == 1  # CVAT says it changed: trusted
 
 
 def test_after_a_restart_the_runs_labels_stand_in_for_the_record():
@@ -115,11 +120,11 @@ def test_after_a_restart_the_runs_labels_stand_in_for_the_record():
         asked.append(labels)
         return True  # a run of this rule on this task exists
 
-    assert rules.unstarted(rules.matching(payload), payload, runs_exist) == []
+    assert fired(rules, payload, runs_exist) == []
     assert asked == [{RULE_LABEL: "train-on-completion", "cvatflow.io/cvat-task-id": "15"}]
-    assert rules.matching(payload) == []  # now recorded
+    assert fired(rules, payload, runs_exist) == [] and len(asked) == 1  # now recorded: not asked again
     fresh = parse_rules([ON_COMPLETED])
-    assert fresh.unstarted(fresh.matching(payload), payload, lambda labels: False) == list(fresh)
+    assert fired(fresh, payload) == list(fresh)
 
 
 def test_create_task_is_refused_as_a_trigger_and_data_ready_is_the_one_to_use():
@@ -127,10 +132,11 @@ def test_create_task_is_refused_as_a_trigger_and_data_ready_is_the_one_to_use():
         parse_rules([{"event": "create:task", "template": "maskrcnn-training"}])
     rules = parse_rules([{"event": DATA_READY, "project": 2, "template": "maskrcnn-training"}])
     [rule] = rules
-    assert rules.matching(data_ready()) == [rule]
+    assert fired(rules, data_ready()) == [rule]
+    assert fired(rules, data_ready()) == [rule]  # each data upload is an event of its own (deliveries dedupe)
     assert rule.task_and_job(data_ready()) == (15, None)
-    assert rules.matching(data_ready(status="failed")) == []
-    assert rules.matching(data_ready(project_id=3)) == []
+    assert fired(rules, data_ready(status="failed")) == []
+    assert fired(rules, data_ready(project_id=3)) == []
 
 
 @pytest.mark.parametrize("payload", [PING, create_task(), {**update_task("completed"), "event": "delete:task"},
@@ -138,7 +144,7 @@ def test_create_task_is_refused_as_a_trigger_and_data_ready_is_the_one_to_use():
                                      {"event": "update:task", "task": {"id": "x", "status": "completed"}}],
                          ids=["ping", "create-task", "delete-task", "data-ready", "job", "no-task", "bad-id"])
 def test_other_documented_shapes_fire_nothing_on_a_task_rule(payload):
-    assert parse_rules([ON_COMPLETED]).matching(copy.deepcopy(payload)) == []
+    assert fired(parse_rules([ON_COMPLETED]), copy.deepcopy(payload)) == []
 
 
 def test_duplicate_rule_names_are_refused():
@@ -158,6 +164,8 @@ def test_over_http_todays_payloads_start_one_training_per_completion(tmp_path, f
 
         first = deliver("completed", "2026-11-22T10:00:00Z")
         assert first.status_code == 202, first.text
+        redelivered = deliver("completed", "2026-11-22T10:00:00Z")  # CVAT's redelivery: the same body
+        assert redelivered.json() == {**first.json(), "duplicate": True}
         renamed = deliver("completed", "2026-11-22T10:01:00Z", name="renamed")
         assert (renamed.status_code, renamed.json()["executions"]) == (200, [])
         assert deliver("annotation", "2026-11-22T10:02:00Z").status_code == 200

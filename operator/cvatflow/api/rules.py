@@ -132,12 +132,10 @@ class Rules(list):
         self._lock = threading.Lock()
 
     def matching(self, payload: dict[str, Any]) -> list[Rule]:
-        """The rules this delivery fires: event, project and state match, and the state was entered now.
-
-        Entered: `before_update` names a watched field (older CVAT), or, without it (CVAT 2.x), no training was
-        started for the object since it was last seen outside the state. Updates the record of objects seen
-        outside their rule's state. Raises nothing for payloads of other shapes (they match no rule).
-        """
+        """The rules whose event, project and state the delivery shows (and, where an older CVAT sends
+        `before_update`, a watched field changed). Records the objects seen outside their rule's state; whether
+        the state was entered now is `unstarted`'s to tell, after the duplicate check (so a redelivery still
+        answers what it started). Raises nothing for payloads of other shapes (they match no rule)."""
         fired = []
         with self._lock:
             for rule in self:
@@ -151,25 +149,25 @@ class Rules(list):
                     if rule.on_entry:
                         self._remember(key, False)
                     continue
-                changed = rule.changed(payload)
-                if changed is False or (changed is None and rule.on_entry and self._started.get(key)):
-                    continue
-                fired.append(rule)
+                if rule.changed(payload) is not False:
+                    fired.append(rule)
         return fired
 
     def unstarted(self, rules: list[Rule], payload: dict[str, Any],
                   runs_exist: Callable[[dict[str, str]], bool]) -> list[Rule]:
-        """Of `rules`, those that did not start a training for this object in this state. For an object never
-        seen since this server started, runs labelled with the rule and the task/job (`runs_exist(labels)`)
+        """Of `rules` (from `matching`), those that enter their state now: `before_update` says so (older CVAT), or
+        (CVAT 2.x) no training was started for the object since it was last seen outside the state. For an object
+        not seen since this server started, runs labelled with the rule and the task/job (`runs_exist(labels)`)
         stand in for the record, so a restart does not train a completed task again."""
         out = []
         for rule in rules:
-            key = rule.subject(payload)
-            with self._lock:
-                known = key in self._started
-            if rule.on_entry and rule.changed(payload) is None and not known and runs_exist(rule.run_labels(payload)):
-                self.started(rule, payload)
-                continue
+            if rule.on_entry and rule.changed(payload) is None:
+                key = rule.subject(payload)
+                with self._lock:
+                    started = self._started.get(key)
+                if started or (started is None and runs_exist(rule.run_labels(payload))):
+                    self.started(rule, payload)
+                    continue
             out.append(rule)
         return out
 
