@@ -5,7 +5,7 @@ A rule, in the config file:
     webhooks:
       - event: update:task            # update:task, update:job, create:job, or completed:request[create:task]
         when: {status: completed}     # the task/job as the payload shows it now; a training starts when it
-                                      # enters this state, once (see Rules.matching)
+                                      # enters this state, once (see Rules)
         project: 3                    # optional: only tasks/jobs of this CVAT project
         template: maskrcnn-training   # the template to run on the task
         parameters: {epochs: 10}      # optional: parameter values

@@ -75,7 +75,7 @@ async def cvat_webhook(
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         raise CvatflowError("the body has no `event`; is this a CVAT webhook?")
     event = payload["event"]
-    rules = services.rules.matching(payload)  # state entered now: before_update, or our own record
+    rules = services.rules.matching(payload)  # event, project and state; "entered now" is decided below
     if not rules:
         return JSONResponse(WebhookAnswer(event=event).model_dump(), status_code=200)
     key = delivery_key(body, x_request_id)
