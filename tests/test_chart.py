@@ -275,3 +275,131 @@ def test_rendered_workflow_templates_are_the_built_ins_and_pass_the_strict_argo_
         errors = [p for p in validate_template(doc) if p.severity == "error"]
         assert not errors, errors
     assert not [d for d in render({"workflowTemplates": {"install": False}}) if d["kind"] == "WorkflowTemplate"]
+
+
+# -- values as clusters write them: a matrix of values files (charts/cvatflow/ci/, chart-testing's layout) -----
+
+VALUES_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+def test_the_values_matrix_covers_the_usual_clusters():
+    assert {p.name.removesuffix("-values.yaml") for p in VALUES_FILES} >= {
+        "irsa", "workload-identity", "private-registry", "air-gapped", "namespaces", "cluster-wide"}
+
+
+@pytest.mark.parametrize("path", VALUES_FILES, ids=[p.name for p in VALUES_FILES])
+def test_each_values_file_lints_strictly_renders_valid_objects_and_a_config_cvatflow_reads(path, tmp_path):
+    done = subprocess.run([helm(), "lint", "--strict", str(CHART), "-f", str(path)], check=False,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    docs = render(yaml.safe_load(path.read_text()))
+    for doc in docs:
+        if not doc["apiVersion"].startswith("argoproj.io/"):
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    config = only(docs, "ConfigMap", "rel-cvatflow-config")["data"]["config.yaml"]
+    (tmp_path / "config.yaml").write_text(config)
+    settings = load_settings(tmp_path / "config.yaml", env={"CVATFLOW_HOME": str(tmp_path)})
+    assert settings.artifact_repository is not None and settings.node_pools.pools
+
+
+@pytest.mark.parametrize(("values", "named"), [
+    ("controller:\n  replica: 2\n", "at '/controller': additional properties 'replica' not allowed"),
+    ("workflowServiceAcount:\n  create: false\n", "additional properties 'workflowServiceAcount' not allowed"),
+    ("workflowServiceAccount:\n  imagePullSecret: [{name: r}]\n", "additional properties 'imagePullSecret'"),
+    ("controller:\n  dumpSpace:\n    size: lots\n", "/controller/dumpSpace/size"),
+    ("config:\n  nodePools:\n    options:\n      - {value: x, resouces: {}}\n",
+     "at '/config/nodePools/options/0': additional properties 'resouces' not allowed"),
+    ("controller:\n  clusterWide: \"yes\"\n", "/controller/clusterWide"),
+    ("config:\n  artifactRepository:\n    S3: {bucket: b}\n", "additional properties 'S3' not allowed"),
+    ("config:\n  artifactRepository:\n    s3: {bucket: b, useSdkCreds: true}\n", "additional properties 'useSdkCreds'"),
+])
+def test_a_values_file_with_a_typo_or_a_wrong_type_fails_helm_lint_naming_the_key(values, named, tmp_path):
+    path = tmp_path / "values.yaml"
+    path.write_text(values)
+    done = subprocess.run([helm(), "lint", "--strict", str(CHART), "-f", str(path)], check=False,
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert named in done.stdout + done.stderr
+
+
+def test_dump_space_is_sized_for_real_exports_and_requested_from_the_node():
+    pod = only(render(), "Deployment")["spec"]["template"]["spec"]
+    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
+    assert tmp == {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}}
+    assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "20Gi"
+    assert not [d for d in render() if d["kind"] == "PersistentVolumeClaim"]
+
+    docs = render({"controller": {"dumpSpace": {"size": "200Gi", "persistentVolumeClaim": {
+        "enabled": True, "storageClassName": "fast"}}}})
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    claim = only(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "200Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert next(v for v in pod["volumes"] if v["name"] == "tmp")["persistentVolumeClaim"] == {
+        "claimName": claim["metadata"]["name"]}
+    assert "ephemeral-storage" not in pod["containers"][0]["resources"]["requests"]
+
+
+def test_the_workflow_service_account_takes_pull_secrets_and_cloud_identity_annotations():
+    docs = render(yaml.safe_load((CHART / "ci" / "irsa-values.yaml").read_text()))
+    account = only(docs, "ServiceAccount", "cvatflow-workflow")
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/cvatflow-training"}
+    assert "imagePullSecrets" not in account
+    docs = render({"images": {"pullSecrets": [{"name": "reg"}]}})
+    assert only(docs, "ServiceAccount", "cvatflow-workflow")["imagePullSecrets"] == [{"name": "reg"}]
+    docs = render(yaml.safe_load((CHART / "ci" / "private-registry-values.yaml").read_text()))
+    assert only(docs, "ServiceAccount", "cvatflow-workflow")["imagePullSecrets"] == [
+        {"name": "registry-credentials"}, {"name": "training-registry"}]
+
+
+def test_air_gapped_training_images_come_from_the_mirror():
+    docs = render(yaml.safe_load((CHART / "ci" / "air-gapped-values.yaml").read_text()))
+    for template in (d for d in docs if d["kind"] == "WorkflowTemplate"):
+        image = next(p for p in template["spec"]["arguments"]["parameters"] if p["name"] == "image")["value"]
+        assert image.startswith("mirror.internal:5000/cvatflow/")
+        assert "ghcr.io" not in yaml.safe_dump(template)
+    assert only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "mirror.internal:5000/cvatflow/controller:0.1.0"
+
+
+def test_reading_nodes_is_one_cluster_role_with_list_nodes_only():
+    assert not [d for d in render() if d["kind"].startswith("Cluster")]
+    docs = render({"rbac": {"readNodes": True}})
+    role = only(docs, "ClusterRole")
+    assert rules_of(role) == {("", "nodes"): {"list"}}
+    binding = only(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-cvatflow-controller", "namespace": "ml"}]
+
+
+def test_the_schemas_artifact_repository_fields_are_argos_as_cvatflow_reads_them():
+    import json
+
+    from cvatflow.artifact_repository import KINDS
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    repository = schema["properties"]["config"]["properties"]["artifactRepository"]["properties"]
+    assert set(repository) == {*KINDS, "archiveLogs"}
+    for name, kind in KINDS.items():
+        assert set(repository[name]["properties"]) == kind.shared | kind.repository_only | {kind.format_field}, name
+        assert repository[name]["additionalProperties"] is False
+
+
+def test_onepanels_node_pool_keys_are_taken_as_they_are(tmp_path):
+    # Onepanel's `onepanel` ConfigMap kept the options as YAML text; pasted into the values, they work unchanged.
+    onepanel = {"applicationNodePoolLabel": "beta.kubernetes.io/instance-type",
+                "applicationNodePoolOptions": "- name: 'CPU: 4, RAM: 16GB'\n  value: Standard_D4s_v3\n"
+                                              "- name: 'GPU: 1xK80, CPU: 6, RAM: 56GB'\n  value: Standard_NC6\n"
+                                              "  resources:\n    limits:\n      nvidia.com/gpu: 1\n"}
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"config": {"nodePools": onepanel}}))
+    done = subprocess.run([helm(), "lint", "--strict", str(CHART), "-f", str(values)], check=False,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # They replace the chart's default label and options, which Helm would otherwise merge beside them.
+    config = only(render({"config": {"nodePools": onepanel}}), "ConfigMap", "rel-cvatflow-config")["data"]["config.yaml"]
+    (tmp_path / "config.yaml").write_text(config)
+    pools = load_settings(tmp_path / "config.yaml", env={"CVATFLOW_HOME": str(tmp_path)}).node_pools
+    assert pools.label == "beta.kubernetes.io/instance-type"
+    assert [p.value for p in pools.pools] == ["Standard_D4s_v3", "Standard_NC6"]

@@ -60,11 +60,15 @@ def test_node_pool_default_means_the_first_and_patches_the_pod():
     filled = autofill(get_template("maskrcnn-training"), {"sys-node-pool": "gpu-t4"}, node_pools=POOLS)
     patch = json.loads(filled.values["sys-node-pool-patch"])
     assert patch["nodeSelector"] == {"cloud.google.com/gke-nodepool": "gpu-t4"}
+    # The pool's resources replace the step's whole `resources` (Onepanel's rule), and a GPU pool is tolerated.
     assert patch["containers"] == [{"name": "main", "resources": {
-        "limits": {"nvidia.com/gpu": "1"}, "requests": {"cpu": "4", "memory": "16Gi"}}}]
+        "$patch": "replace", "limits": {"nvidia.com/gpu": "1"}, "requests": {"cpu": "4", "memory": "16Gi"}}}]
+    assert patch["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert filled.node_pool.name == "GPU: 1x T4"
     default = autofill(get_template("maskrcnn-training"), node_pools=POOLS)
     assert default.values["sys-node-pool"] == "cpu-pool"
+    assert json.loads(default.values["sys-node-pool-patch"]) == {
+        "nodeSelector": {"cloud.google.com/gke-nodepool": "cpu-pool"}}  # the step's own modest resources, no GPU
 
 
 def test_unknown_node_pool_lists_the_configured_ones():

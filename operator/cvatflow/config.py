@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,17 @@ class ConfigError(CvatflowError):
 
 @dataclass(frozen=True)
 class NodePool:
-    """One node pool the dialog offers: display name, node label value, and the resources its pods get."""
+    """One node pool the dialog offers: display name, node label value, the resources its pods get (Onepanel's
+    `resources`, replacing a step's own), what one of its nodes allocates (if configured) and extra tolerations."""
 
     name: str
     value: str
     resources: dict[str, Any] = field(default_factory=dict)
+    allocatable: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+
+
+POOL_KEYS = {"name", "value", "resources", "allocatable", "tolerations", "default"}
 
 
 @dataclass
@@ -33,25 +40,71 @@ class NodePools:
 
     label: str = "node.kubernetes.io/instance-type"
     pools: list[NodePool] = field(default_factory=list)
+    # Reads a pool's allocatable from the cluster's nodes, where the backend can (set at run time, not config).
+    lookup: Callable[[str, str], dict[str, str] | None] | None = field(default=None, compare=False, repr=False)
+
+    def allocatable(self, pool: NodePool) -> dict[str, str] | None:
+        """What one node of `pool` allocates: configured, else read from the cluster, else None (unknown)."""
+        if pool.allocatable:
+            return pool.allocatable
+        if self.lookup is None:
+            return None
+        try:
+            return self.lookup(self.label, pool.value)
+        except CvatflowError:
+            return None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "node pools") -> NodePools:
+        """Our `{label, options}` or Onepanel's `{applicationNodePoolLabel, applicationNodePoolOptions}` (the
+        options a YAML list or the YAML text Onepanel's ConfigMap holds; a whole ConfigMap works too)."""
+        from cvatflow.nodepool import clean_resources, quantity
+
         data = data or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a mapping with `label` and `options`")
-        # Onepanel's ConfigMap keys are understood too.
+        if data.get("kind") == "ConfigMap":
+            data = data.get("data") or {}
+        for ours, onepanels in (("label", "applicationNodePoolLabel"), ("options", "applicationNodePoolOptions")):
+            if data.get(ours) is not None and data.get(onepanels) is not None:
+                raise ConfigError(f"{source}: give `{ours}` or Onepanel's `{onepanels}`, not both")
         label = data.get("label") or data.get("applicationNodePoolLabel") or cls.label
         options = data.get("options", data.get("applicationNodePoolOptions")) or []
         if isinstance(options, str):
-            options = yaml.safe_load(options) or []
+            try:
+                options = yaml.safe_load(options) or []
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{source}: applicationNodePoolOptions is not valid YAML "
+                                  f"({exc.__class__.__name__}); fix the syntax") from None
+        if not isinstance(options, list):
+            raise ConfigError(f"{source}: options must be a list of {{name, value, resources}}")
         pools = []
         for i, option in enumerate(options):
+            where = f"{source}: options[{i}]"
             if not isinstance(option, dict) or not option.get("value"):
-                raise ConfigError(f"{source}: options[{i}] needs at least a `value` (the node label value)")
+                raise ConfigError(f"{where} needs at least a `value` (the node label value)")
+            unknown = sorted(set(option) - POOL_KEYS)
+            if unknown:
+                raise ConfigError(f"{where}: unknown keys {', '.join(unknown)}; use {', '.join(sorted(POOL_KEYS))}")
             resources = option.get("resources") or {}
-            if not isinstance(resources, dict):
-                raise ConfigError(f"{source}: options[{i}].resources must be a mapping of limits/requests")
-            pools.append(NodePool(str(option.get("name") or option["value"]), str(option["value"]), resources))
+            allocatable = option.get("allocatable") or {}
+            tolerations = option.get("tolerations") or []
+            if not isinstance(resources, dict) or set(resources) - {"limits", "requests"}:
+                raise ConfigError(f"{where}.resources must be a mapping of limits/requests")
+            if not isinstance(allocatable, dict):
+                raise ConfigError(f"{where}.allocatable must be a mapping like {{cpu: 3920m, memory: 14Gi}}")
+            if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
+                raise ConfigError(f"{where}.tolerations must be a list of Kubernetes tolerations")
+            for section, values in [*((f"resources.{k}", v) for k, v in clean_resources(resources).items()),
+                                    ("allocatable", allocatable)]:
+                for name, value in values.items():
+                    try:
+                        quantity(value)
+                    except (ValueError, ArithmeticError):
+                        raise ConfigError(f"{where}: {section}.{name} = {value!r} is not a Kubernetes quantity; "
+                                          f"write e.g. 4, 500m, 16Gi") from None
+            pools.append(NodePool(str(option.get("name") or option["value"]), str(option["value"]), resources,
+                                  {str(k): str(v) for k, v in allocatable.items()}, tolerations))
         return cls(label=str(label), pools=pools)
 
 
@@ -107,6 +160,10 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     elif repository is not None:
         repository = ArtifactRepository.from_dict(repository, source=f"{source}: artifactRepository")
     store = env.get("CVATFLOW_STORE") or data.get("store") or (repository.uri if repository else "")
+    if not store and repository is not None and backend != "local":
+        # A dump in this machine's folder would never reach the cluster's pods.
+        raise ConfigError(f"{source}: cvatflow stores dumps in S3 or GCS, not in the {repository.kind} artifact "
+                          f"repository; set `store:` to an s3:// or gs:// bucket the training pods can read")
     if not store:
         store = (home / "store").resolve().as_uri()
     tokens = env.get("CVATFLOW_API_TOKENS")

@@ -35,6 +35,12 @@ class CvatAuthError(CvatError):
     status_code = 502
 
 
+class CvatVersionError(CvatError):
+    """The CVAT server's version is one the installed cvat-sdk cannot talk to."""
+
+    status_code = 502
+
+
 class CvatNotFound(CvatError):
     """The task (or request) does not exist on the CVAT server."""
 
@@ -97,10 +103,13 @@ class CvatClient:
         if self._client is None:
             from cvat_sdk.core.client import AccessTokenCredentials, Client, Config
 
-            quiet = logging.getLogger("cvatflow.cvat.sdk")
-            quiet.setLevel(logging.ERROR)  # the SDK warns on every server minor version it was not built for
             with self._errors("connect"):
-                client = Client(self.url, logger=quiet, config=Config(status_check_period=self._status_check_period))
+                # The version is checked here (check_server_version=False): the SDK's own check ends in a
+                # TypeError when the server's /api/server/about lacks fields its model requires.
+                client = Client(self.url, logger=logging.getLogger("cvatflow.cvat.sdk"),
+                                config=Config(status_check_period=self._status_check_period),
+                                check_server_version=False)
+                self._check_version(client)
                 if self._token:
                     if self._token.startswith("Token "):
                         client.api_client.configuration.api_key["tokenAuth"] = self._token[len("Token "):]
@@ -109,6 +118,41 @@ class CvatClient:
                         client.login(AccessTokenCredentials(self._token))
             self._client = client
         return self._client
+
+    def _check_version(self, client) -> None:
+        """Read the server's version; a server the SDK cannot read is a CvatVersionError naming both versions,
+        one outside the SDK's supported range a warning (logged, once per client), as the SDK itself gives."""
+        from cvat_sdk.api_client import exceptions as api_exceptions
+
+        try:
+            self.server_version = str(client.get_server_version())
+        except api_exceptions.ApiException:
+            raise  # HTTP errors: unreachable, not CVAT... (_errors says which)
+        except (TypeError, ValueError, api_exceptions.OpenApiException):
+            about = self._raw_about(client)
+            self.server_version = str(about.get("version") or "unknown")
+            missing = [f for f in ABOUT_FIELDS if f not in about]
+            why = f"its /api/server/about lacks {', '.join(missing)}" if missing else "its /api/server/about differs"
+            raise CvatVersionError(self._incompatible(why)) from None
+        if not server_supported(self.server_version):
+            log.warning("CVAT at %s is version %s; cvat-sdk %s (used by cvatflow) supports CVAT %s. Some requests "
+                        "may fail: upgrade CVAT, or install a cvat-sdk matching it (pip install 'cvat-sdk~=%s.0')",
+                        self.url, self.server_version, sdk_version(), supported_range(),
+                        _major_minor(self.server_version))
+
+    def _raw_about(self, client) -> dict[str, Any]:
+        try:
+            _, response = client.api_client.server_api.retrieve_about(_parse_response=False)
+            about = json.loads(response.data)
+        except (ValueError, OSError):
+            return {}
+        return about if isinstance(about, dict) else {}
+
+    def _incompatible(self, why: str) -> str:
+        server = getattr(self, "server_version", None) or "unknown"
+        return (f"CVAT at {self.url} is version {server}, which cvat-sdk {sdk_version()} (used by cvatflow) cannot "
+                f"talk to: {why}. cvatflow supports CVAT {supported_range()}; upgrade the CVAT server, or install "
+                f"the cvat-sdk release made for it (pip install 'cvat-sdk~={_major_minor(server)}.0')")
 
     def close(self) -> None:
         if self._client is not None:
@@ -239,8 +283,13 @@ class CvatClient:
                                               f"check CVAT_URL and that the server is up")) from None
         except (CvatSdkException, api_exceptions.OpenApiException) as exc:
             # e.g. a response the SDK's models cannot read: a CVAT version too far from the SDK's
-            raise CvatError(self._clean(f"{where} answered something unexpected to {what}: {str(exc)[:300]}")) \
-                from None
+            raise CvatVersionError(self._clean(self._incompatible(f"asked to {what}, it answered something the "
+                                                                  f"SDK cannot read ({str(exc)[:200]})"))) from None
+        except TypeError as exc:
+            if not _raised_in_sdk_models(exc):
+                raise
+            raise CvatVersionError(self._clean(self._incompatible(f"asked to {what}, it answered something the SDK's "
+                                                                  f"models cannot read ({str(exc)[:200]})"))) from None
 
     @staticmethod
     def _detail(exc) -> str:
@@ -264,6 +313,51 @@ class CvatClient:
                 if len(secret) >= 6:  # a shorter "token" is no secret, and would blot out ordinary words
                     message = message.replace(secret, "***")
         return message
+
+
+ABOUT_FIELDS = ("name", "description", "version", "logo_url", "subtitle")  # cvat-sdk 2.80's About model requires
+
+
+def sdk_version() -> str:
+    from cvat_sdk.version import VERSION
+
+    return VERSION
+
+
+def supported_range() -> str:
+    """The CVAT server versions the installed cvat-sdk supports, by its own rule (the same major.minor or the
+    next one: cvat_sdk.core.client.Client.SUPPORTED_SERVER_VERSIONS), e.g. ">=2.80,<2.82"."""
+    from cvat_sdk.core.client import Client
+
+    versions = sorted(Client.SUPPORTED_SERVER_VERSIONS)
+    last = versions[-1]
+    return f">={versions[0].major}.{versions[0].minor},<{last.major}.{last.minor + 1}"
+
+
+def server_supported(version: str) -> bool:
+    """Whether a CVAT server `version` is in supported_range()."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) in SpecifierSet(supported_range())
+    except InvalidVersion:
+        return False
+
+
+def _major_minor(version: str) -> str:
+    parts = str(version).split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else "<server version>"
+
+
+def _raised_in_sdk_models(exc: BaseException) -> bool:
+    """A TypeError from cvat-sdk's generated models (a field the server did not send), not from our own code."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return bool(last) and last.startswith(("cvat_sdk.api_client.model", "cvat_sdk.api_client.model_utils"))
 
 
 def dump_task(cvat_url: str, task_id: int, dump_format_tag: str, store_uri: str, token: str | None = None,

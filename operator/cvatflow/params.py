@@ -10,6 +10,7 @@ import yaml
 
 from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
+from cvatflow.nodepool import fit_problems, pod_patch
 from cvatflow.templates.parameter import (
     ANNOTATION_PATH,
     CHOICE_TYPES,
@@ -148,7 +149,7 @@ def autofill(
 
 
 def _place(template: Template, final: dict[str, str], pools: NodePools, problems: list[Problem]) -> NodePool | None:
-    """Resolve `sys-node-pool` ("default" = the first pool) and write the pod patch for it."""
+    """Resolve `sys-node-pool` ("default" = the first pool), check the steps fit its nodes, write the pod patch."""
     if not template.has_parameter(NODE_POOL) or not pools.pools:
         return None
     name = template.parameter(NODE_POOL).name
@@ -163,18 +164,11 @@ def _place(template: Template, final: dict[str, str], pools: NodePools, problems
             return None
     final[name] = pool.value
     if template.has_parameter(NODE_POOL_PATCH):
-        final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label), separators=(",", ":"))
+        allocatable = pools.allocatable(pool)
+        if allocatable is not None:
+            problems.extend(fit_problems(template, pool, pools.label, allocatable, name))
+        final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label, allocatable), separators=(",", ":"))
     return pool
-
-
-def pod_patch(pool: NodePool, label: str) -> dict[str, Any]:
-    """The strategic-merge patch that puts a pod on `pool` with the pool's resources on its main container."""
-    patch: dict[str, Any] = {"nodeSelector": {label: pool.value}}
-    if pool.resources:
-        resources = {k: {rk: str(rv) for rk, rv in v.items()} for k, v in pool.resources.items()
-                     if k in ("limits", "requests") and isinstance(v, dict)}
-        patch["containers"] = [{"name": "main", "resources": resources}]
-    return patch
 
 
 def node_pool_options(pools: NodePools) -> list[Option]:

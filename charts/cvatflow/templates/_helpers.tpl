@@ -59,3 +59,20 @@ app.kubernetes.io/component: controller
 {{- default (list .Release.Namespace) .Values.controller.watchNamespaces | toJson -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The artifact repository (YAML): config.artifactRepository, or the default S3 bucket when it is empty. It is
+     empty by default so that a user's gcs (or azure...) is not merged beside a default s3 by Helm. */}}
+{{- define "cvatflow.artifactRepository" -}}
+{{- $repo := .Values.config.artifactRepository | default dict -}}
+{{- if not $repo -}}
+{{- $repo = dict "s3" (dict "bucket" "cvatflow" "endpoint" "s3.amazonaws.com" "region" "us-east-1" "insecure" false "accessKeySecret" (dict "name" "cvatflow-s3" "key" "accesskey") "secretKeySecret" (dict "name" "cvatflow-s3" "key" "secretkey")) -}}
+{{- end -}}
+{{- $kinds := list -}}
+{{- range $kind := list "s3" "gcs" "azure" "oss" "artifactory" "hdfs" "plugin" -}}
+{{- if hasKey $repo $kind }}{{ if index $repo $kind }}{{ $kinds = append $kinds $kind }}{{ end }}{{ end -}}
+{{- end -}}
+{{- if ne (len $kinds) 1 -}}
+{{- fail (printf "config.artifactRepository names %d kinds (%s); give exactly one of s3, gcs, azure, oss, artifactory, hdfs, plugin" (len $kinds) (join ", " $kinds)) -}}
+{{- end -}}
+{{- toYaml $repo -}}
+{{- end -}}

@@ -10,7 +10,7 @@ from fastapi import Request
 
 from cvatflow.api.auth import Authenticator
 from cvatflow.api.jobs import JobStore
-from cvatflow.api.rules import Deliveries, Rule, parse_rules
+from cvatflow.api.rules import Deliveries, Rules, parse_rules
 from cvatflow.config import Settings
 from cvatflow.errors import Problem, ProblemsError
 
@@ -21,7 +21,7 @@ class Services:
     client: Any  # cvatflow.runs.Client
     jobs: JobStore
     auth: Authenticator
-    rules: list[Rule] = field(default_factory=list)
+    rules: Rules = field(default_factory=Rules)
     deliveries: Deliveries = field(default_factory=Deliveries)
     cvat_factory: Callable[[], Any] | None = None
     _cvat: Any = field(default=None, repr=False)

@@ -15,6 +15,7 @@ from cvatflow.api import launch
 from cvatflow.api.auth import unauthorized
 from cvatflow.api.errors import ERROR_RESPONSES
 from cvatflow.api.models import ErrorBody, WebhookAnswer
+from cvatflow.api.rules import RULE_LABEL, label_value
 from cvatflow.api.services import Services, get_services
 from cvatflow.errors import CvatflowError, NotFoundError
 
@@ -74,7 +75,7 @@ async def cvat_webhook(
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         raise CvatflowError("the body has no `event`; is this a CVAT webhook?")
     event = payload["event"]
-    rules = [r for r in services.rules if r.matches(payload)]
+    rules = services.rules.matching(payload)  # event, project and state; "entered now" is decided below
     if not rules:
         return JSONResponse(WebhookAnswer(event=event).model_dump(), status_code=200)
     key = delivery_key(body, x_request_id)
@@ -93,21 +94,26 @@ def _handle(services: Services, payload: dict[str, Any], rules: list, key: str) 
             log.info("webhook %s: duplicate delivery %s", event, key[:12])
             return WebhookAnswer(event=event, duplicate=True, executions=seen), 200
         started = []
-        for rule in rules:
+        for rule in services.rules.unstarted(rules, payload, lambda labels: bool(_runs(services, labels))):
             task, job = rule.task_and_job(payload)
             run = launch.start(services, launch.Launch(
                 template=rule.template, cvat_task=task, cvat_job=job, parameters=dict(rule.parameters),
-                labels=dict(rule.labels), trusted_labels={DELIVERY_LABEL: key, "cvatflow.io/trigger": "webhook"}))
+                labels=dict(rule.labels), trusted_labels={DELIVERY_LABEL: key, "cvatflow.io/trigger": "webhook",
+                                                          RULE_LABEL: label_value(rule.name)}))
+            services.rules.started(rule, payload)
             started.append(run.execution or run.id)
             log.info("webhook %s: rule %s started %s on task %s", event, rule.name, started[-1], task)
         services.deliveries.add(key, started)
-    return WebhookAnswer(event=event, executions=started), 202
+    return WebhookAnswer(event=event, executions=started), 202 if started else 200
 
 
 def _started_before(services: Services, key: str) -> list[str] | None:
     """Runs carry their delivery's key as a label, so a restarted server still knows what it started."""
+    return [r.name for r in _runs(services, {DELIVERY_LABEL: key})] or None
+
+
+def _runs(services: Services, labels: dict[str, str]) -> list:
     try:
-        runs = services.client.runs({DELIVERY_LABEL: key})
+        return services.client.runs(labels)
     except NotFoundError:
-        return None
-    return [r.name for r in runs] or None
+        return []

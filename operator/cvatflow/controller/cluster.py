@@ -56,6 +56,10 @@ class Cluster:
         """The WorkflowTemplate a run names (NotFoundError with the fix when it is not applied)."""
         return argo.KubernetesBackend(namespace, api=self.api).get_template(name)
 
+    def node_allocatable(self, label: str, value: str) -> dict[str, str] | None:
+        """What a node of the pool `label=value` allocates; None without the chart's rbac.readNodes."""
+        return argo.KubernetesBackend("default", api=self.api).node_allocatable(label, value)
+
     def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create the Workflow, or return the one already there under its name (a retried create)."""
         from kubernetes.client.exceptions import ApiException

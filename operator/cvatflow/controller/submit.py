@@ -1,6 +1,7 @@
 """Turn a TrainingRun into its one Argo Workflow: resolve the source, dump once, auto-fill, create."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from cvatflow.controller import resource as r
@@ -163,8 +164,10 @@ def _values(template: Template, spec: dict[str, Any], problems: list[Problem]) -
 def _fill(template: Template, values: dict[str, str], spec: dict[str, Any], deps: Deps, name: str,
           task_spec: dict[str, Any] | None, labels: list[str] | None, annotation_path: str) -> Filled:
     task = CvatTask(id=task_spec["id"], labels=list(labels or [])) if task_spec else None
+    # A pool's allocatable comes from the cluster's nodes where the chart lets the operator read them.
+    pools = replace(deps.settings.node_pools, lookup=getattr(deps.cluster, "node_allocatable", None))
     return autofill(template, values, task=task, annotation_path=annotation_path,
-                    output_path=spec.get("outputPrefix") or None, node_pools=deps.settings.node_pools,
+                    output_path=spec.get("outputPrefix") or None, node_pools=pools,
                     checkpoint_exists=deps.checkpoint_exists, labels={r.RUN_LABEL: name})
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,10 @@ class Client:
             annotation_path = self._upload(dataset, progress)
         if annotation_path is not None:
             num_classes = self._count_classes(annotation_path) if not (task and task.labels) else None
+        # Where the backend can read the cluster's nodes, a pool's allocatable comes from them (unless configured).
+        pools = replace(self.settings.node_pools, lookup=getattr(self.backend, "node_allocatable", None))
         return autofill(template, parameters, task=task, annotation_path=annotation_path, num_classes=num_classes,
-                        node_pools=self.settings.node_pools, checkpoint_exists=self.store.exists, labels=labels)
+                        node_pools=pools, checkpoint_exists=self.store.exists, labels=labels)
 
     def execute(self, template: str | Template, cvat_task: int | str | CvatTask | None = None,
                 dataset: str | Path | None = None, parameters: dict[str, Any] | None = None,

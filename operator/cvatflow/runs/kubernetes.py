@@ -175,6 +175,26 @@ class KubernetesBackend:
         # Some API servers (and kmock) answer 200 instead of 201, which the client maps to no body.
         return KubernetesRun(self, created or body)
 
+    def node_allocatable(self, label: str, value: str) -> dict[str, str] | None:
+        """What the largest node labelled `label=value` allocates (its status.allocatable); None when no such node
+        runs now (a pool scaled to zero) or the credentials may not list nodes (a namespaced service account)."""
+        import urllib3
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        from cvatflow.nodepool import quantity
+
+        try:
+            nodes = client.CoreV1Api(self.api).list_node(label_selector=f"{label}={value}").items
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
+            return None  # unknown: the submission goes ahead unchecked, as before
+        best: dict[str, str] = {}
+        for node in nodes:
+            for resource, amount in ((node.status and node.status.allocatable) or {}).items():
+                if resource not in best or quantity(amount) > quantity(best[resource]):
+                    best[resource] = str(amount)
+        return best or None
+
     def get_workflow(self, name: str) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 

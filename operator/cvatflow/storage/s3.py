@@ -35,10 +35,13 @@ class S3Store(Store):
                 scheme = "http" if repository.insecure else "https"
                 endpoint = repository.endpoint if "://" in repository.endpoint else f"{scheme}://{repository.endpoint}"
             region = repository.region or region
+        # The repository's addressingStyle (path for most MinIO setups) holds for cvatflow's own requests too.
+        style = {"path": "path", "virtual-hosted": "virtual"}.get(
+            repository.addressing_style if repository is not None and repository.kind == "s3" else "", "auto")
         self.client = client or boto3.client(
             "s3", endpoint_url=endpoint, region_name=region or "us-east-1",
             config=Config(retries={"max_attempts": 8, "mode": "adaptive"},
-                          max_pool_connections=max(workers * 2, 10)))
+                          max_pool_connections=max(workers * 2, 10), s3={"addressing_style": style}))
         # One file per worker thread: each transfer itself stays single-threaded except large ones.
         self.config = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE,
                                      max_concurrency=4, use_threads=True)

@@ -22,11 +22,11 @@ from hera.workflows.models import (
     ObjectMeta,
     PersistentVolumeClaim,
     PersistentVolumeClaimSpec,
-    Toleration,
     VolumeMount,
     VolumeResourceRequirements,
 )
 
+from cvatflow.nodepool import NODE_POOL_PATCH
 from cvatflow.templates.parameter import Parameter
 from cvatflow.templates.template import Template
 
@@ -35,10 +35,10 @@ DATA = "/mnt/data"
 DATASETS = "/mnt/data/datasets"
 MODELS = "/mnt/data/models"
 OUTPUT = "/mnt/output"
-# The chosen node pool reaches the pod through a strategic-merge podSpecPatch (nodeSelector and the main
-# container's GPU/CPU/memory) that params.autofill writes from the node-pool config. Argo forbids changing a
-# referenced WorkflowTemplate's templates at submission, so this parameter is the one place a run can do it.
-NODE_POOL_PATCH = "sys-node-pool-patch"
+# The chosen node pool reaches the pod through a strategic-merge podSpecPatch (nodeSelector, GPU toleration and
+# the main container's resources) that params.autofill writes from the node-pool config (cvatflow.nodepool). Argo
+# forbids changing a referenced WorkflowTemplate's templates at submission, so this parameter is the one place a
+# run can do it.
 # A pod lost to preemption or eviction ends in Error or is killed (137/143); those are retried and the
 # train step resumes from the checkpoints on the output volume. Code errors are not retried.
 PREEMPTION = "lastRetry.status == 'Error' || lastRetry.exitCode == '137' || lastRetry.exitCode == '143'"
@@ -62,9 +62,11 @@ class TrainStep:
 
     model: str  # the `cvatflow-train` model name (detr, maskrcnn)
     image: str = param("image")
-    gpus: int = 1
-    cpu: str = "4"
-    memory: str = "16Gi"
+    # Modest and GPU-free: they fit the smallest node pool Onepanel documented (2 vCPU, 8 GB). A node pool's
+    # resources replace them, and a pool with GPUs adds one (cvatflow.nodepool.pool_resources).
+    gpus: int = 0
+    cpu: str = "1"
+    memory: str = "4Gi"
     output_size: str = "50Gi"
     extra_args: list[str] = field(default_factory=list)
 
@@ -91,7 +93,7 @@ def prepare_container(image: str) -> Container:
 
 
 def train_container(step: TrainStep, name: str, finetune: bool) -> Container:
-    """The GPU step: trains from the prepared dataset, optionally from a fine-tune checkpoint."""
+    """The train step (on a GPU where the pool has one): trains from the prepared dataset, optionally from a fine-tune checkpoint."""
     args = ["--data", DATASETS, "--output", OUTPUT,
             "--model", param("cvat-model"),
             "--num-classes", param("cvat-num-classes"),
@@ -112,9 +114,9 @@ def train_container(step: TrainStep, name: str, finetune: bool) -> Container:
         outputs=[S3Artifact(name="model", path=OUTPUT, archive=NoneArchiveStrategy(),
                             key=param("cvat-output-path") + "/{{workflow.name}}")],
         env=[Env(name="PYTHONUNBUFFERED", value="1")],
-        resources=Resources(cpu_request=step.cpu, memory_request=step.memory, gpus=step.gpus),
+        resources=Resources(cpu_request=step.cpu, memory_request=step.memory, gpus=step.gpus or None),
+        # The GPU toleration comes with the patch, on GPU pools only: a CPU run must not land on a GPU node.
         pod_spec_patch=param(NODE_POOL_PATCH),
-        tolerations=[Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")],
         volume_mounts=[VolumeMount(name="output", mount_path=OUTPUT)],
         sidecars=[UserContainer(
             name="tensorboard", image=step.image, mirror_volume_mounts=True,
