@@ -129,14 +129,16 @@ def validate(
                 err.print(f"[yellow]warning:[/yellow] {escape(who)}: kind {escape(repr(kind))} is not a workflow; "
                           f"cvatflow does not check it", highlight=False, soft_wrap=True)
                 continue
-            if isinstance(doc, dict) and "kind" not in doc:
+            onepanel = isinstance(doc, dict) and "kind" not in doc
+            if onepanel:
                 try:  # An Onepanel manifest is checked as what importing it would produce.
                     doc = render_dict(load_dict(doc, source=who, name="onepanel-manifest"))
                 except TemplateError as exc:
                     err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
                     failed = True
                     continue
-            problems = validate_doc(doc, strict=not lenient)
+            # Onepanel manifests are CVAT's templates: the CVAT warnings apply to them.
+            problems = validate_doc(doc, strict=not lenient, cvat=True if onepanel else None)
             for problem in problems:
                 _print_problem(who, problem)
             if errors_only(problems):

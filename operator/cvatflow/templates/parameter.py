@@ -124,7 +124,7 @@ class Parameter:
         comes from `yamlsafe.load_documents`; a plain dict's numbers become strings the way Argo sends them).
         """
         raw_options = data.get("options") if isinstance(data.get("options"), list) else []
-        options = [Option(name=source_text(o, "name") or source_text(o, "value"), value=source_text(o, "value"))
+        options = [Option(name=source_text(o, "name" if "name" in o else "value"), value=source_text(o, "value"))
                    if isinstance(o, dict) else Option(name=source_text(raw_options, i), value=source_text(raw_options, i))
                    for i, o in enumerate(raw_options)]
         enum = data.get("enum")

@@ -332,7 +332,7 @@ def _name_list_problems(items: list[Any], where: str, what: str, pattern: re.Pat
                     else "letters, digits and '-', starting with a letter or digit, at most 128 characters")
             yield Problem(f"{where}[{i}]", f"{what} name {name!r} is not well-formed", f"use {rule}")
         elif name in seen:
-            yield Problem(f"{where}[{i}]", f"{what} name {name!r} is used twice", "rename one of them")
+            yield Problem(f"{where}[{i}]", f"{what} name {name!r} is declared twice", "rename one of them")
         seen.add(name)
 
 
