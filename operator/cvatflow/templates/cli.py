@@ -166,15 +166,25 @@ def import_manifest(
     cvat: bool = typer.Option(True, "--cvat/--no-cvat", help="Label the template `used-by: cvat`."),
 ) -> None:
     """Import a manifest as a WorkflowTemplate that keeps its form metadata and its values as written."""
-    from cvatflow.templates.manifest import load_file
+    from cvatflow.templates.manifest import load_dict, read_object
     from cvatflow.templates.render import to_yaml
+    from cvatflow.templates.validate import KINDS
     from cvatflow.templates.validate import validate as validate_template
+    from cvatflow.templates.yamlsafe import read_text
 
     if output is not None and not output.parent.is_dir():
         raise TemplateError(f"{output}: the folder {output.parent} does not exist; create it or give another -o path")
     settings = _settings()
     repository = _repository(artifact_repository) or settings.artifact_repository
-    template = load_file(manifest, name=name, repository=repository, node_pools=settings.node_pools)
+    doc = read_object(read_text(manifest), str(manifest), repository, settings.node_pools)
+    if isinstance(doc, dict) and doc.get("kind") in KINDS:
+        # An Argo object is checked as written, so nothing wrong in it is dropped on the way in.
+        problems = errors_only(validate_template(doc))
+        for problem in problems:
+            _print_problem(manifest, problem)
+        if problems:
+            raise typer.Exit(1)
+    template = load_dict(doc, source=str(manifest), name=name, repository=repository)
     if cvat:
         template.labels.setdefault("used-by", "cvat")
     problems = validate_template(template)

@@ -78,15 +78,21 @@ def load_text(text: str, source: str = "<manifest>", name: str | None = None,
               repository: ArtifactRepository | None = None, node_pools: Any = None,
               default_name: str | None = None) -> Template:
     """Import manifest text (see `load_file`); a file with several objects is refused, naming them."""
+    doc = read_object(text, source, repository, node_pools)
+    nameless_body = not (isinstance(doc, dict) and "kind" in doc)  # an Onepanel spec body has no metadata
+    return load_dict(doc, source=source, name=name or (default_name if nameless_body else None),
+                     repository=repository)
+
+
+def read_object(text: str, source: str, repository: ArtifactRepository | None = None,
+                node_pools: Any = None) -> Any:
+    """The one object of a manifest text, Onepanel placeholders filled; TemplateError when there are several."""
     documents, _notes = placeholders.load(text, source, placeholders.placeholder_values(repository, node_pools))
     found = objects(documents)
     if len(found) != 1:
         names = ", ".join(object_name(d) or label for label, d in found) or "none"
         raise TemplateError(f"{source}: holds {len(found)} objects ({names}); import them one file at a time")
-    doc = found[0][1]
-    nameless_body = not (isinstance(doc, dict) and "kind" in doc)  # an Onepanel spec body has no metadata
-    return load_dict(doc, source=source, name=name or (default_name if nameless_body else None),
-                     repository=repository)
+    return found[0][1]
 
 
 def load_dict(doc: Any, source: str = "<manifest>", name: str | None = None,
