@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from cvatflow.errors import Problem, ProblemsError, errors_only
@@ -74,6 +75,12 @@ def schema_validator(strict: bool = True, kind: str = "WorkflowTemplate") -> Dra
                 definition.setdefault("additionalProperties", False)
     return Draft202012Validator({"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
                                  "definitions": definitions})
+
+
+@lru_cache(maxsize=8)
+def _fast_validator(strict: bool, kind: str) -> Any:
+    """The same schema compiled by jsonschema-rs: answers "valid?" ~500x faster; errors come from `jsonschema`."""
+    return jsonschema_rs.validator_for(schema_validator(strict, kind).schema)
 
 
 def validate(doc: dict[str, Any] | Template, strict: bool = True, cvat: bool | None = None) -> list[Problem]:
@@ -141,6 +148,11 @@ def _path(parts) -> str:
 def _schema_pass(doc: dict[str, Any], strict: bool, kind: str) -> tuple[list[Problem], dict[str, Any]]:
     """Schema errors, and the document without the values they name (so the semantic pass never sees a
     field of the wrong type: each such field is reported once, here)."""
+    try:
+        if _fast_validator(strict, kind).is_valid(doc):
+            return [], doc
+    except ValueError:
+        pass  # a value JSON cannot hold (bytes): the full pass below reports it
     problems = []
     bad: list[list[Any]] = []
     errors = sorted(schema_validator(strict, kind).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))

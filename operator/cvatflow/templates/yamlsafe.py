@@ -24,6 +24,7 @@ _FLOAT = re.compile(r"^[-+]?(?:(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-
                     r"|^\.(?:nan|NaN|NAN)$")
 # Words other YAML readers (go-yaml v2, YAML 1.1) take for booleans: written quoted so no reader changes them.
 _AMBIGUOUS = {"y", "Y", "n", "N"}
+_NOT_STR_START = frozenset("~nNtTfFyYoO0123456789+-.")  # how every null, bool, int and float begins
 _STANDARD_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
                   "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"}
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
@@ -89,6 +90,8 @@ def source_text(container: Any, key: Any) -> str:
 
 def plain_type(text: str) -> str:
     """What a plain (unquoted) scalar reads as: "null", "bool", "int", "float" or "str"."""
+    if text and text[0] not in _NOT_STR_START:
+        return "str"  # most scalars: decided by their first character, no regex needed
     if _NULL.match(text):
         return "null"
     if text in _TRUE or text in _FALSE:
