@@ -269,7 +269,7 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
     yield from _name_list_problems(_list(_dict(spec.get("arguments")).get("artifacts")),
                                    f"{where}.arguments.artifacts", "artifact", ARGO_NAME_PATTERN)
     yield from _argument_values(declared, f"{where}.arguments.parameters")
-    yield from _form_problems(parameters, f"{where}.arguments.parameters")
+    yield from _form_problems(parameters, f"{where}.arguments.parameters", cvat)
     if isinstance(ref, dict):
         if templates:
             yield Problem(f"{where}.templates", "a Workflow with a workflowTemplateRef cannot have its own templates",
@@ -362,11 +362,11 @@ def _argument_values(items: list[Any], where: str) -> Iterator[Problem]:
                           "configMapKeyRef and supplied here", "use one of those")
 
 
-def _form_problems(parameters: list[Parameter], where: str) -> Iterator[Problem]:
+def _form_problems(parameters: list[Parameter], where: str, cvat: bool) -> Iterator[Problem]:
     """The form metadata CVAT shows (Onepanel's fields) and Argo's enum rule, which `options` render to."""
     for i, p in enumerate(parameters):
         path = f"{where}[{i}]"
-        if ARGO_NAME_PATTERN.match(p.name) and not NAME_PATTERN.match(p.name):
+        if cvat and ARGO_NAME_PATTERN.match(p.name) and not NAME_PATTERN.match(p.name):
             yield Problem(path, f"parameter name {p.name!r} is not in Onepanel style ({OURS})",
                           "lower-case letters, digits and '-' (e.g. batch-size) read best in CVAT's form",
                           severity="warning")
