@@ -247,6 +247,13 @@ def test_wrong_type_field_is_one_error_at_its_path(case, cli, tmp_path):
     assert result.code in (0, 1) and "Traceback" not in result.err + result.out
 
 
+def test_paths_after_a_wrong_typed_item_keep_their_index():
+    doc = dag_template()
+    doc["spec"]["templates"].insert(0, 5)
+    doc["spec"]["templates"][2]["container"]["image"] = ""
+    assert [e.path for e in errors_only(validate(doc))] == ["spec.templates[0]", "spec.templates[2].container.image"]
+
+
 def test_onepanel_options_of_the_wrong_type_are_one_clear_error():
     body = {"entrypoint": "main", "templates": [container("main")],
             "arguments": {"parameters": [{"name": "model", "type": "select.select", "options": 5}]}}

@@ -134,6 +134,11 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in _list(value) if isinstance(v, dict)]
 
 
+def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The mappings of a list with their indexes in it (items of another type are the schema's to report)."""
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -277,7 +282,7 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
         if not _str(ref.get("name")):
             yield Problem(f"{where}.workflowTemplateRef.name", "names no WorkflowTemplate", "set the template's name")
         return  # the referenced template's own checks apply when it is validated itself
-    names = yield from _template_problems(templates, where)
+    names = yield from _template_problems(spec.get("templates"), where)
     entrypoint = _str(spec.get("entrypoint"))
     if not entrypoint and not template_kind:
         yield Problem(f"{where}.entrypoint", "spec.entrypoint is required",
@@ -300,7 +305,7 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
     workflow_parameters = {p.name for p in parameters} | ({"json"} if parameters else set())  # Argo's own
     undeclared = "error" if not template_kind else ("warning" if cvat else None)
     default_image = bool(_str(_dict(_dict(spec.get("templateDefaults")).get("container")).get("image")))
-    for i, tpl in enumerate(templates):
+    for i, tpl in _items(spec.get("templates")):
         path = f"{where}.templates[{i}]"
         yield from _reference_problems(tpl, path, workflow_parameters, undeclared)
         yield from _io_problems(tpl, path)
@@ -310,7 +315,7 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
             yield from _dag_problems(tpl, path, names)
         if "steps" in tpl:
             yield from _steps_problems(tpl, path, names)
-    yield from _volume_warnings(spec, templates, where)
+    yield from _volume_warnings(spec, where)
 
 
 def _parameters(doc: dict[str, Any], spec: dict[str, Any]) -> list[Parameter]:
@@ -331,7 +336,7 @@ def _parameters(doc: dict[str, Any], spec: dict[str, Any]) -> list[Parameter]:
 def _name_list_problems(items: list[Any], where: str, what: str, pattern: re.Pattern) -> Iterator[Problem]:
     """Argo's validateWorkflowFieldNames: each item named, well-formed and unique."""
     seen: set[str] = set()
-    for i, item in enumerate(items):
+    for i, item in enumerate(_list(items)):
         if not isinstance(item, dict):
             continue
         name = item.get("name")
@@ -350,7 +355,7 @@ def _name_list_problems(items: list[Any], where: str, what: str, pattern: re.Pat
 
 def _argument_values(items: list[Any], where: str) -> Iterator[Problem]:
     """Argo's validateArgumentsValues for templates (values may be left for the submitter to give)."""
-    for i, item in enumerate(_dicts(items)):
+    for i, item in _items(items):
         enum = item.get("enum")
         name = _str(item.get("name"))
         if isinstance(enum, list) and not enum:
@@ -386,11 +391,11 @@ def _form_problems(parameters: list[Parameter], where: str, cvat: bool) -> Itera
                           "give a number such as 10 or 0.5")
 
 
-def _template_problems(templates: list[dict[str, Any]], where: str):
+def _template_problems(templates: Any, where: str):
     """Names and types of the templates; returns {name: template} (a generator's return value)."""
     names: dict[str, dict[str, Any]] = {}
     yield from _name_list_problems(templates, f"{where}.templates", "template", STEP_NAME)
-    for i, tpl in enumerate(templates):
+    for i, tpl in _items(templates):
         name = _str(tpl.get("name"))
         names.setdefault(name, tpl)
         kinds = [k for k in TEMPLATE_TYPES if tpl.get(k) is not None]
@@ -454,7 +459,7 @@ def _io_problems(tpl: dict[str, Any], where: str) -> Iterator[Problem]:
                                        ARGO_NAME_PATTERN)
         yield from _name_list_problems(_list(io.get("artifacts")), f"{where}.{side}.artifacts", "artifact",
                                        ARGO_NAME_PATTERN)
-        for j, artifact in enumerate(_dicts(io.get("artifacts"))):
+        for j, artifact in _items(io.get("artifacts")):
             path = f"{where}.{side}.artifacts[{j}]"
             locations = [k for k in LOCATION_KEYS if artifact.get(k) is not None]
             if len(locations) > 1:
@@ -484,11 +489,11 @@ def _leaf_problems(tpl: dict[str, Any], where: str, default_image: bool) -> Iter
         if isinstance(body, dict) and not _str(body.get("image")) and not default_image:
             yield Problem(f"{where}.{key}.image", f"template {name!r}: {key}.image may not be empty",
                           "give the image to run (or templateDefaults.container.image)")
-    for i, sidecar in enumerate(_dicts(tpl.get("sidecars"))):
+    for i, sidecar in _items(tpl.get("sidecars")):
         if sidecar.get("name") in RESERVED_CONTAINERS:
             yield Problem(f"{where}.sidecars[{i}]", f"{sidecar['name']!r} is a reserved Argo container name",
                           "rename the sidecar")
-    for i, init in enumerate(_dicts(tpl.get("initContainers"))):
+    for i, init in _items(tpl.get("initContainers")):
         if not _str(init.get("name")):
             yield Problem(f"{where}.initContainers[{i}]", "initContainers must all have a container name",
                           "name the init container")
@@ -518,7 +523,7 @@ def _dag_problems(tpl: dict[str, Any], where: str, templates: dict[str, dict[str
     task_names = [_str(t.get("name")) for t in tasks]
     using_depends = any(_str(t.get("depends")) for t in tasks)
     graph: dict[str, set[str]] = {}
-    for j, task in enumerate(tasks):
+    for j, task in _items(dag.get("tasks")):
         path = f"{where}.dag.tasks[{j}]"
         tname = _str(task.get("name"))
         yield from _call_problems(task, path, templates)
@@ -558,7 +563,7 @@ def _dag_problems(tpl: dict[str, Any], where: str, templates: dict[str, dict[str
 def _steps_problems(tpl: dict[str, Any], where: str, templates: dict[str, dict[str, Any]]) -> Iterator[Problem]:
     seen: set[str] = set()
     for i, group in enumerate(_list(tpl.get("steps"))):
-        for j, step in enumerate(_dicts(group)):
+        for j, step in _items(group):
             path = f"{where}.steps[{i}][{j}]"
             name = step.get("name")
             if not isinstance(name, str):
@@ -618,14 +623,14 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
     return []
 
 
-def _volume_warnings(spec: dict[str, Any], templates: list[dict[str, Any]], where: str) -> Iterator[Problem]:
+def _volume_warnings(spec: dict[str, Any], where: str) -> Iterator[Problem]:
     """A mount of a volume the workflow does not declare: Kubernetes refuses the pod when the step starts."""
     volumes = {v.get("name") for v in _dicts(spec.get("volumes"))}
     volumes |= {_dict(c.get("metadata")).get("name") for c in _dicts(spec.get("volumeClaimTemplates"))}
-    for i, tpl in enumerate(templates):
+    for i, tpl in _items(spec.get("templates")):
         volumes_here = volumes | {v.get("name") for v in _dicts(tpl.get("volumes"))}
         for key in ("container", "script"):
-            for j, mount in enumerate(_dicts(_dict(tpl.get(key)).get("volumeMounts"))):
+            for j, mount in _items(_dict(tpl.get(key)).get("volumeMounts")):
                 mounted = mount.get("name")
                 if isinstance(mounted, str) and mounted not in volumes_here and not PLACEHOLDER.search(mounted):
                     yield Problem(f"{where}.templates[{i}].{key}.volumeMounts[{j}]",
