@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cvatflow.errors import CvatflowError, TemplateError, errors_only
@@ -361,6 +361,9 @@ def test_unquoted_values_import_as_their_source_text():
 @settings(max_examples=60, deadline=None)
 @given(values=st.lists(st.one_of(st.sampled_from(YAML11), st.from_regex(r"[0-9.:eE+_xo-]{1,6}", fullmatch=True)),
                        min_size=1, max_size=5))
+@example(values=YAML11[:5])
+@example(values=YAML11[5:10])
+@example(values=YAML11[10:])
 def test_render_import_render_is_byte_stable(values):
     template = get_template("detr-training")
     for parameter, value in zip(template.parameters, values, strict=False):
