@@ -410,6 +410,15 @@ def test_placeholders_are_filled_from_the_config():
     assert template.parameter("sys-node-pool").value == "a2"
 
 
+def test_node_pool_placeholders_without_pools_take_cvatflows_default():
+    from cvatflow.config import NodePools
+
+    text, notes = fill(HISTORIC.replace("{{.ArtifactRepositoryType}}", "s3"), "old.yaml",
+                       placeholder_values(None, NodePools()))
+    assert "value: default," in text and "node.kubernetes.io/instance-type:" in text
+    assert any("none configured" in note for note in notes)
+
+
 def test_placeholder_without_a_value_and_unknown_placeholder_are_one_clear_error():
     with pytest.raises(TemplateError, match=r"\{\{\.ArtifactRepositoryType\}\} has no value; configure the artifact"):
         load_text(HISTORIC, "old.yaml")

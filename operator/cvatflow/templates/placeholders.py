@@ -24,8 +24,8 @@ def placeholder_values(repository: Any = None, node_pools: Any = None) -> dict[s
         values["ArtifactRepositoryType"] = repository.kind  # "s3" or "gcs", the artifact's location key
     if node_pools is not None:
         values["NodePoolLabel"] = node_pools.label
-        if node_pools.pools:
-            values["DefaultNodePoolOption"] = node_pools.pools[0].value
+        # With no pools configured, `default`: cvatflow resolves it to the first pool when a run starts.
+        values["DefaultNodePoolOption"] = node_pools.pools[0].value if node_pools.pools else "default"
     return values
 
 
@@ -47,7 +47,9 @@ def fill(text: str, source: str, values: dict[str, str]) -> tuple[str, list[str]
     if missing:
         raise TemplateError(f"{source}: placeholder {{{{.{missing[0]}}}}} has no value; configure "
                             f"{WHERE[missing[0]]}, or write the value into the manifest")
-    notes = [f"{{{{.{name}}}}} filled with {values[name]!r} from {WHERE[name].split(' (')[0]}" for name in found]
+    notes = [f"{{{{.{name}}}}} filled with {values[name]!r} from {WHERE[name].split(' (')[0]}"
+             + (" (none configured: the first pool is chosen when a run starts)" if values[name] == "default" else "")
+             for name in found]
     return GO_PLACEHOLDER.sub(lambda m: values[m.group(1)], text), notes
 
 
