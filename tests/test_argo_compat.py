@@ -162,6 +162,19 @@ ARGO_INVALID = {
     "reserved sidecar name": lambda s: s["templates"][1].update(sidecars=[{"name": "wait", "image": "a"}]),
     "enum without the value": lambda s: s.update(arguments={"parameters": [{"name": "x", "value": "c",
                                                                             "enum": ["a", "b"]}]}),
+    "output parameter without value or valueFrom": lambda s: s["templates"][1].update(
+        outputs={"parameters": [{"name": "out"}]}),
+    "output parameter of a container from a jsonPath": lambda s: s["templates"][1].update(
+        outputs={"parameters": [{"name": "out", "valueFrom": {"jsonPath": "{.x}"}}]}),
+    "artifact loaded onto a mounted path": lambda s: s["templates"][1].update(
+        inputs={"parameters": [{"name": "message"}], "artifacts": [{"name": "a", "path": "/work"}]},
+        container={**s["templates"][1]["container"], "volumeMounts": [{"name": "w", "mountPath": "/work"}]}),
+    "step argument without a value": lambda s: s["templates"][0]["steps"][0][0]["arguments"]["parameters"][0].pop(
+        "value"),
+    "step artifact argument from nowhere": lambda s: s["templates"][0]["steps"][0][0]["arguments"].update(
+        artifacts=[{"name": "a"}]),
+    "withSequence with count and end": lambda s: s["templates"][0]["steps"][0][0].update(
+        withSequence={"count": "3", "end": "5"}),
     "input artifact with from": lambda s: s["templates"][1].update(inputs={
         "parameters": [{"name": "message"}], "artifacts": [{"name": "a", "path": "/a", "from": "{{x}}"}]}),
 }

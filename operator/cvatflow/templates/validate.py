@@ -31,6 +31,7 @@ from cvatflow.templates.parameter import (
 from cvatflow.templates.render import PARAMETERS_ANNOTATION, render
 from cvatflow.templates.shell import shell_warnings
 from cvatflow.templates.template import CVAT_LABEL, Template
+from cvatflow.templates.yamlsafe import source_text
 
 KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 OURS = "cvatflow's preference, Argo accepts it"
@@ -56,6 +57,15 @@ CRON_FIELD = re.compile(r"^[-0-9A-Za-z*,/?LW#]+$")
 CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
+RELAXED = {
+    "io.k8s.api.core.v1.Container": ("image",),
+    "io.argoproj.workflow.v1alpha1.ScriptTemplate": ("image", "source"),
+    "io.argoproj.workflow.v1alpha1.Gauge": ("realtime",),
+    "io.argoproj.workflow.v1alpha1.CronWorkflowSpec": ("schedules",),
+    **{f"io.argoproj.workflow.v1alpha1.{kind}": ("metadata",) for kind in KINDS},
+}
+
+
 @lru_cache(maxsize=8)
 def schema_validator(strict: bool = True, kind: str = "WorkflowTemplate") -> Draft202012Validator:
     """Argo's schema for `kind`; strict mode forbids unknown fields, as `argo lint --strict` does."""
@@ -69,6 +79,12 @@ def schema_validator(strict: bool = True, kind: str = "WorkflowTemplate") -> Dra
     parameter = definitions["io.argoproj.workflow.v1alpha1.Parameter"]["properties"]
     parameter["value"] = parameter["default"] = any_string
     parameter["enum"] = {"type": "array", "items": any_string}
+    # `required` in the schema comes from Go struct tags, but Argo's decoder takes a missing field as empty and its
+    # validator decides: an image may come from templateDefaults, `realtime` defaults to false, a nameless object
+    # is the Kubernetes API's to refuse (a warning here), and a missing schedule gets the cron rule's message.
+    for name, fields in RELAXED.items():
+        definition = definitions[name]
+        definition["required"] = [f for f in definition.get("required", []) if f not in fields]
     if strict:
         for definition in definitions.values():
             if definition.get("type") == "object" and "properties" in definition:
@@ -304,7 +320,8 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
     # the value from the Workflow that uses it, but CVAT's form can only fill declared parameters.
     workflow_parameters = {p.name for p in parameters} | ({"json"} if parameters else set())  # Argo's own
     undeclared = "error" if not template_kind else ("warning" if cvat else None)
-    default_image = bool(_str(_dict(_dict(spec.get("templateDefaults")).get("container")).get("image")))
+    defaults = _dict(spec.get("templateDefaults"))
+    default_image = {key: bool(_str(_dict(defaults.get(key)).get("image"))) for key in ("container", "script")}
     for i, tpl in _items(spec.get("templates")):
         path = f"{where}.templates[{i}]"
         yield from _reference_problems(tpl, path, workflow_parameters, undeclared)
@@ -473,9 +490,41 @@ def _io_problems(tpl: dict[str, Any], where: str) -> Iterator[Problem]:
                               "remove the path")
             if isinstance(artifact.get("git"), dict) and not _str(artifact["git"].get("repo")):
                 yield Problem(f"{path}.git.repo", "git.repo is required", "give the repository URL")
+    for j, parameter in _items(_dict(tpl.get("outputs")).get("parameters")):
+        yield from _output_parameter(parameter, f"{where}.outputs.parameters[{j}]", tpl)
 
 
-def _leaf_problems(tpl: dict[str, Any], where: str, default_image: bool) -> Iterator[Problem]:
+# What an output parameter's valueFrom must name, by template type (Argo's validateOutputs).
+VALUE_FROM_TYPES = ("path", "jqFilter", "jsonPath", "parameter", "expression", "supplied")
+
+
+def _output_parameter(parameter: dict[str, Any], path: str, tpl: dict[str, Any]) -> Iterator[Problem]:
+    name = parameter.get("name")
+    value_from = parameter.get("valueFrom")
+    if value_from is not None and parameter.get("value") is not None:
+        yield Problem(path, f"output parameter {name!r} has both value and valueFrom", "keep one of them")
+        return
+    if parameter.get("value") is not None:
+        return
+    if not isinstance(value_from, dict):
+        yield Problem(path, f"output parameter {name!r} has neither value nor valueFrom", "add valueFrom (e.g. path)")
+        return
+    given = [k for k in VALUE_FROM_TYPES if value_from.get(k) not in (None, "")]
+    if len(given) != 1:
+        yield Problem(f"{path}.valueFrom", f"output parameter {name!r}: valueFrom names {len(given)} sources "
+                      f"({', '.join(given) or 'none'})", f"give exactly one of: {', '.join(VALUE_FROM_TYPES)}")
+        return
+    needs = {"container": ("path",), "script": ("path",), "containerSet": ("path",),
+             "resource": ("jqFilter", "jsonPath"), "dag": ("parameter", "expression"),
+             "steps": ("parameter", "expression")}
+    for kind, allowed in needs.items():
+        if tpl.get(kind) is not None and given[0] not in allowed:
+            yield Problem(f"{path}.valueFrom", f"output parameter {name!r} of a {kind} template needs valueFrom "
+                          f"{' or '.join(allowed)}", f"use valueFrom.{allowed[0]}")
+            return
+
+
+def _leaf_problems(tpl: dict[str, Any], where: str, default_image: dict[str, bool]) -> Iterator[Problem]:
     name = _str(tpl.get("name"))
     leaf = any(tpl.get(k) is not None for k in LEAF_TYPES) or tpl.get("suspend") is not None
     if not leaf and tpl.get("activeDeadlineSeconds") is not None:
@@ -486,17 +535,30 @@ def _leaf_problems(tpl: dict[str, Any], where: str, default_image: bool) -> Iter
                       "remove it or set it on the calling steps/dag template")
     for key in ("container", "script"):
         body = tpl.get(key)
-        if isinstance(body, dict) and not _str(body.get("image")) and not default_image:
+        if isinstance(body, dict) and not _str(body.get("image")) and not default_image[key]:
             yield Problem(f"{where}.{key}.image", f"template {name!r}: {key}.image may not be empty",
-                          "give the image to run (or templateDefaults.container.image)")
+                          f"give the image to run (or templateDefaults.{key}.image)")
+    container = _dict(tpl.get("container"))
+    mounted: dict[str, str] = {}
+    for i, mount in _items(container.get("volumeMounts")):
+        at = mount.get("mountPath")
+        if isinstance(at, str) and at in mounted:
+            yield Problem(f"{where}.container.volumeMounts[{i}].mountPath", f"{at!r} is already mounted "
+                          f"({mounted[at]})", "mount each path once")
+        elif isinstance(at, str):
+            mounted[at] = f"volume {mount.get('name')!r}"
+    if container:
+        for i, artifact in _items(_dict(tpl.get("inputs")).get("artifacts")):
+            at = artifact.get("path")
+            if isinstance(at, str) and at in mounted:
+                yield Problem(f"{where}.inputs.artifacts[{i}].path", f"{at!r} is already mounted ({mounted[at]})",
+                              "load the artifact to another path")
+            elif isinstance(at, str):
+                mounted[at] = f"input artifact {artifact.get('name')!r}"
     for i, sidecar in _items(tpl.get("sidecars")):
         if sidecar.get("name") in RESERVED_CONTAINERS:
             yield Problem(f"{where}.sidecars[{i}]", f"{sidecar['name']!r} is a reserved Argo container name",
                           "rename the sidecar")
-    for i, init in _items(tpl.get("initContainers")):
-        if not _str(init.get("name")):
-            yield Problem(f"{where}.initContainers[{i}]", "initContainers must all have a container name",
-                          "name the init container")
     resource = tpl.get("resource")
     if isinstance(resource, dict):
         action = resource.get("action")
@@ -591,6 +653,33 @@ def _call_problems(call: dict[str, Any], path: str, templates: dict[str, dict[st
         for key in ("name", "template"):
             if not _str(ref.get(key)):
                 yield Problem(f"{path}.templateRef.{key}", f"templateRef.{key} is required", f"give the {key}")
+    arguments = _dict(call.get("arguments"))
+    where = f"{path}.arguments.parameters"
+    yield from _name_list_problems(arguments.get("parameters"), where, "parameter", ARGO_NAME_PATTERN)
+    yield from _name_list_problems(arguments.get("artifacts"), f"{path}.arguments.artifacts", "artifact",
+                                   ARGO_NAME_PATTERN)
+    yield from _argument_values(arguments.get("parameters"), where)
+    for i, parameter in _items(arguments.get("parameters")):
+        if parameter.get("value") is None and parameter.get("valueFrom") is None:
+            yield Problem(f"{where}[{i}]", f"argument {parameter.get('name')!r} needs a value or valueFrom",
+                          "give the value the called template gets")
+        enum = parameter.get("enum")
+        if isinstance(enum, list) and enum and parameter.get("value") is not None and \
+                source_text(parameter, "value") not in [source_text(enum, k) for k in range(len(enum))]:
+            yield Problem(f"{where}[{i}]", f"argument {parameter.get('name')!r}: value is not in its enum",
+                          "use one of the enum values")
+    for i, artifact in _items(arguments.get("artifacts")):
+        has_location = any(artifact.get(k) is not None for k in LOCATION_KEYS)
+        if not artifact.get("from") and not artifact.get("fromExpression") and not has_location:
+            yield Problem(f"{path}.arguments.artifacts[{i}]", f"argument artifact {artifact.get('name')!r} needs "
+                          "from, an artifact location, or a key", "say where the artifact comes from")
+        if artifact.get("from") and artifact.get("fromExpression"):
+            yield Problem(f"{path}.arguments.artifacts[{i}]", f"argument artifact {artifact.get('name')!r} has "
+                          "both `from` and `fromExpression`", "keep one of them")
+    sequence = _dict(call.get("withSequence"))
+    if sequence.get("count") is not None and sequence.get("end") is not None:
+        yield Problem(f"{path}.withSequence", "only one of count or end can be given in withSequence",
+                      "keep one of them")
     loops = [k for k in ("withItems", "withParam", "withSequence") if call.get(k) is not None]
     if len(loops) > 1:
         yield Problem(path, f"only one of withItems, withParam, withSequence can be given ({', '.join(loops)})",
