@@ -294,13 +294,20 @@ def test_any_yaml_tree_gives_a_result_or_a_cvatflow_error(tree, kind, spec):
     if kind and isinstance(tree, dict):
         doc["spec"] = {**tree, "templates": [spec]}
     text = yaml.safe_dump(doc)
-    assert isinstance(validate(doc), list)
+    tracemalloc.start()
     try:
-        template = load_text(text, source="fuzz.yaml")
-    except CvatflowError:
-        return
-    assert isinstance(form(template), list)
-    validate(template)
+        assert isinstance(validate(doc), list)
+        try:
+            template = load_text(text, source="fuzz.yaml")
+        except CvatflowError as exc:
+            assert str(exc).startswith("fuzz.yaml")  # names the input
+        else:
+            assert isinstance(form(template), list)
+            assert isinstance(validate(template), list)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024  # a small manifest never costs more than this
 
 
 @settings(max_examples=40, deadline=None)
@@ -332,6 +339,14 @@ def test_yaml_bombs_are_one_error_within_a_memory_bound(text, expected):
     finally:
         tracemalloc.stop()
     assert peak < 64 * 1024 * 1024
+
+
+def test_a_dict_nested_too_deep_is_one_problem_not_a_recursion_error():
+    template = {"name": "x", "container": {"image": "a"}}
+    for _ in range(100):
+        template = {"name": "s", "steps": [[{"name": "a", "inline": template}]]}
+    doc = workflow("WorkflowTemplate", name="deep", spec={"templates": [template]})
+    assert [p.message for p in validate(doc)] == ["nests deeper than 200 levels"]
 
 
 def test_encodings_and_size(cli, tmp_path):

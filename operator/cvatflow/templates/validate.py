@@ -31,7 +31,7 @@ from cvatflow.templates.parameter import (
 from cvatflow.templates.render import PARAMETERS_ANNOTATION, render
 from cvatflow.templates.shell import shell_warnings
 from cvatflow.templates.template import CVAT_LABEL, Template
-from cvatflow.templates.yamlsafe import source_text
+from cvatflow.templates.yamlsafe import MAX_DEPTH, source_text
 
 KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 OURS = "cvatflow's preference, Argo accepts it"
@@ -111,6 +111,8 @@ def validate(doc: dict[str, Any] | Template, strict: bool = True, cvat: bool | N
     if not isinstance(doc, dict):
         return [Problem("(document)", f"is a {type(doc).__name__}, not an Argo object",
                         "give a mapping with apiVersion, kind, metadata and spec")]
+    if _deeper_than(doc, MAX_DEPTH):  # a dict from an API call has not been through the YAML reader's cap
+        return [Problem("(document)", f"nests deeper than {MAX_DEPTH} levels", "a manifest never needs that")]
     kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "WorkflowTemplate"
     if kind not in KINDS:
         return [Problem("kind", f"{doc.get('kind')!r} is not a kind cvatflow validates",
@@ -136,6 +138,18 @@ def check(doc: dict[str, Any] | Template, source: str, strict: bool = True) -> l
     if errors_only(problems):
         raise ProblemsError(source, problems)
     return problems
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether mappings and lists nest more than `limit` deep (iterative, stops at the first too-deep value)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _dict(value: Any) -> dict[str, Any]:
