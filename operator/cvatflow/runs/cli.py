@@ -51,9 +51,22 @@ def run(
                   f"`cvatflow runs watch {started.name}`")
     if wait:
         status = watch(started, console)
-        _print_outputs(started)
         if status.phase != "Succeeded":
+            _print_failure(status)  # no outputs: a failed run's output folders were never (fully) written
             raise typer.Exit(1)
+        _print_outputs(started)
+
+
+def _print_failure(status) -> None:
+    """Which step failed and why, as `runs get` shows it, and where to read its log."""
+    from rich.markup import escape
+
+    failed = [s for s in status.steps if s.phase in ("Failed", "Error")]
+    console.print(f"[red]{escape(status.name)} {escape(status.phase)}[/red]"
+                  + (f": {escape(status.message)}" if status.message else ""), highlight=False)
+    for step in failed:
+        console.print(f"  failed step [bold]{escape(step.name)}[/bold]: {escape(step.message or step.phase)}; "
+                      f"see `cvatflow runs logs {escape(status.name)} --step {escape(step.name)}`", highlight=False)
 
 
 def _print_outputs(run) -> None:

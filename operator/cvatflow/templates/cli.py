@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import typer
-import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from cvatflow.artifact_repository import ArtifactRepository
@@ -72,68 +72,119 @@ def render(
         console.print(f"{len(templates)} rendered templates are up to date in {out}")
 
 
-def _documents(path: Path) -> list:
-    from cvatflow.templates.manifest import read_yaml
+def _settings():
+    """The cvatflow settings (node pools, artifact repository) that fill Onepanel placeholders."""
+    from cvatflow.config import load_settings
 
-    try:
-        text = path.read_text()
-    except (FileNotFoundError, IsADirectoryError):
-        raise TemplateError(f"{path}: no such file; give the path of a WorkflowTemplate YAML") from None
-    read_yaml(text, str(path))  # one clear line for a syntax error
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+    return load_settings()
+
+
+def _placeholder_values(artifact_repository: Path | None) -> dict[str, str]:
+    from cvatflow.templates.placeholders import placeholder_values
+
+    settings = _settings()
+    repository = _repository(artifact_repository) or settings.artifact_repository
+    return placeholder_values(repository, settings.node_pools)
 
 
 @app.command()
 def validate(
-    files: list[Path] = typer.Argument(..., help="WorkflowTemplate or Onepanel manifest YAML files."),
+    files: list[Path] = typer.Argument(..., help="Argo manifests (Workflow, WorkflowTemplate, ClusterWorkflowTemplate, "
+                                                 "CronWorkflow, List; several documents per file) or Onepanel manifests."),
     lenient: bool = typer.Option(False, "--lenient", help="Allow fields Argo's schema does not know."),
+    artifact_repository: Path | None = typer.Option(
+        None, help="Artifact-repository YAML that fills Onepanel's {{.ArtifactRepositoryType}}."),
 ) -> None:
-    """Validate templates against Argo's strict schema and Argo's semantic rules; exit 1 on problems."""
-    from cvatflow.templates.manifest import load_dict
-    from cvatflow.templates.render import render as render_dict
-    from cvatflow.templates.validate import validate as validate_doc
+    """Validate manifests with Argo's schema and Argo's validator rules (errors) and cvatflow's (warnings).
 
+    Exit 1 when any object has an error; warnings alone exit 0.
+    """
+    from cvatflow.templates import placeholders
+    from cvatflow.templates.manifest import load_dict, object_name, objects
+    from cvatflow.templates.render import render as render_dict
+    from cvatflow.templates.validate import KINDS
+    from cvatflow.templates.validate import validate as validate_doc
+    from cvatflow.templates.yamlsafe import read_text
+
+    values = _placeholder_values(artifact_repository)
     failed = False
     for path in files:
         try:
-            for doc in _documents(path):
-                if not (isinstance(doc, dict) and doc.get("kind") == "WorkflowTemplate"):
-                    # An Onepanel manifest is checked as what importing it would produce.
-                    doc = render_dict(load_dict(doc, source=str(path), name=path.stem))
-                problems = validate_doc(doc, strict=not lenient)
-                for problem in problems:
-                    _print_problem(path, problem)
-                if errors_only(problems):
-                    failed = True
-                else:
-                    console.print(f"[green]ok[/green] {path} ({(doc.get('metadata') or {}).get('name')})")
+            documents, notes = placeholders.load(read_text(path), str(path), values)
         except TemplateError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             failed = True
+            continue
+        for note in notes:
+            err.print(f"note: {path}: {escape(note)}", highlight=False, soft_wrap=True)
+        found = objects(documents)
+        if not found:
+            err.print(f"[red]error:[/red] {escape(str(path))}: holds no manifest (the file is empty)", highlight=False)
+            failed = True
+        for label, doc in found:
+            name = object_name(doc)
+            who = f"{path}" + (f" {label}" if label else "") + (f" ({name})" if name else "")
+            kind = doc.get("kind") if isinstance(doc, dict) else None
+            if isinstance(doc, dict) and "kind" in doc and kind not in KINDS:
+                err.print(f"[yellow]warning:[/yellow] {escape(who)}: kind {escape(repr(kind))} is not a workflow; "
+                          f"cvatflow does not check it", highlight=False, soft_wrap=True)
+                continue
+            onepanel = isinstance(doc, dict) and "kind" not in doc
+            if onepanel:
+                try:  # An Onepanel manifest is checked as what importing it would produce.
+                    doc = render_dict(load_dict(doc, source=who, name="onepanel-manifest"))
+                except TemplateError as exc:
+                    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+                    failed = True
+                    continue
+            # Onepanel manifests are CVAT's templates: the CVAT warnings apply to them.
+            problems = validate_doc(doc, strict=not lenient, cvat=True if onepanel else None)
+            for problem in problems:
+                _print_problem(who, problem)
+            if errors_only(problems):
+                failed = True
+            else:
+                console.print(f"[green]ok[/green] {escape(who)}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
 
-def _print_problem(path: Path, problem: Problem) -> None:
+def _print_problem(where: Path | str, problem: Problem) -> None:
     colour = "red" if problem.severity == "error" else "yellow"
-    err.print(f"[{colour}]{problem.severity}:[/{colour}] {path}: {problem}", highlight=False, soft_wrap=True)
+    err.print(f"[{colour}]{problem.severity}:[/{colour}] {escape(f'{where}: {problem}')}", highlight=False,
+              soft_wrap=True)
 
 
 @app.command("import")
 def import_manifest(
-    manifest: Path = typer.Argument(..., help="Onepanel manifest (spec body) or WorkflowTemplate YAML."),
+    manifest: Path = typer.Argument(..., help="Onepanel manifest (spec body) or an Argo workflow object YAML."),
     name: str = typer.Option(..., "--name", help="Name of the WorkflowTemplate to create."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
     artifact_repository: Path | None = typer.Option(
-        None, help="Artifact-repository YAML that completes `s3: {key: ...}` shorthand."),
+        None, help="Artifact-repository YAML that completes `s3: {key: ...}` shorthand and fills "
+                   "{{.ArtifactRepositoryType}}."),
     cvat: bool = typer.Option(True, "--cvat/--no-cvat", help="Label the template `used-by: cvat`."),
 ) -> None:
-    """Import an Onepanel manifest as a WorkflowTemplate that keeps its form metadata."""
-    from cvatflow.templates.manifest import load_file
+    """Import a manifest as a WorkflowTemplate that keeps its form metadata and its values as written."""
+    from cvatflow.templates.manifest import load_dict, read_object
     from cvatflow.templates.render import to_yaml
+    from cvatflow.templates.validate import KINDS
     from cvatflow.templates.validate import validate as validate_template
+    from cvatflow.templates.yamlsafe import read_text
 
-    template = load_file(manifest, name=name, repository=_repository(artifact_repository))
+    if output is not None and not output.parent.is_dir():
+        raise TemplateError(f"{output}: the folder {output.parent} does not exist; create it or give another -o path")
+    settings = _settings()
+    repository = _repository(artifact_repository) or settings.artifact_repository
+    doc = read_object(read_text(manifest), str(manifest), repository, settings.node_pools)
+    if isinstance(doc, dict) and doc.get("kind") in KINDS:
+        # An Argo object is checked as written, so nothing wrong in it is dropped on the way in.
+        problems = errors_only(validate_template(doc))
+        for problem in problems:
+            _print_problem(manifest, problem)
+        if problems:
+            raise typer.Exit(1)
+    template = load_dict(doc, source=str(manifest), name=name, repository=repository)
     if cvat:
         template.labels.setdefault("used-by", "cvat")
     problems = validate_template(template)
@@ -144,9 +195,13 @@ def import_manifest(
     text = to_yaml(template)
     if output:
         tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(output)
-        err.print(f"wrote {output}")
+        try:
+            tmp.write_text(text)
+            tmp.replace(output)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise TemplateError(f"{output}: cannot be written ({exc.strerror}); give another -o path") from None
+        err.print(f"wrote {escape(str(output))}", highlight=False)
     else:
         typer.echo(text, nl=False)
 

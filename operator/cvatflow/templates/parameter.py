@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from html.parser import HTMLParser
 from typing import Any
 
+from cvatflow.templates.yamlsafe import source_text
+
 PARAMETER_TYPES = (
     "input.text",
     "input.number",
@@ -20,6 +22,8 @@ PARAMETER_TYPES = (
 VISIBILITIES = ("public", "protected", "internal", "private")
 # Types whose value must be one of the options (node pools get their options from the node-pool config).
 CHOICE_TYPES = ("input.radio", "select.select")
+# Argo's rule for parameter and artifact names (an error when broken) and the Onepanel style (a warning).
+ARGO_NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_]+$")
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 # Reserved parameters (DESIGN.md): cvatflow fills these; `sys-` names are Onepanel's legacy aliases.
@@ -116,22 +120,25 @@ class Parameter:
         """Read a parameter in Onepanel's form (or Argo's: `description` and `enum` are understood too).
 
         Fields are taken as they are (an unknown type or visibility is kept, so validation can name it);
-        values become strings the way Argo would send them.
+        values and options are the text the author wrote (`010`, `on`, `3.10` stay so when the mapping
+        comes from `yamlsafe.load_documents`; a plain dict's numbers become strings the way Argo sends them).
         """
-        options = [Option(name=wire_string(o.get("name", o.get("value"))), value=wire_string(o.get("value")))
-                   if isinstance(o, dict) else Option(name=wire_string(o), value=wire_string(o))
-                   for o in (data.get("options") or [])]
-        if not options and data.get("enum"):
-            options = [Option(name=wire_string(v), value=wire_string(v)) for v in data["enum"]]
+        raw_options = data.get("options") if isinstance(data.get("options"), list) else []
+        options = [Option(name=source_text(o, "name" if "name" in o else "value"), value=source_text(o, "value"))
+                   if isinstance(o, dict) else Option(name=source_text(raw_options, i), value=source_text(raw_options, i))
+                   for i, o in enumerate(raw_options)]
+        enum = data.get("enum")
+        if not options and isinstance(enum, list) and enum:
+            options = [Option(name=source_text(enum, i), value=source_text(enum, i)) for i in range(len(enum))]
         return cls(
-            name=wire_string(data.get("name")),
-            value=wire_string(data.get("value", data.get("default"))),
-            display_name=wire_string(data.get("displayName")),
-            hint=wire_string(data.get("hint", data.get("description"))),
-            type=wire_string(data.get("type")) or "input.text",
+            name=source_text(data, "name"),
+            value=source_text(data, "value" if "value" in data else "default"),
+            display_name=source_text(data, "displayName"),
+            hint=source_text(data, "hint" if "hint" in data else "description"),
+            type=source_text(data, "type") or "input.text",
             options=options,
             required=data.get("required") in (True, "true", "True"),
-            visibility=wire_string(data.get("visibility")) or "public",
+            visibility=source_text(data, "visibility") or "public",
         )
 
 
@@ -149,13 +156,7 @@ def is_number(value: str) -> bool:
 
 def wire_string(value: Any) -> str:
     """A YAML scalar as Argo carries it: a string, with booleans lower-case and None empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return source_text({"value": value}, "value")
 
 
 class _HintParser(HTMLParser):

@@ -8,6 +8,7 @@ import yaml
 
 from cvatflow.templates.parameter import hint_text
 from cvatflow.templates.template import Template
+from cvatflow.templates.yamlsafe import needs_quotes
 
 API_VERSION = "argoproj.io/v1alpha1"
 PARAMETERS_ANNOTATION = "cvatflow.io/parameters"
@@ -52,6 +53,8 @@ class _BlockDumper(yaml.SafeDumper):
 
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value and not value.startswith((" ", "\t")) else None
+    if style is None and needs_quotes(value):
+        style = "'"  # `1e3`, `y`: strings that go-yaml or YAML 1.2 readers would otherwise take for numbers/booleans
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
