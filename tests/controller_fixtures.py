@@ -11,6 +11,7 @@ import kopf
 import yaml
 
 from cvatflow.config import NodePool, NodePools, Settings
+from cvatflow.controller.cluster import Cluster
 from cvatflow.controller.deps import Deps
 from cvatflow.errors import NotFoundError
 from cvatflow.templates.manifest import load_dict
@@ -36,30 +37,50 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return target
 
 
-class FakeCluster:
-    """The operator's cluster gateway over dicts; counts what the operator did."""
+class FakeCustomObjects:
+    """The CustomObjectsApi calls Cluster makes on Workflows, over FakeCluster's dicts, answered as the API
+    server answers them: a create of a name that exists is refused with 409 Conflict, never merged quietly."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self.cluster = cluster
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+        from kubernetes.client.exceptions import ApiException
+
+        assert (group, plural) == ("argoproj.io", "workflows"), (group, plural)
+        key = (namespace, body["metadata"]["name"])
+        if key in self.cluster.workflows:
+            self.cluster.conflicts += 1
+            raise ApiException(status=409, reason="Conflict")
+        self.cluster.creates += 1
+        self.cluster.workflows[key] = json.loads(json.dumps(body))
+        return copy.deepcopy(self.cluster.workflows[key])
+
+
+class FakeCluster(Cluster):
+    """The operator's cluster gateway over dicts; counts what the operator did. Workflows are created by the
+    real Cluster.create_workflow against FakeCustomObjects, so its handling of a 409 is what runs."""
 
     def __init__(self, namespace: str = "ml") -> None:
+        self.api = None  # no kubeconfig: every call the operator makes is answered below
         self.templates = {(namespace, "detr-training"): workflow_template("detr-training")}
         self.workflows: dict[tuple[str, str], dict[str, Any]] = {}
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.secrets = {(namespace, "cvat-credentials", "token"): "s3cr3t-token"}
         self.logs: dict[tuple[str, str], str] = {}
-        self.creates = 0
+        self.creates = 0  # Workflows created
+        self.conflicts = 0  # creates refused with 409 because the name was taken
         self.deletes: list[str] = []
+
+    @property
+    def custom(self):
+        return FakeCustomObjects(self)
 
     def template(self, namespace: str, name: str):
         if (namespace, name) not in self.templates:
             raise NotFoundError(f"no WorkflowTemplate {name!r} in namespace {namespace}; "
                                 f"apply it with `kubectl apply -f workflow_templates/`")
         return load_dict(copy.deepcopy(self.templates[namespace, name]), source=name)
-
-    def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if key not in self.workflows:
-            self.creates += 1
-            self.workflows[key] = json.loads(json.dumps(body))
-        return copy.deepcopy(self.workflows[key])
 
     def workflow(self, namespace: str, name: str):
         found = self.workflows.get((namespace, name))

@@ -22,6 +22,8 @@ from cvatflow.controller.cluster import URL_ENV, Cluster
 from cvatflow.controller.deps import kopf_event
 
 RUNS, WORKFLOWS = mock.RUNS, mock.WORKFLOWS
+# kmock plus what a real API server does that kopf relies on (names from generateName, resourceVersions).
+pytestmark = pytest.mark.kmock(cls=mock.versioned_emulator())
 LOG_PATH = "/api/v1/namespaces/ml/pods/r1-train-2222/log"
 
 
@@ -86,7 +88,8 @@ async def patch_workflow_status(kmock, status: dict) -> None:
 
 
 def posted_event_reasons(kmock) -> list[str]:
-    return [request.data.get("reason") for request in kmock["post"] if request.url.path.endswith("/events")]
+    """Reasons of the Events the API server stored, oldest first (not the requests: a refused one is no Event)."""
+    return [event.get("reason") for event in mock.stored_events(kmock, "ml")]
 
 
 @pytest.mark.asyncio
@@ -147,7 +150,10 @@ async def test_a_training_run_from_creation_to_success_across_an_operator_restar
     assert status["outputs"]["model"] == f"{STORE}/outputs/task-7/r1/model/"
     workflow_creates = [q for q in kmock["post"] if q.url.path.endswith("/workflows")]
     assert len(workflow_creates) == 1 and len(dump.calls) == 1
-    assert {"Submitted", "Running", "Succeeded"} <= set(posted_event_reasons(kmock))
+    reasons = posted_event_reasons(kmock)
+    assert [r for r in reasons if r in ("Submitted", "Running", "Succeeded")][:1] == ["Submitted"]
+    assert reasons.index("Submitted") < reasons.index("Running") < reasons.index("Succeeded"), reasons
+    assert len(reasons) == len([q for q in kmock["post"] if q.url.path.endswith("/events")])  # none refused
 
 
 @pytest.mark.asyncio

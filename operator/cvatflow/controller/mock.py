@@ -40,8 +40,10 @@ def add_run(kmock: Any, run: dict[str, Any]) -> None:
 
 def versioned_emulator() -> type:
     """kmock's emulator, plus what kopf relies on from a real API server: a new resourceVersion on every
-    write (kopf waits up to 5 s to see its own patch echoed otherwise) and 422 for a failed JSON-patch
-    test (kopf retries that on its next cycle; kmock 0.8 answers 500).
+    write (kopf waits up to 5 s to see its own patch echoed otherwise), 422 for a failed JSON-patch
+    test (kopf retries that on its next cycle; kmock 0.8 answers 500), and a name for an object created with
+    only `generateName` (kopf's Events: kmock 0.8 stores them all under no name and refuses all but the first
+    with 409). A create of a name that exists is refused with 409, as kmock and the API server do.
 
     `keep_requests=N` forgets all but the last N recorded requests: kmock 0.8 matches every request by
     scanning all earlier ones, which makes thousands of requests quadratic (benchmarks need this; tests
@@ -55,8 +57,14 @@ def versioned_emulator() -> type:
     class VersionedEmulator(KubernetesEmulator):
         keep_requests: int | None = None
         _version: int = attrs.field(default=0, init=False)
+        _generated: int = attrs.field(default=0, init=False)
 
         async def _handle(self, request):
+            if request.resource is not None and request.action == action.CREATE and isinstance(request.data, dict):
+                metadata = request.data.setdefault("metadata", {})
+                if not metadata.get("name") and metadata.get("generateName"):
+                    self._generated += 1
+                    metadata["name"] = f"{metadata['generateName']}{self._generated:05d}"
             if self.keep_requests and len(self._requests) > 2 * self.keep_requests:
                 del self._requests[:-self.keep_requests]
             if request.resource is not None and request.action in (action.CREATE, action.UPDATE):
@@ -72,3 +80,10 @@ def versioned_emulator() -> type:
                 raise KubernetesError(status=422, reason="Invalid", message=str(exc)) from None
 
     return VersionedEmulator
+
+
+def stored_events(kmock: Any, namespace: str) -> list[dict[str, Any]]:
+    """The Events the API server stored in `namespace`, oldest first (what `kubectl get events` lists)."""
+    return [dict(obj) for key, obj in kmock.objects.items()
+            if (key[0].group, key[0].version, key[0].plural) == ("", "v1", "events") and key[1] == namespace
+            and not obj.deleted]
