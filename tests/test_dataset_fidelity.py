@@ -537,3 +537,29 @@ def test_todays_cvat_formats_are_read_into_the_same_objects(fmt, tmp_path):
                     expected_mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"],
                                                                                               64, 64)))
                 assert max(iou(m.numpy(), expected_mask) for m in target["masks"]) > (0.999 if pixels else 0.95)
+
+
+def test_cvat_xml_masks_and_skeletons(tmp_path):
+    xml = """<annotations><version>1.1</version><meta><task><labels><label><name>a</name></label>
+      <label><name>s</name><type>skeleton</type></label><label><name>p</name><parent>s</parent></label>
+      </labels></task></meta>
+      <image id="0" name="m.png" width="16" height="12">
+        <mask label="a" source="manual" occluded="0" rle="2, 3, 4, 3" left="5" top="2" width="4" height="3" z_order="0"/>
+        <skeleton label="s" source="manual" occluded="0" z_order="0"><points label="p" points="1,1" outside="0"/></skeleton>
+      </image></annotations>"""
+    export = tmp_path / "x"
+    (export / "images").mkdir(parents=True)
+    noise(16, 12, 0).save(export / "images" / "m.png")
+    (export / "annotations.xml").write_text(xml)
+    info = prepare(export, tmp_path / "ds", val_split=0)
+    assert info.categories == ["a", "s"]  # a skeleton's parts are no classes
+    report = report_of(tmp_path / "ds")
+    assert entry(report, "mask", "kept") == 1 and entry(report, "skeleton", "dropped", "not a detection shape") == 1
+    _, target = targets(tmp_path / "ds", 16)["m.png"]
+    expected = np.zeros((12, 16), np.uint8)
+    # rows of the 4 x 3 box at (5, 2), run lengths from 0: 0 0 1 1 | 1 0 0 0 | 0 1 1 1
+    expected[2, 7:9] = 1
+    expected[3, 5] = 1
+    expected[4, 6:9] = 1
+    assert torch.equal(target["masks"][0], torch.from_numpy(expected))
+    assert target["boxes"].tolist() == [[5, 2, 9, 5]]
