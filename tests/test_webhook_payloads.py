@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 import api_fixtures
-from api_fixtures import TINY, signed, tiny_api
+from api_fixtures import TINY, client, signed, tiny_api, wait_for
 from cvatflow.api.rules import DATA_READY, RULE_LABEL, parse_rules
 from cvatflow.config import ConfigError
 
@@ -171,3 +171,22 @@ def test_over_http_todays_payloads_start_one_training_per_completion(tmp_path, f
         assert deliver("annotation", "2026-11-22T10:02:00Z").status_code == 200
         again = deliver("completed", "2026-11-22T10:03:00Z")
         assert again.status_code == 202 and again.json()["executions"] != first.json()["executions"]
+
+
+def test_over_http_a_restarted_server_does_not_train_a_completed_task_again(tmp_path, fake_cvat):
+    rules = [{"event": "update:task", "when": {"status": "completed"}, "template": TINY, "parameters": {"epochs": 1}}]
+
+    def deliver(url, status, stamp):
+        body, headers = signed(update_task(status, task_id=fake_cvat.task_id, project_id=None, stamp=stamp))
+        return httpx.post(url + "/api/v1/webhooks/cvat", content=body, headers=headers, timeout=30)
+
+    with tiny_api(tmp_path / "home", fake_cvat.url, webhook_rules=rules) as (url, _):
+        first = deliver(url, "completed", "2026-11-22T10:00:00Z")
+        assert first.status_code == 202
+        [execution] = first.json()["executions"]
+        with client(url) as http:  # the run is submitted once the task is dumped
+            wait_for(lambda: http.get(f"/api/v1/executions/{execution}").json()["phase"] in
+                     ("Succeeded", "Failed", "Error"), timeout=120)
+    with tiny_api(tmp_path / "home", fake_cvat.url, webhook_rules=rules) as (url, _):
+        edited = deliver(url, "completed", "2026-11-22T10:05:00Z")  # an edit after the restart
+        assert (edited.status_code, edited.json()["executions"]) == (200, [])
