@@ -267,6 +267,17 @@ def test_paths_after_a_wrong_typed_item_keep_their_index():
     assert [e.path for e in errors_only(validate(doc))] == ["spec.templates[0]", "spec.templates[2].container.image"]
 
 
+@pytest.mark.parametrize("annotation", ["not json", '{"a": 1}', "[1, 2]", "[" * 100_000])
+def test_unreadable_form_annotation_is_one_problem_and_one_import_error(annotation):
+    from cvatflow.templates.render import PARAMETERS_ANNOTATION
+
+    doc = dag_template()
+    doc["metadata"]["annotations"] = {PARAMETERS_ANNOTATION: annotation}
+    assert [p.path for p in errors_only(validate(doc))] == [f"metadata.annotations.{PARAMETERS_ANNOTATION}"]
+    with pytest.raises(TemplateError, match="is not a JSON list of parameters"):
+        load_dict(doc)
+
+
 def test_onepanel_options_of_the_wrong_type_are_one_clear_error():
     body = {"entrypoint": "main", "templates": [container("main")],
             "arguments": {"parameters": [{"name": "model", "type": "select.select", "options": 5}]}}
