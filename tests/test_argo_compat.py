@@ -321,6 +321,17 @@ def test_any_yaml_tree_gives_a_result_or_a_cvatflow_error(tree, kind, spec):
     assert peak < 64 * 1024 * 1024  # a small manifest never costs more than this
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tree=trees, kind=kinds)
+def test_cli_on_any_yaml_tree_exits_cleanly(tree, kind, tmp_path_factory, cli):
+    path = tmp_path_factory.mktemp("fuzz") / "any.yaml"
+    path.write_text(yaml.safe_dump_all([{"kind": kind, "spec": tree} if kind else tree, tree]))
+    for args in (("templates", "validate", path), ("templates", "import", path, "--name", "x"),
+                 ("templates", "form", path)):
+        result = cli(*args)
+        assert result.code in (0, 1) and "Traceback" not in result.out + result.err, (args, result)
+
+
 @settings(max_examples=40, deadline=None)
 @given(text=st.text(alphabet="[]{}:,-?&*!|>'\"#%@ \nab1", max_size=80))
 def test_any_text_gives_documents_or_one_template_error(text):
