@@ -267,6 +267,17 @@ def test_paths_after_a_wrong_typed_item_keep_their_index():
     assert [e.path for e in errors_only(validate(doc))] == ["spec.templates[0]", "spec.templates[2].container.image"]
 
 
+@pytest.mark.parametrize("annotation", ["not json", '{"a": 1}', "[1, 2]", "[" * 100_000])
+def test_unreadable_form_annotation_is_one_problem_and_one_import_error(annotation):
+    from cvatflow.templates.render import PARAMETERS_ANNOTATION
+
+    doc = dag_template()
+    doc["metadata"]["annotations"] = {PARAMETERS_ANNOTATION: annotation}
+    assert [p.path for p in errors_only(validate(doc))] == [f"metadata.annotations.{PARAMETERS_ANNOTATION}"]
+    with pytest.raises(TemplateError, match="is not a JSON list of parameters"):
+        load_dict(doc)
+
+
 def test_onepanel_options_of_the_wrong_type_are_one_clear_error():
     body = {"entrypoint": "main", "templates": [container("main")],
             "arguments": {"parameters": [{"name": "model", "type": "select.select", "options": 5}]}}
@@ -308,6 +319,17 @@ def test_any_yaml_tree_gives_a_result_or_a_cvatflow_error(tree, kind, spec):
     finally:
         tracemalloc.stop()
     assert peak < 64 * 1024 * 1024  # a small manifest never costs more than this
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tree=trees, kind=kinds)
+def test_cli_on_any_yaml_tree_exits_cleanly(tree, kind, tmp_path_factory, cli):
+    path = tmp_path_factory.mktemp("fuzz") / "any.yaml"
+    path.write_text(yaml.safe_dump_all([{"kind": kind, "spec": tree} if kind else tree, tree]))
+    for args in (("templates", "validate", path), ("templates", "import", path, "--name", "x"),
+                 ("templates", "form", path)):
+        result = cli(*args)
+        assert result.code in (0, 1) and "Traceback" not in result.out + result.err, (args, result)
 
 
 @settings(max_examples=40, deadline=None)
@@ -486,7 +508,7 @@ def test_parameter_spliced_into_a_shell_is_warned(where, body):
 
 def test_parameter_passed_as_an_argument_is_not_warned():
     doc = dag_template()
-    doc["spec"]["templates"][1]["container"]["command"] = ["sh", "train.sh"]
+    doc["spec"]["templates"][1]["container"]["command"] = ["sh", "train.sh", "-c"]
     assert not [p for p in validate(doc) if "command injection" in p.message]
 
 

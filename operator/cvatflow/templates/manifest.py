@@ -191,16 +191,7 @@ def _from_workflow_template(doc: dict[str, Any], source: str, name: str | None) 
                    for k, v in (metadata.get("annotations") or {}).items()} \
         if isinstance(metadata.get("annotations"), dict) else {}
     argo = [Parameter.from_dict(p) for p in _parameter_list(spec, source)]
-    raw = annotations.pop(PARAMETERS_ANNOTATION, None)
-    if raw is not None:
-        try:
-            described = [Parameter.from_dict(p) for p in json.loads(raw)]
-        except (ValueError, TypeError, AttributeError):
-            raise TemplateError(f"{source}: annotation {PARAMETERS_ANNOTATION} is not a JSON list of parameters; "
-                                f"re-render the template with `cvatflow templates render`") from None
-        parameters = _merge(described, argo)
-    else:
-        parameters = argo
+    parameters = annotated_parameters(annotations.pop(PARAMETERS_ANNOTATION, None), argo, source)
     labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
     namespace = metadata.get("namespace")
     own = object_name(doc).rstrip("*").rstrip("-")
@@ -216,7 +207,24 @@ def _from_workflow_template(doc: dict[str, Any], source: str, name: str | None) 
     )
 
 
-def _merge(described: list[Parameter], argo: list[Parameter]) -> list[Parameter]:
+def annotated_parameters(raw: Any, argo: list[Parameter], source: str) -> list[Parameter]:
+    """The parameters with the form metadata of the `cvatflow.io/parameters` annotation (`raw`; None: none).
+
+    Raises TemplateError when the annotation is not a JSON list of parameter mappings.
+    """
+    if raw is None:
+        return argo
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        items = None
+    if not isinstance(items, list) or not all(isinstance(p, dict) for p in items):
+        raise TemplateError(f"{source}: annotation {PARAMETERS_ANNOTATION} is not a JSON list of parameters; "
+                            f"re-render the template with `cvatflow templates render`")
+    return merge_parameters([Parameter.from_dict(p) for p in items], argo)
+
+
+def merge_parameters(described: list[Parameter], argo: list[Parameter]) -> list[Parameter]:
     """Form metadata from the annotation, values from the spec (`kubectl edit` changes those).
 
     A parameter only in the spec is kept with what Argo knows of it; metadata for a parameter

@@ -35,7 +35,9 @@ def _code_arguments(words: list[str]) -> list[str]:
         return []
     flag = "c" if program in SHELLS or program.startswith("python") else "ce"
     for i, word in enumerate(rest):
-        if word.startswith("-") and not word.startswith("--") and any(c in word[1:] for c in flag):
+        if not word.startswith("-"):
+            break  # a script file: what follows are its arguments, passed as data
+        if not word.startswith("--") and any(c in word[1:] for c in flag):
             return rest[i + 1:]
     # `sh script.sh {{...}}` passes a value as an argument, which is safe; `sh` with no -c reads stdin
     return []

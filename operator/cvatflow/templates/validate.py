@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
-from cvatflow.errors import Problem, ProblemsError, errors_only
+from cvatflow.errors import Problem, ProblemsError, TemplateError, errors_only
+from cvatflow.templates.manifest import WORKFLOW_KINDS, annotated_parameters
 from cvatflow.templates.parameter import (
     ARGO_NAME_PATTERN,
     CHOICE_TYPES,
@@ -33,7 +34,7 @@ from cvatflow.templates.shell import shell_warnings
 from cvatflow.templates.template import CVAT_LABEL, Template
 from cvatflow.templates.yamlsafe import MAX_DEPTH, source_text
 
-KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+KINDS = WORKFLOW_KINDS
 OURS = "cvatflow's preference, Argo accepts it"
 TEMPLATE_TYPES = ("container", "script", "dag", "steps", "resource", "suspend", "data", "http",
                   "containerSet", "plugin")
@@ -298,7 +299,8 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
     template_kind = kind in ("WorkflowTemplate", "ClusterWorkflowTemplate")
     ref = spec.get("workflowTemplateRef")
     templates = _dicts(spec.get("templates"))
-    parameters = _parameters(doc, spec)
+    parameters, unreadable = _parameters(doc, spec)
+    yield from unreadable
     declared = [p for p in _list(_dict(spec.get("arguments")).get("parameters"))]
     yield from _name_list_problems(declared, f"{where}.arguments.parameters", "parameter", ARGO_NAME_PATTERN)
     yield from _name_list_problems(_list(_dict(spec.get("arguments")).get("artifacts")),
@@ -349,19 +351,15 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
     yield from _volume_warnings(spec, where)
 
 
-def _parameters(doc: dict[str, Any], spec: dict[str, Any]) -> list[Parameter]:
-    """The parameters with their form metadata, read the way `templates.manifest` reads them."""
-    from cvatflow.templates.manifest import _merge  # the import side owns the merge rule
-
+def _parameters(doc: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Parameter], list[Problem]]:
+    """The parameters with their form metadata, read the way import reads them, and a problem if unreadable."""
     argo = [Parameter.from_dict(p) for p in _dicts(_dict(spec.get("arguments")).get("parameters"))]
     raw = _dict(_dict(doc.get("metadata")).get("annotations")).get(PARAMETERS_ANNOTATION)
-    if not isinstance(raw, str):
-        return argo
     try:
-        described = [Parameter.from_dict(p) for p in json.loads(raw) if isinstance(p, dict)]
-    except (ValueError, TypeError):
-        return argo
-    return _merge(described, argo)
+        return annotated_parameters(raw, argo, "metadata.annotations"), []
+    except TemplateError:
+        return argo, [Problem(f"metadata.annotations.{PARAMETERS_ANNOTATION}", "is not a JSON list of parameters",
+                              "re-render the template with `cvatflow templates render`")]
 
 
 def _name_list_problems(items: list[Any], where: str, what: str, pattern: re.Pattern) -> Iterator[Problem]:
