@@ -75,6 +75,9 @@ def test_outputs_and_checkpoints(run):
     assert config["settings"]["variant"] == "maskrcnn_mobilenet_v3"
     info = json.loads((output / "experiment_info.json").read_text())
     assert info["steps"] == 10 and info["task_type"] == "instance segmentation"
+    report = json.loads((output / info["dataset_report"]).read_text())  # what of the annotations trained
+    assert info["dataset"]["summary"] == report["summary"] and report["objects"]["usable"] > 0
+    assert info["dataset"]["objects"] == report["objects"]
     assert "mAP" in json.loads((output / "report/metrics.json").read_text())
 
 
