@@ -71,12 +71,19 @@ def inspect(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
 
     with tempfile.TemporaryDirectory() as tmp:
         info = ingest(export, Path(tmp) / "dataset")
+        coco_path = Path(tmp) / "dataset" / "annotations" / "instances_default.json"
+        coco = json.loads(coco_path.read_text()) if info.coco and coco_path.is_file() else None
+    split_path = export / "train_val_split.json"
+    split = json.loads(split_path.read_text()) if export.is_dir() and split_path.is_file() else None
     report = info.report
     if as_json:
+        from cvatflow.datasets.stats import fit_summary
+
         typer.echo(json.dumps({"format": info.format, "images": report.images if report else None,
                                "annotations": report.annotations if report else None,
                                "categories": report.per_category if report else {},
-                               "problems": [str(p) for p in (report.problems if report else [])]}, indent=2))
+                               "problems": [str(p) for p in (report.problems if report else [])],
+                               **({"fit": fit_summary(coco, split)} if coco else {})}, indent=2))
         return
     console.print(f"{export}: {info.format}")
     if report:
@@ -85,6 +92,8 @@ def inspect(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
         for name in info.categories:
             table.add_row(name, str(report.per_category.get(name, 0)))
         console.print(table)
+        if coco:
+            _print_fit(coco, split)
         for problem in report.problems:
             console.print(f"[yellow]problem:[/yellow] {problem}", highlight=False)
     if report and report.problems:
@@ -99,17 +108,40 @@ def prepare(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
             seed: int = typer.Option(0, "--seed"),
             fix: bool = typer.Option(False, "--fix", help="Clip boxes to their image, drop empty or broken ones."),
             image_prefix: str | None = typer.Option(None, "--image-prefix",
-                                                       help="Rewrite file_name to PREFIX/<file> (a pod's mount).")
+                                                       help="Rewrite file_name to PREFIX/<file> (a pod's mount)."),
+            allow_untrained_classes: bool = typer.Option(
+                False, "--allow-untrained-classes", help="Accept classes with no training instance.")
             ) -> None:
     """Normalise, validate and split an export into a training dataset."""
     from cvatflow.datasets.prepare import prepare as run_prepare
 
     info = run_prepare(export, out, val_split=val_split, split_by=split_by, seed=seed, fix=fix,
-                       image_prefix=image_prefix)
+                       image_prefix=image_prefix, allow_untrained_classes=allow_untrained_classes)
     split = json.loads((out / "train_val_split.json").read_text())
     console.print(f"{out}: {info.report.images} images ({len(split['train'])} train, {len(split['val'])} val), "
                   f"{info.report.annotations} annotations, {len(info.categories)} classes"
                   + (f", {info.report.fixed} records fixed" if info.report.fixed else ""))
+    _print_fit(json.loads((out / "annotations" / "instances_default.json").read_text()), split)
+
+
+def _print_fit(coco: dict, split: dict | None = None) -> None:
+    """Per-class counts (per split when there is one), objects per image, and small objects per model."""
+    from cvatflow.datasets.stats import fit_summary
+
+    summary = fit_summary(coco, split)
+    if split:
+        table = Table("class", "train objects / images", "val objects / images")
+        for name, counts in summary["classes"].items():
+            table.add_row(name, *[f"{counts[g]['objects']} / {counts[g]['images']}" for g in ("train", "val")])
+        console.print(table)
+    density = summary["objects_per_image"]
+    console.print(f"objects per image: max {density['max']}, p99 {density['p99']:g}, mean {density['mean']:g} "
+                  f"(models get {summary['capacity']} detections per image)")
+    for name in summary.get("untrained_classes", []):
+        console.print(f"[yellow]warning:[/yellow] class {name} has no training instance", highlight=False)
+    for row in summary["small_objects"]:
+        if row["message"]:
+            console.print(f"[yellow]warning:[/yellow] {row['message']}", highlight=False)
 
 
 @app.command()
