@@ -108,15 +108,13 @@ def prepare(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
             seed: int = typer.Option(0, "--seed"),
             fix: bool = typer.Option(False, "--fix", help="Clip boxes to their image, drop empty or broken ones."),
             image_prefix: str | None = typer.Option(None, "--image-prefix",
-                                                       help="Rewrite file_name to PREFIX/<file> (a pod's mount)."),
-            allow_untrained_classes: bool = typer.Option(
-                False, "--allow-untrained-classes", help="Accept classes with no training instance.")
+                                                       help="Rewrite file_name to PREFIX/<file> (a pod's mount).")
             ) -> None:
     """Normalise, validate and split an export into a training dataset."""
     from cvatflow.datasets.prepare import prepare as run_prepare
 
     info = run_prepare(export, out, val_split=val_split, split_by=split_by, seed=seed, fix=fix,
-                       image_prefix=image_prefix, allow_untrained_classes=allow_untrained_classes)
+                       image_prefix=image_prefix)
     split = json.loads((out / "train_val_split.json").read_text())
     console.print(f"{out}: {info.report.images} images ({len(split['train'])} train, {len(split['val'])} val), "
                   f"{info.report.annotations} annotations, {len(info.categories)} classes"
@@ -136,9 +134,14 @@ def _print_fit(coco: dict, split: dict | None = None) -> None:
         console.print(table)
     density = summary["objects_per_image"]
     console.print(f"objects per image: max {density['max']}, p99 {density['p99']:g}, mean {density['mean']:g} "
-                  f"(models get {summary['capacity']} detections per image)")
+                  f"(detections per image and maxDets: {summary['capacity']})")
     for name in summary.get("untrained_classes", []):
-        console.print(f"[yellow]warning:[/yellow] class {name} has no training instance", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] class {name} has no training instance; training refuses it "
+                      f"unless the hyperparameter allow_untrained_classes is true", highlight=False)
+    if summary["small_objects"]:
+        console.print("objects smaller than the model's minimum after resizing: " + "; ".join(
+            f"{row['model']} at {row['image_size']} px (< {row['min_size']:g} px): {row['small']} of {row['objects']}"
+            for row in summary["small_objects"]), highlight=False)
     for row in summary["small_objects"]:
         if row["message"]:
             console.print(f"[yellow]warning:[/yellow] {row['message']}", highlight=False)

@@ -48,14 +48,14 @@ def split(images: list[dict], method: str = "random", val_percent: float = 10.0,
 
 
 def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, split_by: str | None = None,
-            seed: int = 0, fix: bool = False, image_prefix: str | None = None,
-            allow_untrained_classes: bool = False) -> DatasetInfo:
+            seed: int = 0, fix: bool = False, image_prefix: str | None = None) -> DatasetInfo:
     """Write a training-ready dataset into `out_dir` (COCO file, images/, train_val_split.json).
 
     `source` is a CVAT export (zip or folder, any supported format) or an already normalised tree.
     Problems that block training raise one ProblemsError listing them all; `fix` clips boxes and
-    drops empty ones and records it cannot use. A class with no training instance is a DatasetError unless
-    `allow_untrained_classes`; train_val_split.json carries per-class counts per split (`classes`).
+    drops empty ones and records it cannot use. train_val_split.json carries per-class counts per split
+    (`classes`) and the classes with no training instance (`untrained_classes`), which training refuses unless
+    the hyperparameter allow_untrained_classes accepts them (the CLI warns here already).
     """
     source, out_dir = Path(source), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
             raise DatasetError(f"{source}: the dataset has no {'images' if not data['images'] else 'annotations'}; "
                                f"annotate the task in CVAT first")
         division = split(data["images"], split_by or "random", val_split, seed, data["annotations"])
-        division.update(split_stats(data, division, allow_untrained_classes, str(source)))
+        division.update(split_stats(data, division, True, str(source)))
         if image_prefix:
             # What Onepanel's DETR prepare_data.py did: absolute paths under the pod's mount.
             for image in data["images"]:

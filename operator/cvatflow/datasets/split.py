@@ -169,7 +169,7 @@ def untrained_message(names: list[str], source: str) -> str:
     return (f"{source}: {len(names)} class{'es' if len(names) != 1 else ''} ha{'ve' if len(names) != 1 else 's'} "
             f"no training instance ({shown}); the model would never learn {'them' if len(names) != 1 else 'it'}. "
             f"Annotate {'them' if len(names) != 1 else 'it'} on training images, delete unused labels, use the "
-            f"random (stratified) split, or accept it with allow_untrained_classes")
+            f"random (stratified) split, or accept it with the hyperparameter allow_untrained_classes: true")
 
 
 def split_stats(coco: dict[str, Any], division: dict[str, Any], allow_untrained: bool, source: str,
