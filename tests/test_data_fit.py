@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cvatflow.datasets import stats
-from cvatflow.datasets.split import stratified, untrained_classes
+from cvatflow.datasets.stratify import stratified, untrained_classes
 from cvatflow.errors import TrainingError
 
 
@@ -35,6 +35,27 @@ def test_a_one_image_class_is_always_trained_on_and_a_two_image_class_is_in_both
         assert 5 in train, seed
         assert (2 in train) != (9 in train), (seed, train, val)  # one in each
         assert len(val) == 3 and sorted(train + val) == list(range(1, 13))
+
+
+def _covered(coco: dict, train: list, val: list) -> bool:
+    """Every class on one image is in train; every class on two or more images is in both."""
+    counts = stats.class_counts(coco, {"train": train, "val": val})
+    return all(c["train"]["images"] and (c["val"]["images"] or c["train"]["images"] < 2) for c in counts.values())
+
+
+def test_the_repair_covers_classes_the_greedy_pass_could_not():
+    # val has room for one image: the first class takes it, the second needs the repair to get a val image
+    coco = {"images": [{"id": i} for i in range(4)], "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+            "annotations": [{"image_id": i, "category_id": 1 if i < 2 else 2} for i in range(4)]}
+    for seed in range(10):
+        train, val = stratified(coco, 25, seed)
+        assert _covered(coco, train, val), (seed, train, val)
+    # multi-label, val of one image: the repair moves an image in, and a swap brings val back to one image
+    labels = {0: [10, 12], 1: [11, 12], 2: [11, 12], 3: [], 4: [11]}
+    coco = {"images": [{"id": i} for i in labels], "categories": [{"id": c, "name": str(c)} for c in (10, 11, 12)],
+            "annotations": [{"image_id": i, "category_id": c} for i, cats in labels.items() for c in cats]}
+    train, val = stratified(coco, 20, 0)
+    assert len(val) == 1 and _covered(coco, train, val), (train, val)
 
 
 def test_the_split_is_seeded_and_keeps_class_shares():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cvatflow.datasets.coco import COCO_FILE, read_json, validate
 from cvatflow.datasets.ingest import DatasetInfo, ingest
-from cvatflow.datasets.split import split_stats, stratified, val_count
+from cvatflow.datasets.stratify import split_stats, stratified, val_count
 from cvatflow.errors import DatasetError, ProblemsError
 
 SPLIT_FILE = "train_val_split.json"
@@ -21,7 +21,7 @@ def split(images: list[dict], method: str = "random", val_percent: float = 10.0,
           annotations: list[dict] | None = None) -> dict:
     """Image ids for train and val: seeded random percentage, CVAT tags (`val`), or CVAT subsets (Validation).
 
-    With `annotations`, the random split is stratified by class (datasets/split.py): a class on one image is in
+    With `annotations`, the random split is stratified by class (datasets/stratify.py): a class on one image is in
     train, a class on two or more images is in both."""
     if method not in SPLIT_METHODS:
         raise DatasetError(f"split {method!r} is unknown; use one of: {', '.join(SPLIT_METHODS)}")

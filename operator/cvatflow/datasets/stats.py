@@ -103,7 +103,7 @@ def fit_summary(coco: dict[str, Any], split: dict[str, Any] | None = None,
     summary: dict[str, Any] = {"classes": class_counts(coco, groups), "objects_per_image": density,
                                "capacity": capacity(density["max"], COCO_MAX_DETS), "small_objects": []}
     if groups:
-        from cvatflow.datasets.split import untrained_classes
+        from cvatflow.datasets.stratify import untrained_classes
 
         summary["untrained_classes"] = untrained_classes(coco, groups["train"])
     if models is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cvatflow.datasets.split import split_stats, stratified
+from cvatflow.datasets.stratify import split_stats, stratified
 from cvatflow.errors import TrainingError
 
 ANNOTATIONS = Path("annotations") / "instances_default.json"
