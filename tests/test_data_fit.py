@@ -220,6 +220,23 @@ def test_a_150_object_image_trains_detr_with_150_queries_and_finetunes_from_fewe
     assert float((rows[20:40] - learned).abs().max()) > 1e-2
 
 
+def test_hub_detr_queries_grow_keeping_the_learned_ones():
+    import torch
+    from transformers import DetrForObjectDetection
+
+    from cvatflow.models.detr import _config, _resize_queries
+
+    model = DetrForObjectDetection(_config("detr_small", 2)).eval()  # what the hub model is, offline
+    learned = model.model.query_position_embeddings.weight.detach().clone()
+    assert _resize_queries(model, 190) == 20
+    grown = model.model.query_position_embeddings.weight.detach()
+    assert grown.shape == (190, learned.shape[1]) and torch.equal(grown[:20], learned)
+    assert model.config.num_queries == 190
+    with torch.no_grad():
+        out = model(pixel_values=torch.rand(1, 3, 64, 64))
+    assert out.logits.shape[1] == 190
+
+
 @pytest.mark.slow
 def test_a_150_object_image_trains_mask_rcnn_with_150_detections(dense, tmp_path):
     trainer, out = _train("maskrcnn", "maskrcnn_resnet18_fpn", dense, tmp_path / "out")

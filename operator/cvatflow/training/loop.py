@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cvatflow import events
+from cvatflow.datasets.stats import COCO_MAX_DETS
 from cvatflow.errors import TrainingError
 from cvatflow.training import data as datalib
 from cvatflow.training import state as statelib
@@ -342,7 +343,7 @@ class Trainer:
         values = {k: metrics[k] for k in ("mAP", "AP50", "AP75", "AR100", "precision", "recall", "f1", "f1_conf")}
         if "segm" in metrics:
             values.update({f"segm_{k}": metrics["segm"][k] for k in ("mAP", "AP50", "AP75")})
-        if metrics["max_dets"] > 100:  # dense data: COCO's standard number beside ours
+        if metrics["max_dets"] > COCO_MAX_DETS:  # dense data: COCO's standard number beside ours
             values.update(AR_max=metrics["AR_max"], mAP_coco100=metrics["coco100"]["mAP"])
         for title, ap in metrics["per_class"].items():
             values[f"AP/{title}"] = ap["AP"]
