@@ -268,3 +268,22 @@ def test_a_class_with_no_training_instance_is_an_error_unless_accepted(dense, tm
     (root / "train_val_split.json").unlink()
     for seed in range(5):
         assert 3 in datalib.load(root, val_percent=34, seed=seed).train_ids
+
+
+def test_prepare_and_inspect_show_the_split_per_class_and_the_density(cli, tmp_path):
+    from cvatflow.datasets.synth import make_export
+
+    export = make_export(tmp_path / "synth.zip", images=12, size=64)
+    result = cli("dataset", "prepare", export, "--out", tmp_path / "ds", "--val-split", 25)
+    assert result.code == 0, result.err
+    split = json.loads((tmp_path / "ds/train_val_split.json").read_text())
+    assert split["stratified"] and split["untrained_classes"] == []
+    for name in ("circle", "square", "triangle"):
+        counts = split["classes"][name]
+        assert counts["train"]["images"] >= 1 and counts["val"]["images"] >= 1
+        assert f"{counts['train']['objects']} / {counts['train']['images']}" in result.out
+    assert "train objects / images" in result.out and "objects per image: max" in result.out
+    result = cli("dataset", "inspect", tmp_path / "ds", "--json")
+    fit = json.loads(result.out)["fit"]
+    assert fit["classes"] == split["classes"] and fit["objects_per_image"]["max"] >= 1
+    assert {row["model"] for row in fit["small_objects"]} >= {"detr_resnet50", "maskrcnn_resnet18_fpn"}
