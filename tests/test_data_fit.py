@@ -195,8 +195,6 @@ def dense(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_150_object_image_trains_detr_with_150_queries_and_finetunes_from_fewer(dense, tmp_path):
-    from training_fixtures import make_dataset
-
     trainer, out = _train("detr", "detr_small", dense, tmp_path / "dense")
     assert trainer.model.config.num_queries >= 150
     assert "num_queries 20 -> " in out
@@ -208,9 +206,16 @@ def test_a_150_object_image_trains_detr_with_150_queries_and_finetunes_from_fewe
     assert info["dataset_fit"]["small_objects"]["small"] > 0  # 8 px boxes at 64/150 scale: 3.4 px
     assert "warning: " in out and "image_size" in out
 
-    # a checkpoint with DETR's 20 queries fine-tuned on the dense data: queries grow, the learned ones are kept
-    sparse, _ = _train("detr", "detr_small", make_dataset(tmp_path / "sparse", images=4, size=64), tmp_path / "s")
-    learned = sparse.model.model.query_position_embeddings.weight.detach().clone()
+    # a model state with detr_small's 20 queries fine-tuned on the dense data: queries grow, the learned ones stay
+    from cvatflow.models import get_adapter
+    from cvatflow.training import state as statelib
+
+    adapter = get_adapter("detr")
+    settings = adapter.settings("detr_small", 64)
+    sparse = adapter.build(settings, 3, pretrained=False)
+    learned = sparse.model.query_position_embeddings.weight.detach().clone()
+    statelib.write_model_state(tmp_path / "s/model", statelib.model_config(settings, ["a", "b", "c"], "rectangle"),
+                               sparse.state_dict())
     tuned, out = _train("detr", "detr_small", dense, tmp_path / "ft", models=tmp_path / "s")
     assert "the checkpoint has 20 object queries" in out and "re-initialised" in out
     assert tuned.model.config.num_queries >= 150
