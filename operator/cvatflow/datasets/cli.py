@@ -90,12 +90,19 @@ def inspect(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
 
     with tempfile.TemporaryDirectory() as tmp:
         info = ingest(export, Path(tmp) / "dataset", crowd=crowd)
+        coco_path = Path(tmp) / "dataset" / "annotations" / "instances_default.json"
+        coco = json.loads(coco_path.read_text()) if info.coco and coco_path.is_file() else None
+    split_path = export / "train_val_split.json"
+    split = json.loads(split_path.read_text()) if export.is_dir() and split_path.is_file() else None
     report = info.report
     problems = [str(p) for p in (report.problems if report else [])]
     if as_json:
+        from cvatflow.datasets.stats import fit_summary
+
         _show(info.ingest, True, {"format": info.format, "images": report.images if report else None,
                                   "annotations": report.annotations if report else None,
-                                  "categories": report.per_category if report else {}, "problems": problems})
+                                  "categories": report.per_category if report else {}, "problems": problems,
+                                  **({"fit": fit_summary(coco, split)} if coco else {})})
     else:
         console.print(f"{export}: {info.format}")
         if report:
@@ -104,6 +111,8 @@ def inspect(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
             for name in info.categories:
                 table.add_row(name, str(report.per_category.get(name, 0)))
             console.print(table)
+            if coco:
+                _print_fit(coco, split)
         _show(info.ingest, False)
         for problem in problems:
             console.print(f"[yellow]problem:[/yellow] {problem}", highlight=False)
@@ -135,7 +144,33 @@ def prepare(export: Path = typer.Argument(..., help="A CVAT export (zip or folde
             + (f", {info.report.fixed} records fixed" if info.report.fixed else ""))
     if not as_json:
         console.print(line)
+        _print_fit(json.loads((out / "annotations" / "instances_default.json").read_text()), split)
     _show(info.ingest, as_json, {"dataset": str(out), "train": len(split["train"]), "val": len(split["val"])})
+
+
+def _print_fit(coco: dict, split: dict | None = None) -> None:
+    """Per-class counts (per split when there is one), objects per image, and small objects per model."""
+    from cvatflow.datasets.stats import fit_summary
+
+    summary = fit_summary(coco, split)
+    if split:
+        table = Table("class", "train objects / images", "val objects / images")
+        for name, counts in summary["classes"].items():
+            table.add_row(name, *[f"{counts[g]['objects']} / {counts[g]['images']}" for g in ("train", "val")])
+        console.print(table)
+    density = summary["objects_per_image"]
+    console.print(f"objects per image: max {density['max']}, p99 {density['p99']:g}, mean {density['mean']:g} "
+                  f"(detections per image and maxDets: {summary['capacity']})")
+    for name in summary.get("untrained_classes", []):
+        console.print(f"[yellow]warning:[/yellow] class {name} has no training instance; training refuses it "
+                      f"unless the hyperparameter allow_untrained_classes is true", highlight=False)
+    if summary["small_objects"]:
+        console.print("objects smaller than the model's minimum after resizing: " + "; ".join(
+            f"{row['model']} at {row['image_size']} px (< {row['min_size']:g} px): {row['small']} of {row['objects']}"
+            for row in summary["small_objects"]), highlight=False)
+    for row in summary["small_objects"]:
+        if row["message"]:
+            console.print(f"[yellow]warning:[/yellow] {row['message']}", highlight=False)
 
 
 @app.command()

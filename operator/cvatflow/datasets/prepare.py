@@ -11,6 +11,7 @@ from cvatflow.datasets.coco import COCO_FILE, read_json, validate
 from cvatflow.datasets.ingest import DatasetInfo, ingest
 from cvatflow.datasets.report import REPORT_FILE, DatasetReport, require_usable
 from cvatflow.datasets.report import read as read_report
+from cvatflow.datasets.stratify import split_stats, stratified, val_count
 from cvatflow.errors import DatasetError, ProblemsError
 
 SPLIT_FILE = "train_val_split.json"
@@ -18,20 +19,24 @@ SPLIT_METHODS = ("random", "tags", "subsets")
 VAL_NAMES = {"val", "validation", "valid", "test"}
 
 
-def split(images: list[dict], method: str = "random", val_percent: float = 10.0, seed: int = 0) -> dict:
-    """Image ids for train and val: seeded random percentage, CVAT tags (`val`), or CVAT subsets (Validation)."""
+def split(images: list[dict], method: str = "random", val_percent: float = 10.0, seed: int = 0,
+          annotations: list[dict] | None = None) -> dict:
+    """Image ids for train and val: seeded random percentage, CVAT tags (`val`), or CVAT subsets (Validation).
+
+    With `annotations`, the random split is stratified by class (datasets/stratify.py): a class on one image is in
+    train, a class on two or more images is in both."""
     if method not in SPLIT_METHODS:
         raise DatasetError(f"split {method!r} is unknown; use one of: {', '.join(SPLIT_METHODS)}")
     ids = [image["id"] for image in images]
     if method == "random":
         if not 0 <= val_percent < 100:
             raise DatasetError(f"val split {val_percent}: give a percentage from 0 to 99")
-        shuffled = ids[:]
-        random.Random(seed).shuffle(shuffled)
-        count = round(len(ids) * val_percent / 100)
-        if val_percent > 0 and len(ids) > 1:
-            count = max(1, count)
-        val = set(shuffled[:count])
+        if annotations is not None:
+            val = set(stratified({"images": images, "annotations": annotations}, val_percent, seed)[1])
+        else:
+            shuffled = ids[:]
+            random.Random(seed).shuffle(shuffled)
+            val = set(shuffled[:val_count(len(ids), val_percent)])
     elif method == "subsets":
         val = {i["id"] for i in images if str(i.get("subset", "")).lower() in VAL_NAMES}
     else:
@@ -40,7 +45,8 @@ def split(images: list[dict], method: str = "random", val_percent: float = 10.0,
         raise DatasetError(f"split by {method}: no image is marked for validation; tag or put some images in a "
                            f"Validation subset in CVAT, or use --val-split PCT")
     return {"train": [i for i in ids if i not in val], "val": [i for i in ids if i in val], "method": method,
-            "seed": seed, "val_percent": val_percent if method == "random" else round(100 * len(val) / len(ids), 2)}
+            "seed": seed, "val_percent": val_percent if method == "random" else round(100 * len(val) / len(ids), 2),
+            **({"stratified": "rarest class first"} if method == "random" and annotations is not None else {})}
 
 
 def is_prepared(source: Path) -> bool:
@@ -59,7 +65,9 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
     Problems that block training raise one ProblemsError listing them all; `fix` clips boxes and
     drops empty ones and records it cannot use. `crowd` is ingest's crowd rule ("object" or "ignore"). Fewer
     than `min_objects` usable objects (at least 1) raise DatasetError with the report, before anything is written.
-    `info.ingest` is the dataset report, also written as dataset_report.json.
+    `info.ingest` is the dataset report, also written as dataset_report.json. train_val_split.json carries
+    per-class counts per split (`classes`) and the classes with no training instance (`untrained_classes`), which
+    training refuses unless the hyperparameter allow_untrained_classes accepts them (the CLI warns here already).
     """
     source, out_dir = Path(source), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +104,8 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
         if not data["images"]:
             raise DatasetError(f"{source}: the dataset has no images; annotate the task in CVAT first")
         require_usable(info.ingest, str(source), min_objects)
-        division = split(data["images"], split_by or "random", val_split, seed)
+        division = split(data["images"], split_by or "random", val_split, seed, data["annotations"])
+        division.update(split_stats(data, division, True, str(source)))
         if image_prefix:
             # What Onepanel's DETR prepare_data.py did: absolute paths under the pod's mount.
             for image in data["images"]:

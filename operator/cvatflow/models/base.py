@@ -38,6 +38,20 @@ class Adapter:
         """The architecture settings written to config.json, enough to rebuild the model offline."""
         return {"model": self.name, "variant": variant, "image_size": image_size}
 
+    def min_object_size(self, variant: str) -> float | None:
+        """Objects smaller than this (sqrt of box area, in model-input pixels) are below what the variant reliably
+        detects (anchor size or feature stride); None when unknown. Used to warn, never to drop objects."""
+        return None
+
+    def fit_capacity(self, settings: dict[str, Any], max_objects: int) -> list[str]:
+        """Raise the detections per image the model can give (in `settings`) above `max_objects`, the most
+        objects on one image of the data; never lowers it. Returns log lines saying what changed."""
+        return []
+
+    def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
+        """Make checkpoint `weights` fit `model` where `fit_capacity` grew it (in place); returns log lines."""
+        return []
+
     def head_keys(self, state_dict: dict[str, Any]) -> list[str]:
         """Weights that depend on the number of classes (re-initialised in transfer learning)."""
         raise NotImplementedError

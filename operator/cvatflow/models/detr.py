@@ -10,21 +10,47 @@ HUB = {"detr_resnet50": "facebook/detr-resnet-50", "detr_resnet101": "facebook/d
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def _config(variant: str, num_classes: int):
+DEFAULT_QUERIES = {"detr_small": 20}  # the others: DETR's 100
+QUERY_KEY = "model.query_position_embeddings.weight"
+# DETR decodes from one feature map at stride 32 (ResNet C5); an object under half a cell of it is at the edge of
+# what it sees: the DETR paper's AP_small is half its AP overall (Carion et al. 2020, table 1).
+MIN_OBJECT_SIZE = 16.0
+
+
+def _config(variant: str, num_classes: int, num_queries: int | None = None):
     """A DetrConfig built offline (random init), with the HF ResNet backbone instead of timm."""
     from transformers import DetrConfig, ResNetConfig
 
     labels = {i: f"class_{i}" for i in range(num_classes)}
+    queries = num_queries or DEFAULT_QUERIES.get(variant, 100)
     if variant == "detr_small":
         backbone = ResNetConfig(embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[1, 1, 2, 1],
                                 layer_type="basic", out_features=["stage4"])
-        return DetrConfig(backbone_config=backbone, num_queries=20, d_model=128, encoder_layers=2,
+        return DetrConfig(backbone_config=backbone, num_queries=queries, d_model=128, encoder_layers=2,
                           decoder_layers=2, encoder_ffn_dim=512, decoder_ffn_dim=512, encoder_attention_heads=4,
                           decoder_attention_heads=4, dropout=0.0, auxiliary_loss=True, id2label=labels,
                           label2id={v: k for k, v in labels.items()})
     depths = {"detr_resnet50": [3, 4, 6, 3], "detr_resnet101": [3, 4, 23, 3]}[variant]
     backbone = ResNetConfig(depths=depths, layer_type="bottleneck", out_features=["stage4"])
-    return DetrConfig(backbone_config=backbone, id2label=labels, label2id={v: k for k, v in labels.items()})
+    return DetrConfig(backbone_config=backbone, num_queries=queries, id2label=labels,
+                      label2id={v: k for k, v in labels.items()})
+
+
+def _resize_queries(model, count: int) -> int:
+    """Give a DetrForObjectDetection `count` object queries, keeping the first learned ones; returns the old count."""
+    import torch
+
+    old = model.model.query_position_embeddings
+    if old.num_embeddings == count:
+        return count
+    new = torch.nn.Embedding(count, old.embedding_dim).to(old.weight.device, old.weight.dtype)
+    with torch.no_grad():
+        new.weight.normal_(0.0, model.config.init_std)  # DetrPreTrainedModel's init of nn.Embedding
+        keep = min(count, old.num_embeddings)
+        new.weight[:keep] = old.weight[:keep]
+    model.model.query_position_embeddings = new
+    model.config.num_queries = count
+    return old.num_embeddings
 
 
 def _normalize(images: list, device):
@@ -74,6 +100,33 @@ class DetrAdapter(Adapter):
     def settings(self, variant: str, image_size: int) -> dict[str, Any]:
         return {"model": self.name, "variant": variant, "image_size": image_size}
 
+    def min_object_size(self, variant: str) -> float | None:
+        return MIN_OBJECT_SIZE
+
+    def fit_capacity(self, settings: dict[str, Any], max_objects: int) -> list[str]:
+        from cvatflow.datasets.stats import capacity
+
+        current = int(settings.get("num_queries") or settings.get("detr_config", {}).get("num_queries")
+                      or DEFAULT_QUERIES.get(settings["variant"], 100))
+        settings["num_queries"] = capacity(max_objects, current)
+        if settings["num_queries"] == current:
+            return []
+        # the Hungarian matcher pairs each object with one query: objects beyond the queries are never learned
+        return [(f"num_queries {current} -> {settings['num_queries']}: the data has up to {max_objects} objects on "
+                f"one image and DETR needs a query per object")]
+
+    def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
+        own = model.state_dict().get(QUERY_KEY)
+        theirs = weights.get(QUERY_KEY)
+        if own is None or theirs is None or own.shape == theirs.shape:
+            return []
+        grown = own.detach().clone().cpu()
+        keep = min(len(own), len(theirs))
+        grown[:keep] = theirs[:keep]
+        weights[QUERY_KEY] = grown
+        return [(f"the checkpoint has {len(theirs)} object queries, this model {len(own)}: {keep} query embeddings "
+                f"kept, {len(own) - keep} re-initialised")]
+
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         from transformers import DetrConfig, DetrForObjectDetection
 
@@ -84,11 +137,18 @@ class DetrAdapter(Adapter):
             # The COCO-trained model from the hub (machines with network), new class head for our classes.
             model = DetrForObjectDetection.from_pretrained(HUB[variant], ignore_mismatched_sizes=True,
                                                            use_timm_backbone=False, **label_kwargs)
+            if settings.get("num_queries"):
+                old = _resize_queries(model, int(settings["num_queries"]))
+                if old != model.config.num_queries:
+                    print(f"{HUB[variant]} has {old} object queries, this model {model.config.num_queries}: "
+                          f"{min(old, model.config.num_queries)} query embeddings kept, the rest re-initialised",
+                          flush=True)
         elif settings.get("detr_config"):
-            config = DetrConfig.from_dict({**settings["detr_config"], **label_kwargs})
+            queries = {"num_queries": int(settings["num_queries"])} if settings.get("num_queries") else {}
+            config = DetrConfig.from_dict({**settings["detr_config"], **label_kwargs, **queries})
             model = DetrForObjectDetection(config)
         else:
-            model = DetrForObjectDetection(_config(variant, num_classes))
+            model = DetrForObjectDetection(_config(variant, num_classes, settings.get("num_queries")))
         config = model.config.to_dict()
         config.pop("id2label", None), config.pop("label2id", None)
         settings["detr_config"] = config  # rebuild offline from config.json alone

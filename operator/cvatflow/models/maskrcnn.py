@@ -9,7 +9,13 @@ VARIANTS = ["maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2", "maskrcnn_resne
 SMALL = ("maskrcnn_resnet18_fpn", "maskrcnn_mobilenet_v3")
 
 
-def _small_model(variant: str, classes: int, image_size: int):
+DEFAULT_DETECTIONS = 100  # torchvision's box_detections_per_img
+# Half the smallest anchor side: a centred square object of that size has IoU 0.25 with the anchor, under the RPN's
+# 0.3 background threshold (torchvision defaults: anchors 32-512 for R50-FPN; ours below for the small variants).
+MIN_OBJECT_SIZE = {"maskrcnn_resnet18_fpn": 8.0}  # others: 16
+
+
+def _small_model(variant: str, classes: int, image_size: int, detections: int = DEFAULT_DETECTIONS):
     """A light Mask R-CNN that learns from scratch: trainable BatchNorm, narrow FPN and heads, few proposals."""
     from torch import nn
     from torchvision.models import mobilenet_v3_large, resnet18
@@ -42,7 +48,9 @@ def _small_model(variant: str, classes: int, image_size: int):
         backbone, num_classes=None, min_size=image_size, max_size=image_size,
         rpn_anchor_generator=AnchorGenerator(sizes, ratios),
         rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
-        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
+        # at least as many proposals as detections wanted, else a dense image loses objects before the box head
+        rpn_pre_nms_top_n_test=max(300, 2 * detections), rpn_post_nms_top_n_test=max(100, detections),
+        box_detections_per_img=detections,
         box_head=box_head, box_predictor=FastRCNNPredictor(512, classes), box_batch_size_per_image=128,
         mask_head=mask_head, mask_predictor=MaskRCNNPredictor(channels, channels, classes),
     )
@@ -65,6 +73,19 @@ class MaskRcnnAdapter(Adapter):
         return {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "warmup_steps": 200,
                 "epochs": 24, "batch_size": 4, "image_size": 800, "grad_clip": 10.0}
 
+    def min_object_size(self, variant: str) -> float | None:
+        return MIN_OBJECT_SIZE.get(variant, 16.0)
+
+    def fit_capacity(self, settings: dict[str, Any], max_objects: int) -> list[str]:
+        from cvatflow.datasets.stats import capacity
+
+        current = int(settings.get("box_detections_per_img") or DEFAULT_DETECTIONS)
+        settings["box_detections_per_img"] = capacity(max_objects, current)
+        if settings["box_detections_per_img"] == current:
+            return []
+        return [(f"box_detections_per_img {current} -> {settings['box_detections_per_img']}: the data has up to "
+                f"{max_objects} objects on one image")]
+
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         from torchvision.models.detection import mask_rcnn
         from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
@@ -72,19 +93,21 @@ class MaskRcnnAdapter(Adapter):
 
         variant, size = settings["variant"], int(settings["image_size"])
         classes = num_classes + 1  # torchvision reserves index 0 for the background
+        detections = int(settings.get("box_detections_per_img") or DEFAULT_DETECTIONS)
         if variant in SMALL:
-            return _small_model(variant, classes, size)
+            return _small_model(variant, classes, size, detections)
         builder = getattr(mask_rcnn, variant)
         if pretrained:
             # The COCO-trained model (downloaded on machines with network), then heads for our classes.
-            model = builder(weights="DEFAULT", min_size=size, max_size=max(size, round(size * 1333 / 800)))
+            model = builder(weights="DEFAULT", min_size=size, max_size=max(size, round(size * 1333 / 800)),
+                            box_detections_per_img=detections)
             box = model.roi_heads.box_predictor.cls_score.in_features
             model.roi_heads.box_predictor = FastRCNNPredictor(box, classes)
             mask = model.roi_heads.mask_predictor.conv5_mask.in_channels
             model.roi_heads.mask_predictor = MaskRCNNPredictor(mask, 256, classes)
             return model
         return builder(weights=None, weights_backbone=None, num_classes=classes, min_size=size,
-                       max_size=max(size, round(size * 1333 / 800)))
+                       max_size=max(size, round(size * 1333 / 800)), box_detections_per_img=detections)
 
     def head_keys(self, state_dict: dict[str, Any]) -> list[str]:
         return [k for k in state_dict if k.startswith(("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits"))]

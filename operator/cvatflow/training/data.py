@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cvatflow.datasets.stratify import split_stats, stratified
 from cvatflow.errors import TrainingError
 
 ANNOTATIONS = Path("annotations") / "instances_default.json"
@@ -78,8 +79,10 @@ def resolve_image(root: Path, file_name: str) -> Path | None:
     return None
 
 
-def load(root: Path | str, val_percent: float = 10.0, seed: int = 0, min_objects: int = 1) -> CocoData:
-    """Read and check `<root>/annotations/instances_default.json` and its images; split train/val.
+def load(root: Path | str, val_percent: float = 10.0, seed: int = 0, min_objects: int = 1,
+         allow_untrained: bool = False) -> CocoData:
+    """Read and check `<root>/annotations/instances_default.json` and its images; split train/val (stratified by
+    class). A class with no training instance is a TrainingError unless `allow_untrained`.
 
     A dataset cvatflow prepared carries dataset_report.json and its annotations' fates are settled
     (`iscrowd` 1 = an ignore region). A raw COCO export gets ingest's rules here (iscrowd:1 masks are
@@ -145,11 +148,12 @@ def load(root: Path | str, val_percent: float = 10.0, seed: int = 0, min_objects
                             f"the files under {root / 'images'}")
     data = CocoData(root=root, coco=coco, categories=categories, paths=paths, anns=anns, report=report)
     _split(data, val_percent, seed)
+    data.split.update(split_stats(coco, data.split, allow_untrained, f"--data {root}", TrainingError))
     return data
 
 
 def _split(data: CocoData, val_percent: float, seed: int) -> None:
-    """Use `train_val_split.json` when present, else a seeded random split of `val_percent`."""
+    """Use `train_val_split.json` when present, else a seeded split of `val_percent`, stratified by class."""
     split_path = data.root / SPLIT_FILE
     ids = sorted(data.paths)
     if split_path.is_file():
@@ -167,11 +171,9 @@ def _split(data: CocoData, val_percent: float, seed: int) -> None:
             raise TrainingError(f"--data {split_path}: the train list is empty (put images into it)")
         data.split = {**split, "train": train, "val": val}
     else:
-        shuffled = ids[:]
-        random.Random(seed).shuffle(shuffled)
-        n_val = max(1, round(len(ids) * val_percent / 100)) if len(ids) > 1 else 0
-        val, train = sorted(shuffled[:n_val]), sorted(shuffled[n_val:])
-        data.split = {"train": train, "val": val, "method": "random", "seed": seed, "val_percent": val_percent}
+        train, val = (sorted(part) for part in stratified(data.coco, val_percent, seed))
+        data.split = {"train": train, "val": val, "method": "random", "seed": seed, "val_percent": val_percent,
+                      "stratified": "rarest class first"}
     data.train_ids, data.val_ids = train, val or train  # a one-image dataset validates on its training image
 
 

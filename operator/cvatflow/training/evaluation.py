@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from cvatflow.datasets.stats import COCO_MAX_DETS
+
 STAT_NAMES = ("mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
 
@@ -27,17 +29,23 @@ def coco_gt(gt: dict[str, Any]):
 
 
 def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.ndarray,
-             iou_type: str = "bbox") -> dict[str, Any]:
+             iou_type: str = "bbox", max_dets: int = COCO_MAX_DETS) -> dict[str, Any]:
     """COCOeval of `detections` (COCO results: a list of dicts, or an [N, 7] array of image_id, x, y, w, h,
     score, category_id) against `gt` (a COCO dict or `coco_gt(...)`). Returns the 12 COCO stats by name, per-class
-    AP and AP50, precision/recall/F1 at the F1-optimal confidence (IoU 0.5) and the PR curve at IoU 0.5."""
+    AP and AP50, precision/recall/F1 at the F1-optimal confidence (IoU 0.5) and the PR curve at IoU 0.5.
+
+    `max_dets` is the most detections per image (and class) counted; above COCO's 100 (dense data: cells,
+    crowds), the stats, per-class AP and F1 are at `max_dets`, "AR100" stays at 100, "AR_max" is at `max_dets`,
+    and "coco100" holds the 12 stats at COCO's standard 100 so numbers compare with the literature."""
     from faster_coco_eval import COCOeval_faster
 
     gt_index = coco_gt(gt) if isinstance(gt, dict) else gt
     empty = len(detections) == 0
+    max_dets = max(int(max_dets), COCO_MAX_DETS)
     result: dict[str, Any] = {name: 0.0 for name in STAT_NAMES}
     result.update(per_class={}, precision=0.0, recall=0.0, f1=0.0, f1_conf=0.0,
-                  pr_curve={"recall": [], "precision": []}, iou_type=iou_type)
+                  pr_curve={"recall": [], "precision": []}, iou_type=iou_type, max_dets=max_dets,
+                  AR_max=0.0, coco100={name: 0.0 for name in STAT_NAMES})
     if empty:
         return result
     with _quiet():
@@ -45,6 +53,10 @@ def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.nda
         # eval["matched"] (detection-ground truth pairs, used for F1) comes without extra_calc, which only
         # annotates every detection dict in Python
         ev = COCOeval_faster(gt_index, dt_index, iou_type, print_function=lambda *a, **k: None)
+        if max_dets > COCO_MAX_DETS:
+            # one more maxDets level: matching keeps the top max_dets, and the 100 level is sliced from it
+            # exactly as a standard run computes it
+            ev.params.maxDets = [1, 10, COCO_MAX_DETS, max_dets]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -54,8 +66,15 @@ def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.nda
         ev50.params.iouThrs = np.array([0.5])
         ev50.evaluate()
     # pycocotools writes -1 where a value is undefined (e.g. no small objects); report those as 0
-    stats = [max(0.0, float(v)) for v in ev.stats[:12]]
-    result.update(dict(zip(STAT_NAMES, stats)))
+    if max_dets > COCO_MAX_DETS:
+        result.update(_stats(ev, max_dets))
+        result["AR_max"] = result.pop("AR_at_max")
+        result["coco100"] = {k: v for k, v in _stats(ev, COCO_MAX_DETS).items() if k != "AR_at_max"}
+    else:
+        stats = [max(0.0, float(v)) for v in ev.stats[:12]]
+        result.update(dict(zip(STAT_NAMES, stats)))
+        result["AR_max"] = result["AR100"]
+        result["coco100"] = {name: result[name] for name in STAT_NAMES}
     precision = ev.eval["precision"]  # [iou, recall, class, area, max dets]
     names = {c["id"]: c["name"] for c in gt_index.loadCats(ev.params.catIds)}
     for k, cat_id in enumerate(ev.params.catIds):
@@ -71,6 +90,32 @@ def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.nda
                                             .mean(axis=1)]}
     result.update(_f1_optimal(ev50))
     return result
+
+
+def _stats(ev, max_dets: int) -> dict[str, float]:
+    """The 12 COCO stats with AP and area-range AR at `max_dets` (AR1/AR10/AR100 at theirs), plus "AR_at_max"."""
+    p = ev.params
+    precision, recall = ev.eval["precision"], ev.eval["recall"]  # [T, R, K, A, M], [T, K, A, M]
+    m = list(p.maxDets).index(max_dets)
+
+    def mean(values) -> float:
+        valid = values[values > -1]
+        return max(0.0, float(valid.mean())) if valid.size else 0.0
+
+    def at(iou: float) -> int:
+        return int(np.argmin(np.abs(np.asarray(p.iouThrs) - iou)))
+
+    area = {label: i for i, label in enumerate(p.areaRngLbl)}
+    stats = {"mAP": mean(precision[:, :, :, 0, m]), "AP50": mean(precision[at(0.5), :, :, 0, m]),
+             "AP75": mean(precision[at(0.75), :, :, 0, m])}
+    for label in ("small", "medium", "large"):
+        stats[f"AP_{label}"] = mean(precision[:, :, :, area[label], m])
+    for k in (1, 10, COCO_MAX_DETS):
+        stats[f"AR{k}"] = mean(recall[:, :, 0, list(p.maxDets).index(k)])
+    for label in ("small", "medium", "large"):
+        stats[f"AR_{label}"] = mean(recall[:, :, area[label], m])
+    stats["AR_at_max"] = mean(recall[:, :, 0, m])
+    return stats
 
 
 def _f1_optimal(ev) -> dict[str, float]:

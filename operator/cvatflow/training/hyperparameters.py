@@ -40,6 +40,7 @@ class Hyperparameters:
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     val_batch_size: int | None = None  # None: batch_size
     val_percent: float = 10.0  # used when the data has no train_val_split.json
+    allow_untrained_classes: bool = False  # accept classes with no training instance (else an error)
     weights_init_type: str = "transfer_learning"
     score_threshold: float = 0.05  # detections kept for evaluation
 

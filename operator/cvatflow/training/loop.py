@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cvatflow import events
+from cvatflow.datasets.stats import COCO_MAX_DETS
 from cvatflow.errors import TrainingError
 from cvatflow.training import data as datalib
 from cvatflow.training import state as statelib
@@ -98,7 +99,8 @@ class Setup:
         else:
             self.variant = self.adapter.check_variant(run.variant or self.adapter.default_variant)
         self.hp = parse(run.hyperparameters, self.adapter.default_hyperparameters(self.variant), run.overrides)
-        self.data = datalib.load(run.data, self.hp.val_percent, self.hp.seed, min_objects=run.min_objects)
+        self.data = datalib.load(run.data, self.hp.val_percent, self.hp.seed, min_objects=run.min_objects,
+                                 allow_untrained=self.hp.allow_untrained_classes)
         titles = self.data.class_titles
         if run.num_classes is not None and run.num_classes != len(titles):
             raise TrainingError(f"--num-classes {run.num_classes}: the dataset has {len(titles)} categories "
@@ -114,6 +116,8 @@ class Setup:
         self.settings = (dict(self.init_config["settings"]) if self.init_config
                          else self.adapter.settings(self.variant, self.hp.image_size))
         self.settings["image_size"] = self.hp.image_size
+        self.fit = fit_to_data(self.adapter, self.settings, self.data.coco, self.variant, self.hp.image_size)
+        self.max_dets = self.fit["max_dets"]
         self.resume = None
         last = Path(run.output) / "checkpoints" / "last.pt"
         if last.is_file():
@@ -123,6 +127,28 @@ class Setup:
                                     f"{self.resume.get('classes')}, variant "
                                     f"{self.resume.get('settings', {}).get('variant')}); use a new --output "
                                     f"folder or delete its checkpoints/")
+
+
+def fit_to_data(adapter, settings: dict[str, Any], coco: dict[str, Any], variant: str,
+                image_size: int) -> dict[str, Any]:
+    """Grow the model's detections per image (in `settings`) and COCO maxDets to the densest image; warn about
+    objects too small for the model at `image_size`. Returns what experiment_info.json records."""
+    from cvatflow.datasets import stats
+
+    density = stats.objects_per_image(coco)
+    for line in adapter.fit_capacity(settings, density["max"]):
+        log(line)
+    fit: dict[str, Any] = {"objects_per_image": density,
+                           "max_dets": stats.capacity(density["max"], stats.COCO_MAX_DETS),
+                           "model_capacity": {k: settings[k] for k in ("num_queries", "box_detections_per_img")
+                                              if k in settings}}
+    min_size = adapter.min_object_size(variant)
+    if min_size:
+        fit["small_objects"] = stats.small_objects(coco, image_size, min_size)
+        message = stats.small_objects_message(fit["small_objects"], variant)
+        if message:
+            log(f"warning: {message}")
+    return fit
 
 
 def build_model(setup: Setup, device):
@@ -137,6 +163,8 @@ def build_model(setup: Setup, device):
                             f"({adapter.small_variant})") from None
     if setup.init_weights is not None and setup.resume is None:
         weights = statelib.load_weights(setup.init_weights)
+        for line in adapter.adapt_weights(weights, model):
+            log(line)
         if setup.hp.weights_init_type == "transfer_learning":
             for key in adapter.head_keys(weights):
                 weights.pop(key)  # the class head is re-initialised for this task's classes
@@ -306,9 +334,9 @@ class Trainer:
                     results += to_results(target["image_id"], pred, target["scale"], target["orig_size"], cat_ids,
                                           self.adapter.masks)
         self.model.train()
-        metrics = evaluate(self.gt, results, "bbox")
+        metrics = evaluate(self.gt, results, "bbox", self.setup.max_dets)
         if self.adapter.masks:
-            segm = evaluate(self.gt, results, "segm")
+            segm = evaluate(self.gt, results, "segm", self.setup.max_dets)
             metrics["segm"] = segm
         return metrics
 
@@ -317,6 +345,8 @@ class Trainer:
         values = {k: metrics[k] for k in ("mAP", "AP50", "AP75", "AR100", "precision", "recall", "f1", "f1_conf")}
         if "segm" in metrics:
             values.update({f"segm_{k}": metrics["segm"][k] for k in ("mAP", "AP50", "AP75")})
+        if metrics["max_dets"] > COCO_MAX_DETS:  # dense data: COCO's standard number beside ours
+            values.update(AR_max=metrics["AR_max"], mAP_coco100=metrics["coco100"]["mAP"])
         for title, ap in metrics["per_class"].items():
             values[f"AP/{title}"] = ap["AP"]
         events.emit(events.metrics("val", self.epoch(), values))
@@ -349,6 +379,13 @@ class Trainer:
         log(f"model {self.setup.variant} on {self.device}; {len(self.train_set)} train / {len(self.val_set)} val "
             f"images, {len(self.setup.data.categories)} classes; {self.total} steps "
             f"({self.steps_per_epoch} per epoch){'; amp ' + str(self.amp) if self.amp else ''}")
+        classes = self.setup.data.split.get("classes", {})
+        log("objects / images per class (train | val): " + "; ".join(
+            f"{name} {c['train']['objects']}/{c['train']['images']} | {c['val']['objects']}/{c['val']['images']}"
+            for name, c in classes.items()))
+        if self.setup.data.split.get("untrained_classes"):
+            log(f"warning: no training instance of {', '.join(self.setup.data.split['untrained_classes'])} "
+                f"(allow_untrained_classes is on)")
 
     def _finish(self) -> dict[str, Any]:
         from cvatflow.training import report
@@ -392,8 +429,11 @@ class Trainer:
             "hyperparameters": "hyperparameters.yaml",
             "artifacts_dir": str(self.output),
             "datetime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            "evaluation_metrics": {k: final[k] for k in ("mAP", "AP50", "AP75", "precision", "recall", "f1",
-                                                         "f1_conf")},
+            "evaluation_metrics": {**{k: final[k] for k in ("mAP", "AP50", "AP75", "precision", "recall", "f1",
+                                                            "f1_conf", "max_dets")},
+                                   "coco100": {k: final["coco100"][k] for k in ("mAP", "AP50", "AP75")}},
+            "dataset_fit": {**self.setup.fit, "classes": self.setup.data.split.get("classes", {}),
+                            "untrained_classes": self.setup.data.split.get("untrained_classes", [])},
             "primary_metric": "mAP",
             "logs": {"type": "tensorboard", "link": "tensorboard/"},
             "device": str(self.device),
