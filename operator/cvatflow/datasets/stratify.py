@@ -156,11 +156,15 @@ def _resize_val(labels: dict[Any, set[Any]], by_class: dict[Any, list[Any]], sid
 
 
 def untrained_classes(coco: dict[str, Any], train_ids: list[Any]) -> list[str]:
-    """Names of the categories with no non-crowd annotation on a train image, in `categories` order."""
+    """Names of the categories annotated in the dataset but with no non-crowd annotation on a train image, in
+    `categories` order. A label with no object at all (common in CVAT: a project's label list) is not one: the
+    dataset report already warns about it, and refusing it would block tasks that never used a label."""
     train = set(train_ids)
-    seen = {ann.get("category_id") for ann in coco.get("annotations", [])
-            if not ann.get("iscrowd") and ann.get("image_id") in train}
-    return [str(c.get("name", c.get("id"))) for c in coco.get("categories", []) if c.get("id") not in seen]
+    positives = [ann for ann in coco.get("annotations", []) if not ann.get("iscrowd")]
+    annotated = {ann.get("category_id") for ann in positives}
+    seen = {ann.get("category_id") for ann in positives if ann.get("image_id") in train}
+    return [str(c.get("name", c.get("id"))) for c in coco.get("categories", [])
+            if c.get("id") in annotated and c.get("id") not in seen]
 
 
 def untrained_message(names: list[str], source: str) -> str:

@@ -64,6 +64,7 @@ def evaluate(gt: dict[str, Any] | Any, detections: list[dict[str, Any]] | np.nda
         # matches, so an object taken at 0.5 by one detection and at 0.75 by another counted twice.
         ev50 = COCOeval_faster(gt_index, dt_index, iou_type, print_function=lambda *a, **k: None)
         ev50.params.iouThrs = np.array([0.5])
+        ev50.params.maxDets = list(ev.params.maxDets)  # dense data: F1 counts the same detections as the stats
         ev50.evaluate()
     # pycocotools writes -1 where a value is undefined (e.g. no small objects); report those as 0
     if max_dets > COCO_MAX_DETS:
