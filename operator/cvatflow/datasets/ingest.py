@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cvatflow.datasets.archive import extract_zip
+from cvatflow.datasets.archive import extract_archive
 from cvatflow.datasets.coco import COCO_FILE, Report, merge, validate
-from cvatflow.errors import DatasetError
+from cvatflow.datasets.safety import check_tree
+from cvatflow.datasets.shown import rename
+from cvatflow.errors import CvatflowError, DatasetError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 # CVAT's export format names -> datumaro's importer names.
@@ -77,7 +78,9 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False) -> Datase
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".ingest-", dir=out_dir.parent))
     try:
-        source = extract_zip(export, work / "export") if export.is_file() else export
+        if export.is_dir():
+            check_tree(export)  # links and special files refused, as in archives
+        source = extract_archive(export, work / "export") if export.is_file() else export
         fmt = detect_format(source)
         result = work / "dataset"
         if fmt == "TFRecord 1.0":
@@ -99,6 +102,9 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False) -> Datase
             shutil.rmtree(out_dir)
         result.replace(out_dir)
         return info
+    except CvatflowError as error:  # name the user's input, never the temporary folder
+        rename(error, {work / "export": export, work / "converted": f"{export} (converted to COCO)", work: export})
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -216,7 +222,6 @@ def _gather_images(source: Path, data: dict, images_dir: Path) -> None:
         target = images_dir / image["file_name"]
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            try:
-                os.link(found, target)
-            except OSError:
-                shutil.copy2(found, target)
+            # A copy, not a hard link: a link ties the dataset to the user's folder, and input folders
+            # with hard links to outside are refused (datasets/safety.py).
+            shutil.copy2(found, target)

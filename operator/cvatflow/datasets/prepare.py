@@ -9,7 +9,9 @@ from pathlib import Path
 
 from cvatflow.datasets.coco import COCO_FILE, read_json, validate
 from cvatflow.datasets.ingest import DatasetInfo, ingest
-from cvatflow.errors import DatasetError, ProblemsError
+from cvatflow.datasets.safety import check_tree
+from cvatflow.datasets.shown import rename
+from cvatflow.errors import CvatflowError, DatasetError, ProblemsError
 
 SPLIT_FILE = "train_val_split.json"
 SPLIT_METHODS = ("random", "tags", "subsets")
@@ -55,7 +57,8 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
     try:
         staged = work / "dataset"
         if source.is_dir() and (source / COCO_FILE).is_file() and (source / "images").is_dir():
-            shutil.copytree(source, staged, copy_function=_link_or_copy)
+            check_tree(source)  # links and special files refused, as in archives
+            shutil.copytree(source, staged)  # copies: hard links would tie the dataset to the input folder
             data = read_json(staged / COCO_FILE)
             report = validate(data, staged / "images", fix=fix)
             info = DatasetInfo(out_dir, "COCO 1.0", report, [c["name"] for c in data.get("categories", [])])
@@ -83,14 +86,9 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
         staged.replace(out_dir)
         info.path = out_dir
         return info
+    except CvatflowError as error:  # name the user's input, never the temporary folder
+        rename(error, {staged: source, work: source})
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-
-def _link_or_copy(src: str, dst: str) -> None:
-    import os
-
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)

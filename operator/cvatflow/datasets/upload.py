@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
-from cvatflow.datasets.ingest import ingest
+from cvatflow.datasets.ingest import DatasetInfo, ingest
 from cvatflow.errors import ProblemsError
 from cvatflow.storage import Progress, open_store
 
@@ -15,6 +17,35 @@ def annotation_prefix(task_id: int | str, now: datetime | None = None) -> str:
     return f"annotations/{task_id}/{(now or datetime.now()).strftime('%m%d%Y%H%M%S')}/"
 
 
+@contextmanager
+def staged(export: Path, fix: bool = True) -> Iterator[DatasetInfo]:
+    """Ingest and validate `export` into a temporary folder (removed on exit); nothing is written to a store.
+
+    Raises the ingest's DatasetError, or one ProblemsError naming `export` with every blocking problem.
+    """
+    with tempfile.TemporaryDirectory(prefix="cvatflow-upload-") as tmp:
+        info = ingest(Path(export), Path(tmp) / "dataset", fix=fix)
+        errors = [p for p in (info.report.problems if info.report else []) if p.severity == "error"]
+        if errors:
+            raise ProblemsError(str(export), errors)
+        yield info
+
+
+def upload_staged(info: DatasetInfo, store_uri: str, task_id: int | str = "local", repository=None,
+                  progress: Progress | None = None, now: datetime | None = None) -> str:
+    """Upload a staged dataset under a fresh annotation prefix and return the prefix; a failed upload
+    removes what it wrote, so the store is as it was."""
+    prefix = annotation_prefix(task_id, now)
+    store = open_store(store_uri, repository)
+    try:
+        store.upload_dir(info.path, prefix, progress=progress)
+    except BaseException:
+        with suppress(Exception):
+            store.delete_prefix(prefix)
+        raise
+    return prefix
+
+
 def upload_export(export: Path, store_uri: str, task_id: int | str = "local", repository=None,
                   progress: Progress | None = None, now: datetime | None = None, fix: bool = True) -> str:
     """Ingest and validate `export`, upload it under a fresh annotation prefix, and return the prefix.
@@ -22,11 +53,5 @@ def upload_export(export: Path, store_uri: str, task_id: int | str = "local", re
     By default boxes that leave their image are clipped and unusable records dropped (CVAT lets boxes
     hang over the edge); with `fix=False` any problem refuses the upload instead.
     """
-    with tempfile.TemporaryDirectory(prefix="cvatflow-upload-") as tmp:
-        info = ingest(Path(export), Path(tmp) / "dataset", fix=fix)
-        errors = [p for p in (info.report.problems if info.report else []) if p.severity == "error"]
-        if errors:
-            raise ProblemsError(str(export), errors)
-        prefix = annotation_prefix(task_id, now)
-        open_store(store_uri, repository).upload_dir(info.path, prefix, progress=progress)
-    return prefix
+    with staged(export, fix) as info:
+        return upload_staged(info, store_uri, task_id, repository, progress, now)
