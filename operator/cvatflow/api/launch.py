@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from cvatflow.api.jobs import Job
+from cvatflow.api.lookup import template_by_name
 from cvatflow.api.services import Services
 from cvatflow.errors import CvatflowError, NotFoundError, Problem, ProblemsError
 from cvatflow.params import CvatTask, autofill
@@ -42,7 +43,7 @@ class Launch:
 def start(services: Services, launch: Launch) -> Job:
     """Validate `launch` now and queue the slow part; returns the job, whose `execution` is the run name."""
     client = services.client
-    template = client.template(launch.template)  # a NotFoundError (404) for an unknown template
+    template = template_by_name(client, launch.template)  # a NotFoundError (404) for an unknown template
     problems = _request_problems(services, launch)
     if problems:
         raise ProblemsError("execution", problems)
