@@ -10,6 +10,7 @@ import yaml
 
 from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
+from cvatflow.storage.keys import key_problem
 from cvatflow.templates.parameter import (
     ANNOTATION_PATH,
     CHOICE_TYPES,
@@ -131,6 +132,8 @@ def autofill(
             problems.extend(found)
         if p.role == DUMP_FORMAT:
             problems.extend(_dump_format_problem(p.name, value))
+        if p.role in (OUTPUT_PATH, ANNOTATION_PATH) and (bad := key_problem(value)):
+            problems.append(Problem(p.name, f"{p.label} {bad}", "give a key like outputs/task-3"))
         if p.role == FINETUNE_CHECKPOINT:
             if any(c in value for c in "'\"\\\n"):
                 problems.append(Problem(p.name, "the checkpoint path contains quotes, backslashes or line breaks",

@@ -9,9 +9,8 @@ from cvatflow.api.jobs import Job
 from cvatflow.api.lookup import template_by_name
 from cvatflow.api.services import Services
 from cvatflow.errors import CvatflowError, NotFoundError, Problem, ProblemsError
-from cvatflow.params import CvatTask, autofill
+from cvatflow.params import CvatTask
 from cvatflow.runs.kubernetes import run_name
-from cvatflow.templates.parameter import ANNOTATION_PATH
 from cvatflow.templates.template import Template
 
 # Labels cvatflow sets itself; a request may not forge them.
@@ -56,10 +55,10 @@ def start(services: Services, launch: Launch) -> Job:
                                template=template.name, labels=labels)
 
     def work(job: Job) -> dict[str, Any]:
-        filled = client.prepare(template, cvat_task=task, dataset=launch.dataset, parameters=launch.parameters,
-                                labels=labels, progress=services.jobs.progress(job, "exporting"))
-        services.jobs.update(job, stage="submitting")
-        run = client.submit(filled, name=name)
+        # Client.execute validates, then writes, then submits, and removes what it wrote if a step fails.
+        run = client.execute(template, cvat_task=task, dataset=launch.dataset, parameters=launch.parameters,
+                             labels=labels, name=name, progress=services.jobs.progress(job, "exporting"),
+                             stage=lambda stage: services.jobs.update(job, stage=stage))
         return {"run": run.name}
 
     services.jobs.update(job, stage="exporting" if launch.cvat_task else "preparing")
@@ -110,15 +109,8 @@ def _field(info: Any, key: str) -> Any:
 
 
 def _precheck(services: Services, template: Template, launch: Launch, task: CvatTask | None) -> None:
-    """Auto-fill with stand-ins for what the dump will produce, so bad values are refused before any export."""
-    client = services.client
-    placeholder = None
-    if (task is not None or launch.dataset) and template.has_parameter(ANNOTATION_PATH):
-        placeholder = "annotations/pending/"
-    probe = CvatTask(id=task.id, labels=["?"]) if task is not None else None
-    autofill(template, launch.parameters, task=probe, annotation_path=placeholder,
-             num_classes=1 if launch.dataset else None, node_pools=services.settings.node_pools,
-             checkpoint_exists=lambda prefix: client.store.exists(prefix), labels=launch.labels)
+    """Every bad value refused now (422), before any export: the client's check with stand-ins for the dump."""
+    services.client.check(template, task, bool(launch.dataset), launch.parameters, launch.labels)
 
 
 def _ensure_free(services: Services, name: str, ask_backend: bool) -> None:
