@@ -8,7 +8,8 @@ from typing import Any
 from cvatflow.api.jobs import Job
 from cvatflow.api.lookup import template_by_name
 from cvatflow.api.services import Services
-from cvatflow.errors import CvatflowError, NotFoundError, Problem, ProblemsError
+from cvatflow.datasets.safety import check_tree
+from cvatflow.errors import CvatflowError, DatasetError, NotFoundError, Problem, ProblemsError
 from cvatflow.params import CvatTask
 from cvatflow.runs.kubernetes import run_name
 from cvatflow.templates.template import Template
@@ -93,6 +94,11 @@ def _request_problems(services: Services, launch: Launch) -> list[Problem]:
             problems.append(Problem("dataset", f"no export at {resolved}", "check the path"))
         else:
             launch.dataset = str(resolved)
+            if resolved.is_dir():  # links and special files: refused now (422), not in the background job
+                try:
+                    check_tree(resolved)
+                except DatasetError as exc:
+                    problems.append(Problem("dataset", str(exc), "copy the real files into the folder"))
     return problems
 
 
