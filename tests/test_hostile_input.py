@@ -111,7 +111,7 @@ def test_a_symlink_in_a_folder_export_is_refused_over_http(tmp_path, fake_cvat, 
     datasets = tmp_path / "home" / "datasets"
     datasets.mkdir(parents=True)
     folder = hostile_folders(export_zip, datasets)["symlink"]
-    with tiny_api(tmp_path / "home", fake_cvat.url) as (url, settings), client(url) as http:
+    with tiny_api(tmp_path / "home", fake_cvat.url) as (url, _), client(url) as http:
         answer = http.post("/api/v1/executions", json={"template": TINY, "dataset": str(folder)})
         assert answer.status_code == 422, answer.text
         assert "symbolic link" in answer.json()["message"] and str(folder) in answer.json()["message"]

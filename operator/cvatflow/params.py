@@ -217,15 +217,17 @@ def _yaml_problem(name: str, label: str, value: str) -> list[Problem]:
         where = f" at line {mark.line + 1}" if mark else ""
         return [Problem(name, f"{label} is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
                         "fix the YAML (key: value, one per line)")]
+    except RecursionError:
+        return [Problem(name, f"{label} is YAML nested too deeply to read", "write a flatter value")]
     return []
 
 
-def parse_assignments(items: list[str]) -> dict[str, str]:
-    """`-p name=value` options from the command line."""
+def parse_assignments(items: list[str], option: str = "-p") -> dict[str, str]:
+    """`-p name=value` options (or another `option`'s) from the command line."""
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise ParameterError(f"-p {item!r}: write parameters as name=value (e.g. -p epochs=5)")
+            raise ParameterError(f"{option} {item!r}: write it as name=value (e.g. {option} epochs=5)")
         out[name.strip()] = value
     return out

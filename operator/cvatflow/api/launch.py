@@ -75,6 +75,11 @@ def _request_problems(services: Services, launch: Launch) -> list[Problem]:
     for key in launch.labels:
         if key.startswith(RESERVED_LABELS):
             problems.append(Problem(f"labels.{key}", "this label is set by cvatflow", "use another label name"))
+    if launch.dataset and "://" in launch.dataset:
+        try:
+            services.client.stored_key(launch.dataset)
+        except CvatflowError as exc:
+            problems.append(Problem("dataset", str(exc), "give a URI in the configured store"))
     if launch.dataset and "://" not in launch.dataset:
         # A path is read on the server: only under the folders the operator allowed, never anywhere.
         allowed = [Path(p).expanduser().resolve() for p in services.settings.extra.get("datasetDirs") or []]

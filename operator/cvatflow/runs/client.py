@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from cvatflow.config import Settings, load_settings
-from cvatflow.errors import CvatflowError, RunError
+from cvatflow.errors import CvatflowError, ProblemsError, RunError
+from cvatflow.names import run_problems
 from cvatflow.params import CvatTask, Filled, autofill
 from cvatflow.runs.kubernetes import run_name
 from cvatflow.runs.run import Run
@@ -93,6 +94,9 @@ class Client:
               num_classes: int | None = None) -> Filled:
         """Auto-fill with stand-ins for what the dump or upload will produce, so that every bad value is
         refused (ProblemsError, NotFoundError for a missing checkpoint) before anything is exported or written."""
+        problems = run_problems(None, labels)
+        if problems:
+            raise ProblemsError("run labels", problems)
         placeholder = "annotations/pending/" if (task is not None or dataset) else None
         probe = CvatTask(id=task.id, labels=list(task.labels) or ["?"]) if task is not None else None
         if dataset and num_classes is None:
@@ -116,7 +120,7 @@ class Client:
         if dataset is None:
             return self._fill(template, parameters, None, None, None, labels, written=False)
         if "://" in str(dataset):
-            return self._fill(template, parameters, None, self._stored(str(dataset)), None, labels, written=False)
+            return self._fill(template, parameters, None, self.stored_key(str(dataset)), None, labels, written=False)
         from cvatflow.datasets.upload import staged, upload_staged
 
         with staged(Path(dataset)) as info:  # 2. the dataset, ingested and validated in a temporary folder
@@ -160,6 +164,9 @@ class Client:
         the store and the cluster as they were (what was uploaded is removed). `stage("submitting")` is
         called before the submission, for callers that show progress.
         """
+        problems = run_problems(name, None)
+        if problems:
+            raise ProblemsError("run", problems)
         filled, written = self._prepare(template, cvat_task, dataset, parameters, labels, progress)
         if stage is not None:
             stage("submitting")
@@ -201,8 +208,9 @@ class Client:
                                  repository=self.settings.artifact_repository, progress=progress)
         return path, list(labels)
 
-    def _stored(self, uri: str) -> str:
-        """The key of a dataset already in the configured store, given by its URI."""
+    def stored_key(self, uri: str) -> str:
+        """The key of a dataset already in the configured store, given by its URI; a CvatflowError for a URI
+        outside the store, a key that is not one (see storage/keys.py), or nothing there."""
         root = self.settings.store.rstrip("/") + "/"
         if not uri.startswith(root):
             raise CvatflowError(f"dataset {uri}: not in the configured store {root}; upload the export "

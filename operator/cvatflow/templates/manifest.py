@@ -30,6 +30,8 @@ def read_yaml(text: str, source: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or exc.__class__.__name__
         raise TemplateError(f"{source}: not valid YAML{where}: {problem}; fix the syntax and try again") from None
+    except RecursionError:  # nesting deeper than the parser's stack: no real manifest is
+        raise TemplateError(f"{source}: YAML nested too deeply to read; a manifest nests a few levels") from None
 
 
 def load_file(path: str | Path, name: str | None = None,
@@ -42,6 +44,8 @@ def load_file(path: str | Path, name: str | None = None,
         raise TemplateError(f"{path}: no such file; give the path of a manifest YAML") from None
     except IsADirectoryError:
         raise TemplateError(f"{path}: is a folder; give the path of a manifest YAML") from None
+    except UnicodeDecodeError:
+        raise TemplateError(f"{path}: not UTF-8 text; save the manifest as UTF-8 YAML") from None
     return load_text(text, source=str(path), name=name or path.stem, repository=repository)
 
 
