@@ -257,10 +257,16 @@ def test_a_delivery_outside_the_replay_window_or_nested_too_deep_starts_nothing(
 
 # -- transactions: validate, then write, then submit; a failure at any stage leaves the store as it was ---
 
-def test_a_bad_parameter_with_data_leaves_the_store_unchanged(cli, home, export_zip):
+def test_a_bad_parameter_with_data_leaves_the_store_unchanged(cli, home, export_zip, monkeypatch):
+    from cvatflow.storage.base import Store
+
+    uploads = []
+    real = Store.upload_dir
+    monkeypatch.setattr(Store, "upload_dir", lambda self, *a, **k: uploads.append(a) or real(self, *a, **k))
     result = cli("run", TINY, "--data", export_zip, "-p", "epochs=ten", "--local")
     assert result.code == 1 and "Traceback" not in result.err
     assert "epochs" in result.err and "ten" in result.err
+    assert uploads == []  # refused before the upload, not written and removed again
     assert files_under(home / "store") == {}
 
 
