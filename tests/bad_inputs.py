@@ -424,15 +424,20 @@ PARAMETERS: dict[str, tuple[list[str], str]] = {
     "hyperparameters-unknown-key": (["hyperparameters=not_a_setting: 3"], "hyperparameters"),
     "hyperparameters-python-tag": (["hyperparameters=!!python/object/apply:os.system ['id']"], "hyperparameters"),
     "hyperparameters-nested": (["hyperparameters=a: " + "[" * 5000 + "]" * 5000], "hyperparameters"),
-    "hyperparameters-alias-bomb": (["hyperparameters=a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-                                    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]"],
+    "hyperparameters-alias-bomb": ([("hyperparameters=a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                                     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]")],
                                    "hyperparameters"),
     "two-bad-at-once": (["epochs=ten", "cvat-output-path=../x"], "epochs"),
 }
 
 
+def _const(value: Any) -> Callable[[Path], Any]:
+    """A build step that makes nothing on disk: the input is `value` itself."""
+    return lambda work: value
+
+
 def parameter_cases() -> list[Case]:
-    cases = [Case("parameter", f"param-{name}", (lambda args: lambda work: args)(args), names=names)
+    cases = [Case("parameter", f"param-{name}", _const(args), names=names)
              for name, (args, names) in PARAMETERS.items()]
     cases.append(Case("parameter", "param-label-no-value", lambda work: [], names="label",
                       extra={"options": ["--label", "novalue"]}))
@@ -549,7 +554,7 @@ def http_cases(task_id: int = 1) -> list[Case]:
         "webhook-text-plain": Request("POST", "/api/v1/webhooks/cvat", content=b'{"event": "ping"}', signed=True,
                                       token=False, headers={"Content-Type": "text/plain"}),
     }
-    return [Case("http", f"http-{name}", (lambda r: lambda work: r)(request)) for name, request in requests.items()]
+    return [Case("http", f"http-{name}", _const(request)) for name, request in requests.items()]
 
 
 def all_cases(task_id: int = 1) -> list[Case]:

@@ -149,9 +149,8 @@ def test_parameter(case: Case, cli, home, tmp_path, good_export):
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     """One API for all HTTP cases: the tiny template, a webhook rule, the fake CVAT; yields (url, home)."""
-    from fake_cvat_extra import cvat_with_task
-
     from cvatflow.api import create_app
+    from fake_cvat_extra import cvat_with_task
 
     home = tmp_path_factory.mktemp("api") / "home"
     install_tiny_template(home)

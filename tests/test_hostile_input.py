@@ -213,6 +213,15 @@ def test_json_endpoints_refuse_wrong_content_types_big_and_deep_bodies(tmp_path,
         assert http.get("/api/v1/jobs").json()["count"] == 0
 
 
+def test_the_request_limits_come_from_the_config(tmp_path, fake_cvat):
+    extra = {"maxRequestBytes": 200, "maxJsonDepth": 3, "eventsInterval": 0.1}
+    with tiny_api(tmp_path / "home", fake_cvat.url, extra=extra) as (url, _), client(url) as http:
+        big = http.post("/api/v1/executions", json={"template": TINY, "name": "a" * 300})
+        assert big.status_code == 413 and "200 bytes" in big.json()["message"]
+        deep = http.post("/api/v1/executions", json={"template": TINY, "parameters": {"a": [[1]]}})
+        assert deep.status_code == 400 and "3 levels" in deep.json()["message"]
+
+
 # -- webhooks ---------------------------------------------------------------------------------------------
 
 RULES = [{"event": "update:task", "when": {"status": "completed"}, "template": TINY}]

@@ -17,7 +17,7 @@ from cvatflow.api.errors import ERROR_RESPONSES
 from cvatflow.api.models import ErrorBody, WebhookAnswer
 from cvatflow.api.services import Services, get_services
 from cvatflow.errors import CvatflowError, NotFoundError
-from cvatflow.jsonlimits import loads
+from cvatflow.jsonlimits import MAX_DEPTH, loads
 
 log = logging.getLogger("cvatflow.api")
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -102,7 +102,8 @@ async def cvat_webhook(
     body = await request.body()
     verify(body, x_signature_256, services.settings.webhook_secret)
     # The request limits (api/limits.py) already refused big and deep bodies; this is the second line.
-    payload = loads(body, "the webhook body", max_bytes=MAX_BODY)
+    payload = loads(body, "the webhook body", max_bytes=MAX_BODY,
+                    max_depth=int(services.settings.extra.get("maxJsonDepth") or MAX_DEPTH))
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         raise CvatflowError("the body has no `event`; is this a CVAT webhook?")
     event = payload["event"]
