@@ -313,3 +313,21 @@ def test_a_failure_at_each_stage_leaves_the_store_as_it_was(stage, home, export_
         runner.execute(TINY, dataset=data)
     assert files_under(home / "store") == {}, stage
     assert runner.runs() == []
+
+
+@pytest.mark.parametrize("spec, name", [
+    ({"source": {"dataset": "../../etc/secrets/"}, "parameters": {"cvat-num-classes": "3"}}, "cvat-annotation-path"),
+    ({"parameters": {"cvat-output-path": "../../etc"}}, "cvat-output-path"),
+    ({"parameters": {"cvat-output-path": "outputs\nx"}}, "cvat-output-path"),
+])
+def test_the_operator_refuses_store_keys_that_leave_the_store(spec, name):
+    from controller_fixtures import call, make_deps, training_run
+    from cvatflow.controller import handlers
+
+    deps = make_deps()
+    body = training_run()
+    body["spec"].update(spec)
+    status = call(handlers.reconcile, body, deps)
+    assert status["phase"] == "Invalid", status
+    assert any(name in p["path"] for p in status["problems"]), status["problems"]
+    assert deps.cluster.creates == 0
