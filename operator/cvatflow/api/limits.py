@@ -14,7 +14,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class RequestLimits:
-    """ASGI middleware for the JSON API (paths under `/api/`).
+    """ASGI middleware for every route that takes a body (all are JSON: /api/v1/..., /onepanelio/...).
 
     A body over `max_bytes` answers 413 before it is read in full; a non-empty body whose Content-Type is
     not JSON answers 415; JSON nested deeper than `max_depth` answers 400, before the JSON parser could
@@ -25,7 +25,7 @@ class RequestLimits:
         self.app, self.max_bytes, self.max_depth = app, int(max_bytes), int(max_depth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in BODY_METHODS or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
