@@ -25,9 +25,22 @@ def depth(data: bytes | str) -> int:
     Brackets inside strings are skipped. Stops counting once past MAX_DEPTH * 4 to stay cheap.
     """
     raw = data.encode() if isinstance(data, str) else bytes(data)
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    return _deepest(_STRING.sub(b"", raw))
+
+
+def too_deep(data: bytes | str, limit: int = MAX_DEPTH) -> bool:
+    """True if `data` nests arrays/objects more than `limit` deep.
+
+    Counting every bracket first (strings included) gives an upper bound in one pass; only a text whose
+    bound is over the limit pays for the exact count, which skips strings.
+    """
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    return _deepest(raw) > limit and depth(raw) > limit
+
+
+def _deepest(raw: bytes) -> int:
     level = deepest = 0
-    for byte in brackets:
+    for byte in raw.translate(None, _NOT_BRACKET):
         if byte in (0x5B, 0x7B):  # [ {
             level += 1
             if level > deepest:
@@ -45,7 +58,7 @@ def loads(data: bytes | str, what: str, max_bytes: int | None = None, max_depth:
     when nested deeper than `max_depth` or not JSON at all. `what` names the input in the message."""
     if max_bytes is not None and len(data) > max_bytes:
         raise JsonTooLarge(f"{what}: {len(data)} bytes of JSON, over the limit of {max_bytes}")
-    if depth(data) > max_depth:
+    if too_deep(data, max_depth):
         raise error(f"{what}: JSON nested more than {max_depth} levels deep; refusing it")
     try:
         return json.loads(data)

@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cvatflow.api.models import ErrorBody, Problem
-from cvatflow.jsonlimits import MAX_DEPTH, MAX_REQUEST_BYTES, depth
+from cvatflow.jsonlimits import MAX_DEPTH, MAX_REQUEST_BYTES, too_deep
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -54,7 +54,7 @@ class RequestLimits:
                     problems=[Problem(path="Content-Type", message="the body must be JSON",
                                       fix="set the header Content-Type: application/json")]))
                 return
-            if depth(body) > self.max_depth:
+            if too_deep(body, self.max_depth):
                 await self._refuse(scope, receive, send, 400, ErrorBody(
                     message=f"the JSON body is nested more than {self.max_depth} levels deep; refusing it",
                     problems=[Problem(path="body", message=f"nesting over {self.max_depth} levels",
