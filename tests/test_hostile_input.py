@@ -331,3 +331,21 @@ def test_the_operator_refuses_store_keys_that_leave_the_store(spec, name):
     assert status["phase"] == "Invalid", status
     assert any(name in p["path"] for p in status["problems"]), status["problems"]
     assert deps.cluster.creates == 0
+
+
+def test_a_refused_submission_removes_the_cvat_dump(home, fake_cvat, monkeypatch):
+    from cvatflow import Client
+
+    monkeypatch.setenv("CVAT_URL", fake_cvat.url)
+    runner = Client("local")
+
+    def refuse(*args, **kwargs):
+        raise CvatflowError("the cluster said no")
+    monkeypatch.setattr(runner.backend, "submit", refuse)
+    dumps = []
+    real_dump = runner._dump
+    monkeypatch.setattr(runner, "_dump", lambda *a, **k: dumps.append(real_dump(*a, **k)) or dumps[-1])
+    with pytest.raises(CvatflowError, match="said no"):
+        runner.execute(TINY, cvat_task=fake_cvat.task_id)
+    assert dumps, "the task was not dumped, so this test proves nothing"
+    assert files_under(home / "store") == {}
