@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -18,8 +19,14 @@ RULES = [{"event": "update:task", "when": {"status": "completed"}, "template": T
 fake_cvat = api_fixtures.fake_cvat  # the fixture, under its name here
 
 
-def completed(task_id: int, project_id: int | None = None, stamp: str = "2026-11-22T10:00:00Z") -> dict:
+def ago(seconds: float = 0) -> str:
+    """An updated_date `seconds` before now, as CVAT writes it (deliveries older than a day are refused)."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def completed(task_id: int, project_id: int | None = None, stamp: str | None = None) -> dict:
     """The delivery CVAT makes when a task's status changes to completed."""
+    stamp = stamp or ago(60)
     return {"event": "update:task", "webhook_id": 3, "sender": {"id": 1, "username": "admin"},
             "task": {"id": task_id, "name": "shapes", "project_id": project_id, "status": "completed",
                      "updated_date": stamp},
@@ -100,7 +107,7 @@ def test_a_replayed_delivery_starts_nothing_more(hooked, fake_cvat):
 
 
 def test_simultaneous_duplicate_deliveries_start_one_execution(hooked, fake_cvat):
-    body, headers = signed(completed(fake_cvat.task_id, stamp="2026-11-22T11:00:00Z"))
+    body, headers = signed(completed(fake_cvat.task_id, stamp=ago(120)))
     answers = []
 
     def deliver():
@@ -117,8 +124,8 @@ def test_simultaneous_duplicate_deliveries_start_one_execution(hooked, fake_cvat
 
 
 def test_the_same_request_id_is_one_delivery_even_if_the_body_differs(hooked, fake_cvat):
-    body1, headers = signed(completed(fake_cvat.task_id, stamp="2026-11-22T12:00:00Z"))
-    body2, headers2 = signed(completed(fake_cvat.task_id, stamp="2026-11-22T12:00:01Z"))
+    body1, headers = signed(completed(fake_cvat.task_id, stamp=ago(180)))
+    body2, headers2 = signed(completed(fake_cvat.task_id, stamp=ago(179)))
     httpx.post(hooked + URL, content=body1, headers={**headers, "X-Request-Id": "delivery-1"})
     again = httpx.post(hooked + URL, content=body2, headers={**headers2, "X-Request-Id": "delivery-1"})
     assert again.json()["duplicate"] is True

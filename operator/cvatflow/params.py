@@ -11,6 +11,7 @@ import yaml
 from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
 from cvatflow.nodepool import fit_problems, pod_patch
+from cvatflow.storage.keys import key_problem
 from cvatflow.templates.parameter import (
     ANNOTATION_PATH,
     CHOICE_TYPES,
@@ -132,6 +133,8 @@ def autofill(
             problems.extend(found)
         if p.role == DUMP_FORMAT:
             problems.extend(_dump_format_problem(p.name, value))
+        if p.role in (OUTPUT_PATH, ANNOTATION_PATH) and (bad := key_problem(value)):
+            problems.append(Problem(p.name, f"{p.label} {bad}", "give a key like outputs/task-3"))
         if p.role == FINETUNE_CHECKPOINT:
             if any(c in value for c in "'\"\\\n"):
                 problems.append(Problem(p.name, "the checkpoint path contains quotes, backslashes or line breaks",
@@ -208,15 +211,17 @@ def _yaml_problem(name: str, label: str, value: str) -> list[Problem]:
         where = f" at line {mark.line + 1}" if mark else ""
         return [Problem(name, f"{label} is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
                         "fix the YAML (key: value, one per line)")]
+    except RecursionError:
+        return [Problem(name, f"{label} is YAML nested too deeply to read", "write a flatter value")]
     return []
 
 
-def parse_assignments(items: list[str]) -> dict[str, str]:
-    """`-p name=value` options from the command line."""
+def parse_assignments(items: list[str], option: str = "-p") -> dict[str, str]:
+    """`-p name=value` options (or another `option`'s) from the command line."""
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise ParameterError(f"-p {item!r}: write parameters as name=value (e.g. -p epochs=5)")
+            raise ParameterError(f"{option} {item!r}: write it as name=value (e.g. {option} epochs=5)")
         out[name.strip()] = value
     return out

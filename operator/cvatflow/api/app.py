@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cvatflow.api import cvat_tasks, errors, executions, job_routes, onepanel, templates, ui, webhooks
+from cvatflow.api import cvat_tasks, errors, executions, job_routes, limits, onepanel, templates, ui, webhooks
 from cvatflow.api.auth import Authenticator
 from cvatflow.api.models import Health
 from cvatflow.api.services import Services
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, client: Any = None, cvat: Ca
                   docs_url="/docs", redoc_url=None)
     app.state.services = services
     errors.install(app)
+    limits.install(app, settings)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no token needed)")
     def healthz() -> Health:

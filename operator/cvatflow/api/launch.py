@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from cvatflow.api.jobs import Job
+from cvatflow.api.lookup import template_by_name
 from cvatflow.api.services import Services
-from cvatflow.errors import CvatflowError, NotFoundError, Problem, ProblemsError
-from cvatflow.params import CvatTask, autofill
+from cvatflow.datasets.safety import check_tree
+from cvatflow.errors import CvatflowError, DatasetError, NotFoundError, Problem, ProblemsError
+from cvatflow.params import CvatTask
 from cvatflow.runs.kubernetes import run_name
-from cvatflow.templates.parameter import ANNOTATION_PATH
 from cvatflow.templates.template import Template
 
 # Labels cvatflow sets itself; a request may not forge them.
@@ -42,7 +43,7 @@ class Launch:
 def start(services: Services, launch: Launch) -> Job:
     """Validate `launch` now and queue the slow part; returns the job, whose `execution` is the run name."""
     client = services.client
-    template = client.template(launch.template)  # a NotFoundError (404) for an unknown template
+    template = template_by_name(client, launch.template)  # a NotFoundError (404) for an unknown template
     problems = _request_problems(services, launch)
     if problems:
         raise ProblemsError("execution", problems)
@@ -55,10 +56,10 @@ def start(services: Services, launch: Launch) -> Job:
                                template=template.name, labels=labels)
 
     def work(job: Job) -> dict[str, Any]:
-        filled = client.prepare(template, cvat_task=task, dataset=launch.dataset, parameters=launch.parameters,
-                                labels=labels, progress=services.jobs.progress(job, "exporting"))
-        services.jobs.update(job, stage="submitting")
-        run = client.submit(filled, name=name)
+        # Client.execute validates, then writes, then submits, and removes what it wrote if a step fails.
+        run = client.execute(template, cvat_task=task, dataset=launch.dataset, parameters=launch.parameters,
+                             labels=labels, name=name, progress=services.jobs.progress(job, "exporting"),
+                             stage=lambda stage: services.jobs.update(job, stage=stage))
         return {"run": run.name}
 
     services.jobs.update(job, stage="exporting" if launch.cvat_task else "preparing")
@@ -74,6 +75,11 @@ def _request_problems(services: Services, launch: Launch) -> list[Problem]:
     for key in launch.labels:
         if key.startswith(RESERVED_LABELS):
             problems.append(Problem(f"labels.{key}", "this label is set by cvatflow", "use another label name"))
+    if launch.dataset and "://" in launch.dataset:
+        try:
+            services.client.stored_key(launch.dataset)
+        except CvatflowError as exc:
+            problems.append(Problem("dataset", str(exc), "give a URI in the configured store"))
     if launch.dataset and "://" not in launch.dataset:
         # A path is read on the server: only under the folders the operator allowed, never anywhere.
         allowed = [Path(p).expanduser().resolve() for p in services.settings.extra.get("datasetDirs") or []]
@@ -93,6 +99,11 @@ def _request_problems(services: Services, launch: Launch) -> list[Problem]:
             problems.append(Problem("dataset", f"no export at {resolved}", "check the path"))
         else:
             launch.dataset = str(resolved)
+            if resolved.is_dir():  # links and special files: refused now (422), not in the background job
+                try:
+                    check_tree(resolved)
+                except DatasetError as exc:
+                    problems.append(Problem("dataset", str(exc), "copy the real files into the folder"))
     return problems
 
 
@@ -109,15 +120,8 @@ def _field(info: Any, key: str) -> Any:
 
 
 def _precheck(services: Services, template: Template, launch: Launch, task: CvatTask | None) -> None:
-    """Auto-fill with stand-ins for what the dump will produce, so bad values are refused before any export."""
-    client = services.client
-    placeholder = None
-    if (task is not None or launch.dataset) and template.has_parameter(ANNOTATION_PATH):
-        placeholder = "annotations/pending/"
-    probe = CvatTask(id=task.id, labels=["?"]) if task is not None else None
-    autofill(template, launch.parameters, task=probe, annotation_path=placeholder,
-             num_classes=1 if launch.dataset else None, node_pools=services.settings.node_pools,
-             checkpoint_exists=lambda prefix: client.store.exists(prefix), labels=launch.labels)
+    """Every bad value refused now (422), before any export: the client's check with stand-ins for the dump."""
+    services.client.check(template, task, bool(launch.dataset), launch.parameters, launch.labels)
 
 
 def _ensure_free(services: Services, name: str, ask_backend: bool) -> None:

@@ -6,11 +6,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cvatflow.errors import Problem as ProblemRecord
+from cvatflow.names import LABEL_KEY, LABEL_VALUE, RUN_NAME  # Kubernetes syntax; routes import RUN_NAME here
 
-# Kubernetes label syntax: runs carry these labels on Argo Workflows, so they must be valid there too.
-LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
-RUN_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # A template is named like a Kubernetes object; never a path (the local backend also loads files by path).
 TEMPLATE_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 Scalar = str | int | float | bool

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Path, Request
 from cvatflow.api import launch
 from cvatflow.api.auth import require_token_or_cookie
 from cvatflow.api.errors import ERROR_RESPONSES
+from cvatflow.api.lookup import template_by_name
 from cvatflow.api.models import (
     TEMPLATE_NAME,
     OnepanelBaseModelRequest,
@@ -88,7 +89,7 @@ def list_workflow_templates(services: ServicesDep) -> OnepanelTemplateList:
 
 @router.get("/workflow_templates/{uid}/versions", response_model=OnepanelTemplateList)
 def list_workflow_template_versions(uid: Uid, services: ServicesDep) -> OnepanelTemplateList:
-    return OnepanelTemplateList(count=1, workflow_templates=[template_of(services.client.template(uid), services,
+    return OnepanelTemplateList(count=1, workflow_templates=[template_of(template_by_name(services.client, uid), services,
                                                                          full=False)])
 
 
@@ -98,7 +99,7 @@ def get_workflow_template(uid: Uid, version: Annotated[str, Path(max_length=32)]
     """Version 0 (what the fork asks for) means the latest."""
     if version not in ("0", "latest", VERSION):
         raise NotFoundError(f"template {uid} has no version {version}; ask for version 0 (the latest)")
-    return template_of(services.client.template(uid), services, full=True)
+    return template_of(template_by_name(services.client, uid), services, full=True)
 
 
 @router.post("/get_node_pool", response_model=OnepanelNodePoolAnswer)

@@ -35,8 +35,11 @@ class Services:
 
             client = Client(settings=settings)
         workers = int(settings.extra.get("apiWorkers") or 4)
+        # Remember deliveries at least as long as the replay window accepts them, so none inside it repeats.
+        window = float(settings.extra.get("webhookReplayWindow") or 0)
         return cls(settings=settings, client=client, jobs=JobStore(workers), rules=parse_rules(settings.webhook_rules),
-                   auth=auth or Authenticator.from_settings(settings), cvat_factory=cvat)
+                   auth=auth or Authenticator.from_settings(settings), cvat_factory=cvat,
+                   deliveries=Deliveries(ttl=max(7 * 24 * 3600.0, window)))
 
     def cvat(self):
         """The CVAT client (cvat-sdk underneath), made on first use; a 422 problem when no CVAT is configured."""

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from cvatflow.api.auth import require_token
 from cvatflow.api.errors import ERROR_RESPONSES
+from cvatflow.api.lookup import template_by_name
 from cvatflow.api.models import TEMPLATE_NAME, FormField, TemplateDetail, TemplateList, TemplateSummary
 from cvatflow.api.services import Services, get_services
 from cvatflow.errors import Problem, ProblemsError
@@ -49,6 +50,6 @@ def list_templates(services: Annotated[Services, Depends(get_services)],
 
 @router.get("/{name}", response_model=TemplateDetail, summary="A template with its parameter form")
 def get_template(name: Annotated[str, Path(pattern=TEMPLATE_NAME)], services: Annotated[Services, Depends(get_services)]) -> TemplateDetail:
-    template = services.client.template(name)
+    template = template_by_name(services.client, name)
     fields = form(template, node_pools=node_pool_options(services.settings.node_pools))
     return TemplateDetail(**summary(template).model_dump(), parameters=[FormField(**f) for f in fields])

@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -18,11 +18,13 @@ from cvatflow.api.models import ErrorBody, WebhookAnswer
 from cvatflow.api.rules import RULE_LABEL, label_value
 from cvatflow.api.services import Services, get_services
 from cvatflow.errors import CvatflowError, NotFoundError
+from cvatflow.jsonlimits import MAX_DEPTH, loads
 
 log = logging.getLogger("cvatflow.api")
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 DELIVERY_LABEL = "cvatflow.io/webhook-delivery"
 MAX_BODY = 10 * 1024 * 1024  # a task payload is a few kB; anything this big is not CVAT
+REPLAY_WINDOW = 24 * 3600.0  # seconds; Deliveries remember keys longer than this, so nothing in it repeats
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -41,11 +43,45 @@ def verify(body: bytes, given: str | None, secret: str) -> None:
         raise unauthorized("the X-Signature-256 signature does not match the body; check the webhook's secret")
 
 
-def delivery_key(body: bytes, request_id: str | None) -> str:
-    # CVAT's redelivery resends the same payload, and a payload carries the resource's updated_date, so two
-    # real events never share a body; a proxy's X-Request-Id, where there is one, names the delivery too.
+def delivery_key(body: bytes, request_id: str | None = None) -> str:
+    """The key of a delivery: a digest of its signed body, or of its X-Request-Id when `request_id` is given.
+
+    CVAT's redelivery resends the same payload, and a payload carries the resource's updated_date, so two
+    real events never share a body, while retries and proxies may change the request id: the body's digest
+    is what marks a duplicate; a request id seen before marks one too.
+    """
     source = f"request-id:{request_id}".encode() if request_id else body
     return hashlib.sha256(source).hexdigest()[:40]  # fits in a Kubernetes label value (63)
+
+
+def delivery_keys(body: bytes, request_id: str | None) -> list[str]:
+    """The body's key first (the one runs are labelled with), then the request id's, if any."""
+    return [delivery_key(body)] + ([delivery_key(body, request_id)] if request_id else [])
+
+
+def stale(payload: dict[str, Any], window: float, now: datetime | None = None) -> str | None:
+    """Why a delivery is outside the replay window, or None: its newest `updated_date` (CVAT stamps every
+    resource it sends) is more than `window` seconds old, or more than an hour ahead of this server's clock."""
+    now = now or datetime.now(UTC)
+    stamps = []
+    for value in payload.values():
+        stamp = value.get("updated_date") if isinstance(value, dict) else None
+        if isinstance(stamp, str) and len(stamp) <= 64:
+            try:
+                moment = datetime.fromisoformat(stamp)
+            except ValueError:
+                continue
+            stamps.append(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    if not stamps:
+        return None
+    newest = max(stamps)
+    if newest < now - timedelta(seconds=window):
+        return (f"the delivery is from {newest.isoformat()}, older than the replay window of {window / 3600:g} h; "
+                f"nothing started (a replay? trigger the event again in CVAT, or raise webhookReplayWindow)")
+    if newest > now + timedelta(hours=1):
+        return (f"the delivery is dated {newest.isoformat()}, in the future; check the clocks of CVAT and this "
+                f"server")
+    return None
 
 
 @router.post("/cvat", response_model=WebhookAnswer, status_code=202,
@@ -65,34 +101,38 @@ async def cvat_webhook(
     """Authenticated by the signature, not a bearer token. 202 with the executions started; a delivery seen
     before answers 200 with the same executions and starts nothing."""
     body = await request.body()
-    if len(body) > MAX_BODY:
-        raise CvatflowError("the body is too large for a CVAT event")
     verify(body, x_signature_256, services.settings.webhook_secret)
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise CvatflowError("the body is not JSON; CVAT sends application/json") from None
+    # The request limits (api/limits.py) already refused big and deep bodies; this is the second line.
+    payload = loads(body, "the webhook body", max_bytes=MAX_BODY,
+                    max_depth=int(services.settings.extra.get("maxJsonDepth") or MAX_DEPTH))
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         raise CvatflowError("the body has no `event`; is this a CVAT webhook?")
     event = payload["event"]
     rules = services.rules.matching(payload)  # event, project and state; "entered now" is decided below
     if not rules:
         return JSONResponse(WebhookAnswer(event=event).model_dump(), status_code=200)
-    key = delivery_key(body, x_request_id)
-    answer, status = await asyncio.to_thread(_handle, services, payload, rules, key)
+    keys = delivery_keys(body, x_request_id.strip()[:200] if x_request_id else None)
+    answer, status = await asyncio.to_thread(_handle, services, payload, rules, keys)
     return JSONResponse(answer.model_dump(), status_code=status)
 
 
-def _handle(services: Services, payload: dict[str, Any], rules: list, key: str) -> tuple[WebhookAnswer, int]:
+def _handle(services: Services, payload: dict[str, Any], rules: list, keys: list[str]) -> tuple[WebhookAnswer, int]:
     event = payload["event"]
+    key = keys[0]
     # One lock across check-and-start: CVAT retries and redeliveries can arrive together.
     with services.deliveries.lock:
-        seen = services.deliveries.get(key)
+        seen = next((s for s in map(services.deliveries.get, keys) if s is not None), None)
         if seen is None:
             seen = _started_before(services, key)
         if seen is not None:
             log.info("webhook %s: duplicate delivery %s", event, key[:12])
+            for other in keys:
+                services.deliveries.add(other, seen)
             return WebhookAnswer(event=event, duplicate=True, executions=seen), 200
+        # After the duplicate check: a redelivery of a remembered event still answers what it started.
+        too_old = stale(payload, replay_window(services))
+        if too_old:
+            raise CvatflowError(too_old)
         started = []
         for rule in services.rules.unstarted(rules, payload, lambda labels: bool(_runs(services, labels))):
             task, job = rule.task_and_job(payload)
@@ -103,8 +143,14 @@ def _handle(services: Services, payload: dict[str, Any], rules: list, key: str) 
             services.rules.started(rule, payload)
             started.append(run.execution or run.id)
             log.info("webhook %s: rule %s started %s on task %s", event, rule.name, started[-1], task)
-        services.deliveries.add(key, started)
+        for other in keys:
+            services.deliveries.add(other, started)
     return WebhookAnswer(event=event, executions=started), 202 if started else 200
+
+
+def replay_window(services: Services) -> float:
+    """Seconds a signed delivery stays acceptable: `webhookReplayWindow` in the config, default a day."""
+    return float(services.settings.extra.get("webhookReplayWindow") or REPLAY_WINDOW)
 
 
 def _started_before(services: Services, key: str) -> list[str] | None:

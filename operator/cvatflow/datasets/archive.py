@@ -1,32 +1,90 @@
-"""Safe extraction of export archives: nothing escapes the target folder, and bombs are refused."""
+"""Safe extraction of export archives (zip, tar): nothing escapes the target folder, and bombs are refused."""
 from __future__ import annotations
 
 import shutil
-import stat
+import tarfile
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from cvatflow.datasets.safety import MAX_BYTES, MAX_FILES, mode_problem, name_problem
 from cvatflow.errors import DatasetError
 
-MAX_BYTES = 50 * 1024 ** 3  # 50 GiB unpacked
-MAX_FILES = 2_000_000
 MAX_RATIO = 200  # unpacked:packed; images and JSON compress far less than this
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
 def _member_problem(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename
-    path = PurePosixPath(name.replace("\\", "/"))
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or path.is_absolute():
-        return "is an absolute path"
-    if ".." in path.parts:
-        return "goes up with '..' (zip slip)"
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "is a symbolic link"
-    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # many zips carry permission bits only
-        return "is not a regular file"
-    return None
+    if info.flag_bits & 0x1:
+        return "is encrypted (cvatflow reads no passwords); export the task again without a password"
+    # Many zips carry permission bits only (file type 0), which mode_problem accepts.
+    return name_problem(info.filename) or mode_problem(info.external_attr >> 16)
+
+
+def extract_archive(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> Path:
+    """Unpack a zip or tar export into `target`, refusing unsafe members before anything is written."""
+    archive = Path(archive)
+    if archive.name.lower().endswith(TAR_SUFFIXES) or (archive.is_file() and not zipfile.is_zipfile(archive)
+                                                       and _is_tar(archive)):
+        return extract_tar(archive, target, max_bytes, max_files)
+    return extract_zip(archive, target, max_bytes, max_files)
+
+
+def _is_tar(archive: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(archive)
+    except OSError:
+        return False
+
+
+def extract_tar(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> Path:
+    """Unpack a (compressed) tar into `target`: links, devices and escaping names refuse the whole archive."""
+    archive = Path(archive)
+    try:
+        tf = tarfile.open(archive)  # noqa: SIM115 (closed by the `with tf` below; open errors differ)
+    except FileNotFoundError:
+        raise DatasetError(f"{archive}: no such file") from None
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DatasetError(f"{archive}: not a readable tar archive ({exc.__class__.__name__}); "
+                           f"export the task again") from None
+    with tf:
+        try:
+            members = []
+            total = 0
+            for member in tf:
+                members.append(member)
+                if len(members) > max_files:
+                    raise DatasetError(f"{archive}: more than {max_files} entries; refusing")
+                problem = name_problem(member.name)
+                if problem is None and member.issym():
+                    problem = "is a symbolic link"
+                elif problem is None and member.islnk():
+                    problem = "is a hard link"
+                elif problem is None and (member.isdev() or not (member.isfile() or member.isdir())):
+                    problem = "is a device, pipe or other special file"
+                if problem:
+                    raise DatasetError(f"{archive}: entry {member.name!r} {problem}; refusing to extract anything")
+                total += member.size
+                if total > max_bytes:
+                    raise DatasetError(f"{archive}: unpacks to more than {max_bytes / 1024 ** 3:.0f} GiB; refusing")
+            target = Path(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+            try:
+                # The "data" filter re-checks what we checked above, as a second line.
+                tf.extractall(staging, members=members, filter="data")
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.replace(target)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+        except tarfile.FilterError as exc:
+            raise DatasetError(f"{archive}: unsafe entry ({exc}); refusing") from None
+        except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
+            raise DatasetError(f"{archive}: truncated or damaged archive ({exc.__class__.__name__}); "
+                               f"export the task again") from None
+    return target
 
 
 def extract_zip(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
@@ -86,7 +144,7 @@ def extract_zip(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_fil
             staging.replace(target)
         except zipfile.BadZipFile as exc:
             raise DatasetError(f"{archive}: damaged archive ({exc}); export the task again") from None
-        except (EOFError, zlib_error()) as exc:
+        except (EOFError, RuntimeError, NotImplementedError, zlib_error()) as exc:
             raise DatasetError(f"{archive}: truncated or damaged archive ({exc.__class__.__name__}); "
                                f"export the task again") from None
         finally:

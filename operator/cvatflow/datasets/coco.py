@@ -1,25 +1,25 @@
 """COCO annotation files: merge CVAT's subsets into one, validate every record, and fix what is safe to fix."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cvatflow.datasets import coco_schema
 from cvatflow.errors import DatasetError, Problem
+from cvatflow.jsonlimits import loads
 
 COCO_FILE = "annotations/instances_default.json"
 
 
 def read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
+        data = loads(Path(path).read_bytes(), str(path), error=DatasetError)
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing; a COCO dataset has annotations/instances_default.json") from None
-    except ValueError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc}); export the task again") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DatasetError(f"{path}: not a COCO annotation file (no `images` list)")
+    coco_schema.check(data, path)  # types and limits, before any record is read
     return data
 
 

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvatflow.datasets import ultralytics
-from cvatflow.datasets.archive import extract_zip
+from cvatflow.datasets.archive import extract_archive
 from cvatflow.datasets.coco import COCO_FILE, Report, merge, validate
 from cvatflow.datasets.images import IMAGE_SUFFIXES
 from cvatflow.datasets.report import DROPPED, FIXES, DatasetReport
-from cvatflow.errors import DatasetError, Problem
+from cvatflow.datasets.safety import check_tree
+from cvatflow.datasets.shown import rename
+from cvatflow.errors import CvatflowError, DatasetError, Problem
 
 # CVAT's export format names -> datumaro's importer names.
 DATUMARO_IMPORTERS = {
@@ -97,7 +98,9 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False, crowd: st
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".ingest-", dir=out_dir.parent))
     try:
-        source = extract_zip(export, work / "export") if export.is_file() else export
+        if export.is_dir():
+            check_tree(export)  # links and special files refused, as in archives
+        source = extract_archive(export, work / "export") if export.is_file() else export
         fmt = detect_format(source)
         ingest_report = DatasetReport(source=export.name, format=fmt, options={"crowd": crowd, "fix": fix})
         result = work / "dataset"
@@ -138,6 +141,9 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False, crowd: st
             shutil.rmtree(out_dir)
         result.replace(out_dir)
         return info
+    except CvatflowError as error:  # name the user's input, never the temporary folder
+        rename(error, {work / "export": export, work / "converted": f"{export} (converted to COCO)", work: export})
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -317,10 +323,9 @@ def _gather_images(source: Path, data: dict, images_dir: Path, report: DatasetRe
         target = images_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            try:
-                os.link(found, target)
-            except OSError:
-                shutil.copy2(found, target)
+            # A copy, not a hard link: a link ties the dataset to the user's folder, and input folders
+            # with hard links to outside are refused (datasets/safety.py).
+            shutil.copy2(found, target)
     data["images"] = kept
     if dropped:
         remaining = []

@@ -11,8 +11,10 @@ from cvatflow.datasets.coco import COCO_FILE, read_json, validate
 from cvatflow.datasets.ingest import DatasetInfo, ingest
 from cvatflow.datasets.report import REPORT_FILE, DatasetReport, require_usable
 from cvatflow.datasets.report import read as read_report
+from cvatflow.datasets.safety import check_tree
+from cvatflow.datasets.shown import rename
 from cvatflow.datasets.stratify import split_stats, stratified, val_count
-from cvatflow.errors import DatasetError, ProblemsError
+from cvatflow.errors import CvatflowError, DatasetError, ProblemsError
 
 SPLIT_FILE = "train_val_split.json"
 SPLIT_METHODS = ("random", "tags", "subsets")
@@ -75,7 +77,8 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
     try:
         staged = work / "dataset"
         if is_prepared(source):
-            shutil.copytree(source, staged, copy_function=_link_or_copy)
+            check_tree(source)  # links and special files refused, as in archives
+            shutil.copytree(source, staged)  # copies: hard links would tie the dataset to the input folder
             data = read_json(staged / COCO_FILE)
             ingest_report = read_report(staged)
             if ingest_report is not None:
@@ -117,14 +120,9 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
         staged.replace(out_dir)
         info.path = out_dir
         return info
+    except CvatflowError as error:  # name the user's input, never the temporary folder
+        rename(error, {staged: source, work: source})
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-
-def _link_or_copy(src: str, dst: str) -> None:
-    import os
-
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)

@@ -25,7 +25,7 @@ def _client(local: bool = False, kube: bool = False, argo_server: str | None = N
 def _labels(items: list[str]) -> dict[str, str]:
     from cvatflow.params import parse_assignments
 
-    return parse_assignments(items or [])
+    return parse_assignments(items or [], option="--label")
 
 
 def run(
