@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,6 +15,15 @@ from cvatflow.config import ConfigError
 USER = {"url": "http://localhost:8080/api/users/1", "id": 1, "username": "admin1", "first_name": "Admin",
         "last_name": "First"}
 STORAGE = {"id": 14, "location": "local", "cloud_storage_id": None}
+
+
+# Deliveries are dated a little before now: the API refuses ones outside its replay window (api/webhooks.py).
+_BASE = datetime.now(UTC) - timedelta(hours=2)
+
+
+def stamp_at(minutes: int) -> str:
+    """An `updated_date` `minutes` after the base time, as CVAT writes it."""
+    return (_BASE + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
 def task(status="annotation", task_id=15, project_id=7, name="task", size=1, stamp="2026-11-22T11:04:51.451681Z"):
@@ -162,14 +172,14 @@ def test_over_http_todays_payloads_start_one_training_per_completion(tmp_path, f
             body, headers = signed(update_task(status, task_id=fake_cvat.task_id, project_id=None, stamp=stamp, **kw))
             return httpx.post(url + "/api/v1/webhooks/cvat", content=body, headers=headers, timeout=30)
 
-        first = deliver("completed", "2026-11-22T10:00:00Z")
+        first = deliver("completed", stamp_at(0))
         assert first.status_code == 202, first.text
-        redelivered = deliver("completed", "2026-11-22T10:00:00Z")  # CVAT's redelivery: the same body
+        redelivered = deliver("completed", stamp_at(0))  # CVAT's redelivery: the same body
         assert redelivered.json() == {**first.json(), "duplicate": True}
-        renamed = deliver("completed", "2026-11-22T10:01:00Z", name="renamed")
+        renamed = deliver("completed", stamp_at(1), name="renamed")
         assert (renamed.status_code, renamed.json()["executions"]) == (200, [])
-        assert deliver("annotation", "2026-11-22T10:02:00Z").status_code == 200
-        again = deliver("completed", "2026-11-22T10:03:00Z")
+        assert deliver("annotation", stamp_at(2)).status_code == 200
+        again = deliver("completed", stamp_at(3))
         assert again.status_code == 202 and again.json()["executions"] != first.json()["executions"]
 
 
@@ -181,12 +191,12 @@ def test_over_http_a_restarted_server_does_not_train_a_completed_task_again(tmp_
         return httpx.post(url + "/api/v1/webhooks/cvat", content=body, headers=headers, timeout=30)
 
     with tiny_api(tmp_path / "home", fake_cvat.url, webhook_rules=rules) as (url, _):
-        first = deliver(url, "completed", "2026-11-22T10:00:00Z")
+        first = deliver(url, "completed", stamp_at(0))
         assert first.status_code == 202
         [execution] = first.json()["executions"]
         with client(url) as http:  # the run is submitted once the task is dumped
             wait_for(lambda: http.get(f"/api/v1/executions/{execution}").json()["phase"] in
                      ("Succeeded", "Failed", "Error"), timeout=120)
     with tiny_api(tmp_path / "home", fake_cvat.url, webhook_rules=rules) as (url, _):
-        edited = deliver(url, "completed", "2026-11-22T10:05:00Z")  # an edit after the restart
+        edited = deliver(url, "completed", stamp_at(5))  # an edit after the restart
         assert (edited.status_code, edited.json()["executions"]) == (200, [])
