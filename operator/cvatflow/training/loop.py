@@ -14,7 +14,7 @@ from cvatflow.errors import TrainingError
 from cvatflow.training import data as datalib
 from cvatflow.training import state as statelib
 from cvatflow.training.checkpoints import Checkpoints, load
-from cvatflow.training.hyperparameters import Hyperparameters, parse
+from cvatflow.training.hyperparameters import Hyperparameters, annotated_yaml, read_mapping, resolve
 
 # A preempted pod loses at most this much work to epoch-end saves (checkpoint_every sets a step interval).
 EPOCH_CHECKPOINT_SECONDS = 60.0
@@ -96,7 +96,9 @@ class Setup:
             self.variant = self.adapter.check_variant(checkpoint_variant)
         else:
             self.variant = self.adapter.check_variant(run.variant or self.adapter.default_variant)
-        self.hp = parse(run.hyperparameters, self.adapter.default_hyperparameters(self.variant), run.overrides)
+        self.hp, self.sources = resolve(run.hyperparameters, self.adapter.default_hyperparameters(self.variant),
+                                        run.overrides, f"default of {self.variant}")
+        _note_overrides(read_mapping(run.hyperparameters), run.overrides, self.hp)
         self.data = datalib.load(run.data, self.hp.val_percent, self.hp.seed)
         titles = self.data.class_titles
         if run.num_classes is not None and run.num_classes != len(titles):
@@ -122,6 +124,13 @@ class Setup:
                                     f"{self.resume.get('classes')}, variant "
                                     f"{self.resume.get('settings', {}).get('variant')}); use a new --output "
                                     f"folder or delete its checkpoints/")
+
+
+def _note_overrides(data: dict[str, Any], overrides: dict[str, Any], hp: Hyperparameters) -> None:
+    """Say so when a flag (a template's form field) overrides a different value in the YAML: never silently."""
+    for name, flag in overrides.items():
+        if flag is not None and name in data and data[name] != getattr(hp, name):
+            log(f"note: --{name.replace('_', '-')} {flag} overrides {name}: {data[name]} of the hyperparameters")
 
 
 def build_model(setup: Setup, device):
@@ -336,8 +345,8 @@ class Trainer:
     # -- outputs -----------------------------------------------------------------------------------------
     def _write_start(self) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
-        text = self.hp.to_yaml()
-        log("hyperparameters (defaults filled in):\n" + text.rstrip())
+        text = annotated_yaml(self.hp, self.setup.sources)
+        log("hyperparameters (effective values, each with its source):\n" + text.rstrip())
         (self.output / "hyperparameters.yaml").write_text(text)
         statelib.write_json(self.output / "train_val_split.json", self.setup.data.split)
         log(f"model {self.setup.variant} on {self.device}; {len(self.train_set)} train / {len(self.val_set)} val "
@@ -384,6 +393,8 @@ class Trainer:
             "export": {"ONNXRuntime": "export/best.onnx"} if exported else {},
             "model_meta": "model_meta.json",
             "hyperparameters": "hyperparameters.yaml",
+            "hyperparameter_values": self.hp.to_dict(),
+            "hyperparameter_sources": self.setup.sources,
             "artifacts_dir": str(self.output),
             "datetime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "evaluation_metrics": {k: final[k] for k in ("mAP", "AP50", "AP75", "precision", "recall", "f1",
