@@ -245,6 +245,8 @@ def _hyperparameter_problem(name: str, value: str) -> list[Problem]:
 def _yaml_problem(name: str, label: str, value: str) -> list[Problem]:
     try:
         yaml.safe_load(value)
+    except ValueError:  # an integer of more than 4,300 digits
+        return [Problem(name, f"{label} has a number with too many digits", "give a value within the key's range")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

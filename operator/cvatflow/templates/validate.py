@@ -12,6 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from cvatflow.errors import Problem, ProblemsError, errors_only
+from cvatflow.templates import trace
 from cvatflow.templates.parameter import (
     CHOICE_TYPES,
     NAME_PATTERN,
@@ -66,6 +67,7 @@ def validate(doc: dict[str, Any] | Template, strict: bool = True) -> list[Proble
     problems += _duplicate_parameters(declared)
     problems += _parameter_problems(parameters)
     problems += _structure_problems(spec, {p.name for p in parameters})
+    problems += trace.checks(spec, parameters)  # unused parameters, min/max (issue 19)
     return problems
 
 
