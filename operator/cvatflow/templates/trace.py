@@ -12,8 +12,9 @@ from cvatflow.templates.template import Template
 REFERENCE = re.compile(r"{{\s*([^{}]+?)\s*}}")
 # Parameters cvatflow itself consumes (the dump before the run, the node-pool patch), not the pods.
 CONSUMED = (DUMP_FORMAT, NODE_POOL)
-# The parts of a pod a value can reach.
+# The parts of a pod a value can reach: in the container, and in its template (artifacts, placement).
 POD_FIELDS = ("command", "args", "env", "source", "image", "workingDir")
+TEMPLATE_FIELDS = ("inputs", "outputs", "nodeSelector", "podSpecPatch")
 
 
 def _substitute(value: Any, scope: dict[str, str]) -> Any:
@@ -28,7 +29,7 @@ def _substitute(value: Any, scope: dict[str, str]) -> Any:
 
 
 def step_pods(template: Template, values: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Each container/script template's command, args, env, source, image and workingDir, by template name,
+    """Each container/script template's command, args, env, source, image, workingDir, artifacts and placement,
     with `{{workflow.parameters.*}}` substituted from `values` and, one call deep, the `inputs.parameters`
     that DAG tasks and steps pass in. A template called several times keeps its last call's values.
     """
@@ -51,7 +52,8 @@ def step_pods(template: Template, values: dict[str, str]) -> dict[str, dict[str,
                 local[f"inputs.parameters.{p['name']}"] = _substitute(str(p["value"]), scope)
         local.update(calls.get(tpl.get("name"), {}))
         body = tpl.get("container") or tpl.get("script") or {}
-        pods[tpl["name"]] = _substitute({k: body[k] for k in POD_FIELDS if k in body}, local)
+        pod = {k: body[k] for k in POD_FIELDS if k in body} | {k: tpl[k] for k in TEMPLATE_FIELDS if k in tpl}
+        pods[tpl["name"]] = _substitute(pod, local)
     return pods
 
 
