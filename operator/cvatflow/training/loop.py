@@ -16,6 +16,8 @@ from cvatflow.training import state as statelib
 from cvatflow.training.checkpoints import Checkpoints, load
 from cvatflow.training.hyperparameters import Hyperparameters, annotated_yaml, read_mapping, resolve
 
+# CPU threads in deterministic mode: fixed, so that float reductions split their work the same way each run.
+DETERMINISTIC_THREADS = 2
 # A preempted pod loses at most this much work to epoch-end saves (checkpoint_every sets a step interval).
 EPOCH_CHECKPOINT_SECONDS = 60.0
 
@@ -40,6 +42,26 @@ class Run:
     pretrained: bool = True
     device: str | None = None
     export: bool = True
+
+
+def make_deterministic() -> None:
+    """`deterministic: true`: the same metrics from the same data on the same machine, at some speed.
+
+    Deterministic kernels where PyTorch has them (ops without one warn instead of failing: torchvision's
+    RoIAlign backward on CUDA is one, so Mask R-CNN on a GPU is close, not exact), no cuDNN autotuning,
+    cuBLAS's fixed workspace, and a fixed number of CPU threads (float sums depend on how work is split).
+    The sampler, the workers and the augmentation are seeded in every mode.
+    """
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.set_num_threads(DETERMINISTIC_THREADS)
+    log(f"deterministic: deterministic algorithms, {DETERMINISTIC_THREADS} CPU threads")
 
 
 def pick_device(name: str | None):
@@ -179,13 +201,15 @@ class Trainer:
         self.output = Path(self.run.output)
         self.device = pick_device(self.run.device)
         self.amp = amp_dtype(self.hp.amp, self.device)
+        if self.hp.deterministic:
+            make_deterministic()
         random.seed(self.hp.seed)
         torch.manual_seed(self.hp.seed)
         self.model = build_model(setup, self.device)
         data = setup.data
         pin = self.device.type == "cuda"
         self.train_set = datalib.DetectionDataset(data, data.train_ids, self.hp.image_size, self.adapter.masks,
-                                                  self.hp.hflip)
+                                                  self.hp.hflip, self.hp.seed)
         self.val_set = datalib.DetectionDataset(data, data.val_ids, self.hp.image_size, self.adapter.masks)
         self.train_loader = datalib.loader(self.train_set, self.hp.batch_size, self.hp.num_workers, self.hp.seed,
                                            True, pin)
