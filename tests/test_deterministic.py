@@ -41,3 +41,22 @@ def test_two_deterministic_runs_give_identical_metrics(tmp_path):
     assert first == second
     sources = json.loads((tmp_path / "a" / "experiment_info.json").read_text())["hyperparameter_sources"]
     assert sources["deterministic"] == "hyperparameters"
+
+
+def test_flip_augmentation_is_seeded_by_sample_and_epoch_not_by_the_process(tmp_path):
+    import random
+
+    from cvatflow.training import data as datalib
+
+    coco = datalib.load(make_dataset(tmp_path / "data", images=4, seed=1, size=32))
+    ids = coco.train_ids + coco.val_ids
+
+    def flips(process_seed: int) -> list[bool]:
+        random.seed(process_seed)  # what another worker or run would have drawn before
+        dataset = datalib.DetectionDataset(coco, ids, 32, False, hflip=0.5, seed=7)
+        plain = datalib.DetectionDataset(coco, ids, 32, False)
+        return [bool((dataset[i][0] != plain[i % len(ids)][0]).any()) for i in range(3 * len(ids))]
+
+    first = flips(1)
+    assert first == flips(2)
+    assert any(first) and not all(first)

@@ -191,3 +191,13 @@ def test_http_api_and_cvat_dialog_take_the_yaml_value_and_refuse_two(served, fak
                                                     "parameters": {"epochs": 3, "hyperparameters": "epochs: 1"}})
         assert api.status_code == 422
         assert [p["path"] for p in api.json()["problems"]] == ["epochs"]
+
+
+def test_kubernetes_and_argo_server_workflows_carry_the_settings():
+    from cvatflow.runs.kubernetes import status_from_workflow, workflow_object
+
+    body = workflow_object(fill({"hyperparameters": "epochs: 1\n"}), "r1", "ml", output_prefix="s3://b/o/r1/")
+    annotations = body["metadata"]["annotations"]
+    assert json.loads(annotations["cvatflow.io/hyperparameters"])["epochs"]["value"] == "1"
+    assert annotations["cvatflow.io/output-prefix"] == "s3://b/o/r1/"
+    assert status_from_workflow(body).annotations == annotations
