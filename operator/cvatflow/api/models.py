@@ -169,6 +169,9 @@ class ExecutionSummary(BaseModel):
 
 class Execution(ExecutionSummary):
     parameters: dict[str, str] = {}
+    hyperparameters: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Effective hyperparameters the run was submitted with, and their sources.",
+        examples=[{"epochs": {"value": "1", "source": "you, in hyperparameters"}}])
     steps: list[Step] = []
     preparation: Job | None = None
     metrics: Metrics | None = None
