@@ -85,14 +85,14 @@ def test_val_percent_in_the_yaml_sets_the_dataset_steps_split():
 
 
 @pytest.mark.parametrize("values, words", [
-    ({"epochs": "-5"}, ["Epochs must be from 1 to 100000", "-5"]),
-    ({"batch-size": "0"}, ["Batch size must be from 1"]),
-    ({"val-split": "150"}, ["Validation split size must be from 0 to 99"]),
+    ({"epochs": "-5"}, ["Epochs must be at least 1 and at most 100000", "-5"]),
+    ({"batch-size": "0"}, ["Batch size must be at least 1"]),
+    ({"val-split": "150"}, ["Validation split size must be at least 0 and at most 99"]),
     ({"epochs": "nan"}, ["finite number", "nan"]),
     ({"epochs": "inf"}, ["finite number"]),
     ({"epochs": "9" * 45_000}, ["45000 characters"]),
     ({"epochs": "2.5"}, ["epochs must be a int", "2.5"]),
-    ({"hyperparameters": "epochs: -5\n"}, ["epochs must be from 1 to 100000"]),
+    ({"hyperparameters": "epochs: -5\n"}, ["epochs must be at least 1 and at most 100000"]),
     ({"hyperparameters": "lr: .nan\n"}, ["lr must be greater than 0"]),
     ({"hyperparameters": "epochs: " + "9" * 45_000}, ["too many digits"]),
 ])
@@ -109,7 +109,7 @@ def test_out_of_range_values_are_refused_before_anything_runs(values, words):
 def test_template_metadata_bounds_apply_to_imported_templates_too():
     template = get_template(TEMPLATE)
     template.parameter("batch-size").max = "16"
-    with pytest.raises(ProblemsError, match="Batch size must be from 1 to 16"):
+    with pytest.raises(ProblemsError, match="Batch size must be at least 1 and at most 16"):
         autofill(template, {"batch-size": "32"})
 
 

@@ -39,9 +39,13 @@ def same(a: str, b: str) -> bool:
 
 def _mapping(text: str) -> dict[str, Any] | None:
     """The YAML's `key: value` mapping, or None when it does not parse (autofill reports that itself)."""
+    from pathlib import PurePath
+
     from cvatflow.errors import TrainingError
     from cvatflow.training.hyperparameters import parse, read_mapping
 
+    if "\n" not in text and PurePath(text.strip()).suffix in (".yaml", ".yml", ".json"):
+        return None  # a file name, read in the training image; never read it here (the API runs this too)
     try:
         parse(text)  # types and bounds too: a bad value is reported once, as a hyperparameters problem
         return read_mapping(text)

@@ -179,7 +179,7 @@ def number_problems(p: Parameter, value: str) -> list[Problem]:
     low, high = p.bounds
     if out_of_bounds(float(value), low, high):
         return [Problem(p.name, f"{p.label} must be {bound_rule(low, high)}, not {value}",
-                        f"give a value {bound_rule(low, high)}")]
+                        f"give a value that is {bound_rule(low, high)}")]
     return []
 
 

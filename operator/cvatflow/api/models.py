@@ -59,6 +59,8 @@ class FormField(BaseModel):
     options: list[Option]
     hint: str = Field(description="The hint as plain text.")
     hintHtml: str = Field(description="The hint as HTML in which only links survive.")
+    min: str = Field("", description="Smallest accepted value of an input.number (empty: none).")
+    max: str = Field("", description="Largest accepted value of an input.number (empty: none).")
 
 
 class TemplateSummary(BaseModel):

@@ -27,13 +27,11 @@ def bounds(low: float | None = None, high: float | None = None, *, above: bool =
 
 
 def bound_rule(low: float | None, high: float | None, above: bool = False, below: bool = False) -> str:
-    """The words for a range, as errors print it: "at least 1", "greater than 0", "from 1 to 100000"..."""
+    """The words for a range, as errors print it: "at least 1", "greater than 0 and at most 10"..."""
     def num(x: float) -> str:
         return str(int(x)) if float(x).is_integer() else str(x)
 
     if low is not None and high is not None:
-        if not above and not below:
-            return f"from {num(low)} to {num(high)}"
         return (f"greater than {num(low)}" if above else f"at least {num(low)}") + \
             (f" and less than {num(high)}" if below else f" and at most {num(high)}")
     if low is not None:
