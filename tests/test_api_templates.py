@@ -50,8 +50,10 @@ def test_the_form_has_public_parameters_in_order_with_types_options_and_safe_hin
     pool = by_name["sys-node-pool"]
     assert pool["type"] == "select.nodepool"
     assert [o["value"] for o in pool["options"]] == ["g4dn.xlarge", "m5.xlarge"]  # from the node-pool config
+    assert (by_name["epochs"]["min"], by_name["val-split"]["max"]) == ("1", "99")  # the bounds auto-fill applies
     for f in fields:
-        assert set(f) == {"name", "displayName", "type", "value", "required", "options", "hint", "hintHtml"}
+        assert set(f) == {"name", "displayName", "type", "value", "required", "options", "hint", "hintHtml",
+                          "min", "max"}
         assert "<" not in f["hint"]  # plain text
         assert "<script" not in f["hintHtml"] and "onclick" not in f["hintHtml"]
 

@@ -112,4 +112,5 @@ def test_batch_sampler_resumes_mid_epoch():
     assert list(sampler) == full[2:] and len(sampler) == 2
     sampler.set_epoch(3)
     assert list(sampler) != full
-    assert sorted(i for b in full for i in b) == list(range(10))
+    # indices carry the epoch (epoch * size + sample) so the dataset can seed augmentation per sample and epoch
+    assert sorted(i for b in full for i in b) == list(range(20, 30))

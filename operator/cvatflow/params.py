@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
 from cvatflow.nodepool import fit_problems, pod_patch
 from cvatflow.storage.keys import key_problem
+from cvatflow.one_value import FIELD_KEYS, Setting, annotation, reconcile
 from cvatflow.templates.parameter import (
     ANNOTATION_PATH,
     CHOICE_TYPES,
@@ -21,6 +23,7 @@ from cvatflow.templates.parameter import (
     NUM_CLASSES,
     OUTPUT_PATH,
     Option,
+    Parameter,
     is_number,
     wire_string,
 )
@@ -31,6 +34,10 @@ CHECKPOINT_MISSING = "Checkpoint path does not exist in object storage."
 YAML_TYPES = ("editor.yaml",)
 # Textareas whose content the training images parse as YAML, whatever type the template gave them.
 YAML_NAMES = ("hyperparameters",)
+# Fields the training image takes as flags (val-split goes to the dataset step, which accepts 0 to 99).
+FLAG_FIELDS = ("epochs", "batch-size")
+# Longer numbers are refused before float() is asked (a 45,000-digit "number" would pass as inf or 1e44999).
+MAX_NUMBER_CHARS = 40
 
 
 @dataclass
@@ -52,6 +59,9 @@ class Filled:
     values: dict[str, str]
     labels: dict[str, str] = field(default_factory=dict)
     node_pool: NodePool | None = None
+    # Effective hyperparameters that the form or the YAML set, by YAML key, with their sources.
+    settings: dict[str, Setting] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
 
     def arguments(self) -> list[dict[str, str]]:
         """Argo's `arguments.parameters`, in the template's order."""
@@ -113,6 +123,7 @@ def autofill(
 
     final = {p.name: resolved.get(p.name, p.value) for p in template.parameters}
     pool = _place(template, final, node_pools or NodePools(), problems)
+    settings = reconcile(template, resolved, final, problems) if _runs_cvatflow_train(template) else {}
     checkpoint_missing = False
     for p in template.parameters:
         value = final[p.name]
@@ -121,8 +132,14 @@ def autofill(
             continue
         if value == "":
             continue
-        if p.type == "input.number" and not is_number(value):
-            problems.append(Problem(p.name, f"{p.label} must be a number, not {value!r}", "give a number like 10"))
+        if p.type == "input.number":
+            found = number_problems(p, value)
+            if not found and p.name in FLAG_FIELDS and settings:
+                # the training image reads it as its hyperparameter: the schema's type and bounds hold too
+                found = _hyperparameter_problem(p.name, f"{FIELD_KEYS[p.name]}: {value}")
+                if not found:
+                    final[p.name] = str(int(float(value)))  # "3.0" -> "3": the image's flag takes integers
+            problems.extend(found)
         if p.type in CHOICE_TYPES and p.options and value not in p.option_values:
             problems.append(Problem(p.name, f"{value!r} is not an option of {p.label}",
                                     f"use one of: {', '.join(p.option_values)}"))
@@ -148,7 +165,26 @@ def autofill(
                                 "give the output prefix of an earlier run, or leave it empty"))
     if problems:
         raise ProblemsError(f"parameters of {template.name}", problems)
-    return Filled(template=template, values=final, labels=run_labels(task, labels), node_pool=pool)
+    return Filled(template=template, values=final, labels=run_labels(task, labels), node_pool=pool,
+                  settings=settings, annotations=annotation(settings))
+
+
+def number_problems(p: Parameter, value: str) -> list[Problem]:
+    """An `input.number` value: a finite number of at most MAX_NUMBER_CHARS characters, within the parameter's
+    `min`/`max` (its cvatflow metadata). Argo itself would pass any string; these limits are ours."""
+    from cvatflow.training.hyperparameters import bound_rule, out_of_bounds
+
+    if len(value) > MAX_NUMBER_CHARS:
+        return [Problem(p.name, f"{p.label} is a number of {len(value)} characters; at most "
+                        f"{MAX_NUMBER_CHARS} are accepted", "give a number like 10")]
+    if not is_number(value) or not math.isfinite(float(value)):
+        kind = "a finite number" if is_number(value) else "a number"
+        return [Problem(p.name, f"{p.label} must be {kind}, not {value!r}", "give a number like 10")]
+    low, high = p.bounds
+    if out_of_bounds(float(value), low, high):
+        return [Problem(p.name, f"{p.label} must be {bound_rule(low, high)}, not {value}",
+                        f"give a value that is {bound_rule(low, high)}")]
+    return []
 
 
 def _place(template: Template, final: dict[str, str], pools: NodePools, problems: list[Problem]) -> NodePool | None:
@@ -206,6 +242,8 @@ def _hyperparameter_problem(name: str, value: str) -> list[Problem]:
 def _yaml_problem(name: str, label: str, value: str) -> list[Problem]:
     try:
         yaml.safe_load(value)
+    except ValueError:  # an integer of more than 4,300 digits
+        return [Problem(name, f"{label} has a number with too many digits", "give a value within the key's range")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

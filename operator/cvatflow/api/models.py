@@ -56,6 +56,8 @@ class FormField(BaseModel):
     options: list[Option]
     hint: str = Field(description="The hint as plain text.")
     hintHtml: str = Field(description="The hint as HTML in which only links survive.")
+    min: str = Field("", description="Smallest accepted value of an input.number (empty: none).")
+    max: str = Field("", description="Largest accepted value of an input.number (empty: none).")
 
 
 class TemplateSummary(BaseModel):
@@ -166,6 +168,9 @@ class ExecutionSummary(BaseModel):
 
 class Execution(ExecutionSummary):
     parameters: dict[str, str] = {}
+    hyperparameters: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Effective hyperparameters the run was submitted with, and their sources.",
+        examples=[{"epochs": {"value": "1", "source": "you, in hyperparameters"}}])
     steps: list[Step] = []
     preparation: Job | None = None
     metrics: Metrics | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from cvatflow.api.jobs import Job, JobStore
 from cvatflow.api.models import Execution, ExecutionSummary, Metrics, Step
 from cvatflow.events import Summary
+from cvatflow.one_value import from_annotations
 from cvatflow.runs.run import Run, RunStatus
 
 TASK_LABEL = "cvatflow.io/cvat-task-id"
@@ -50,5 +51,5 @@ def execution_of_run(run: Run, job: Job | None, jobs: JobStore) -> Execution:
     steps = [Step(name=s.name, phase=s.phase, startedAt=s.started_at, finishedAt=s.finished_at, message=s.message,
                   template=s.template) for s in status.steps]
     return Execution(**summary_of_status(status, metrics.bestMap).model_dump(), parameters=dict(status.parameters),
-                     steps=steps, preparation=jobs.snapshot(job) if job else None, metrics=metrics,
+                     hyperparameters=from_annotations(status.annotations), steps=steps, preparation=jobs.snapshot(job) if job else None, metrics=metrics,
                      outputs=run.outputs())

@@ -67,7 +67,8 @@ class LocalExecutor:
     # -- creating and starting runs -------------------------------------------------------------
 
     def create(self, workflow_template: dict[str, Any], parameters: dict[str, str], name: str,
-               labels: dict[str, str] | None = None, output_prefix: str | None = None) -> Path:
+               labels: dict[str, str] | None = None, output_prefix: str | None = None,
+               annotations: dict[str, str] | None = None) -> Path:
         """Lay out a run folder (workflow.json + status.json in phase Pending)."""
         run_dir = self.runs_dir / name
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +86,7 @@ class LocalExecutor:
             "template": workflow_template["metadata"]["name"],
             "createdAt": now(),
             "labels": labels or {},
+            "annotations": annotations or {},
             "parameters": parameters,
             "storeUri": self.store_uri,
             "outputPrefix": output_prefix,

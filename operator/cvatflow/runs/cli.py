@@ -5,9 +5,11 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cvatflow.errors import CvatflowError
+from cvatflow.one_value import from_annotations
 
 runs_app = typer.Typer(help="Follow workflow runs: list, get, logs, watch, outputs.", no_args_is_help=True)
 console = Console()
@@ -125,13 +127,24 @@ def get(name: str, as_json: bool = typer.Option(False, "--json"),
             "steps": [s.__dict__ for s in status.steps], "parameters": status.parameters,
             "metrics": {"epoch": summary.epoch, "step": summary.step, "totalSteps": summary.total_steps,
                         "train": summary.train, "val": summary.val, "bestMAP": summary.best_map},
-            "outputs": run_.outputs()}
+            "outputs": run_.outputs(), "hyperparameters": from_annotations(status.annotations)}
         typer.echo(json.dumps(data, indent=2))
         return
     from cvatflow.runs.watch import view
 
     console.print(view(status, summary))
+    _print_settings(status.annotations)
     _print_outputs(run_)
+
+
+def _print_settings(annotations: dict[str, str]) -> None:
+    """The effective hyperparameters the run was submitted with, each with its source."""
+    settings = from_annotations(annotations)
+    if settings:
+        console.print("hyperparameters (value, source):")
+        for key, setting in settings.items():
+            console.print(f"  {escape(str(key))}: {escape(str(setting.get('value')))}  "
+                          f"[dim]({escape(str(setting.get('source')))})[/dim]", highlight=False)
 
 
 @runs_app.command()

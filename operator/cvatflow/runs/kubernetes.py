@@ -28,8 +28,11 @@ def workflow_object(filled: Filled, name: str, namespace: str,
         "namespace": namespace,
         "labels": {**filled.labels, TEMPLATE_LABEL: filled.template.name},
     }
+    annotations = dict(filled.annotations)  # the effective hyperparameters and their sources
     if output_prefix:
-        metadata["annotations"] = {"cvatflow.io/output-prefix": output_prefix}
+        annotations["cvatflow.io/output-prefix"] = output_prefix
+    if annotations:
+        metadata["annotations"] = annotations
     if owner:
         metadata["ownerReferences"] = [owner]
     return {
@@ -73,6 +76,7 @@ def status_from_workflow(workflow: dict[str, Any]) -> RunStatus:
         steps=steps,
         labels=dict(metadata.get("labels") or {}),
         parameters=parameters,
+        annotations=dict(metadata.get("annotations") or {}),
     )
 
 

@@ -43,7 +43,8 @@ class LocalRun(Run):
         return RunStatus(name=self.name, template=self.template, phase=phase, progress=status.get("progress", ""),
                          started_at=status.get("startedAt") or self.workflow.get("createdAt"),
                          finished_at=status.get("finishedAt"), message=message, steps=steps,
-                         labels=self.workflow.get("labels", {}), parameters=self.workflow.get("parameters", {}))
+                         labels=self.workflow.get("labels", {}), parameters=self.workflow.get("parameters", {}),
+                         annotations=self.workflow.get("annotations", {}))
 
     def _alive(self, status: dict) -> bool:
         pid = status.get("pid")
@@ -122,7 +123,8 @@ class LocalBackend:
                detach: bool = True) -> LocalRun:
         name = name or run_name(filled.template.name)
         labels = {**filled.labels, TEMPLATE_LABEL: filled.template.name}  # as Argo labels its Workflows
-        run_dir = self.executor.create(render(filled.template), dict(filled.values), name, labels, output_prefix)
+        run_dir = self.executor.create(render(filled.template), dict(filled.values), name, labels, output_prefix,
+                                       annotations=filled.annotations)
         if detach:
             self.executor.start(run_dir)
         else:

@@ -56,6 +56,7 @@ class RunStatus:
     steps: list[StepStatus] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:

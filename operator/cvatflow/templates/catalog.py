@@ -15,6 +15,17 @@ IMAGE_TAG = "0.1.0"
 NODE_POOL_HINT = "Name of node pool or group to run this workflow task"
 
 
+def schema_bounds(key: str) -> dict[str, str]:
+    """A form field's min/max, taken from the training images' hyperparameter schema for `key`."""
+    from dataclasses import fields
+
+    from cvatflow.templates.parameter import wire_string
+    from cvatflow.training.hyperparameters import Hyperparameters
+
+    meta = next(f.metadata for f in fields(Hyperparameters) if f.name == key)
+    return {"min": wire_string(meta["low"]), "max": wire_string(meta["high"])}
+
+
 def _common_parameters(model_options: list[Option], default_model: str, image: str, epochs: str,
                        batch_size: str, hyperparameters: str, docs: str) -> list[Parameter]:
     """The parameters every CVAT training template has, in the order the dialog shows them."""
@@ -27,19 +38,22 @@ def _common_parameters(model_options: list[Option], default_model: str, image: s
                   "In CVAT, this parameter will be pre-populated.", visibility="internal"),
         Parameter("cvat-num-classes", "1", "Number of classes",
                   "Number of classes, without background. In CVAT, this parameter will be pre-populated.",
-                  type="input.number", visibility="internal", required=True),
+                  type="input.number", visibility="internal", required=True, min="1"),
         Parameter("dump-format", "cvat_coco", "CVAT dump format", visibility="private"),
         Parameter("cvat-model", default_model, "Model",
                   "The model architecture to train.", type="select.select", options=model_options),
         Parameter("cvat-finetune-checkpoint", "", "Checkpoint path",
                   "Path to the output of an earlier run of this model in default object storage (its model/ "
                   "folder is used). Leave empty if this is the first time you're training this model."),
-        Parameter("epochs", epochs, "Epochs", "Number of passes over the training set.", type="input.number",
-                  required=True),
-        Parameter("batch-size", batch_size, "Batch size", "Images per training step on one GPU.",
-                  type="input.number", required=True),
+        Parameter("epochs", epochs, "Epochs", "Number of passes over the training set (or `epochs` in the "
+                  "hyperparameters; a value set in one place wins over the default in the other).",
+                  type="input.number", required=True, **schema_bounds("epochs")),
+        Parameter("batch-size", batch_size, "Batch size", "Images per training step on one GPU (or "
+                  "`batch_size` in the hyperparameters).", type="input.number", required=True,
+                  **schema_bounds("batch_size")),
         Parameter("val-split", "10", "Validation split size",
-                  "Validation set size in percent of the full dataset (0 - 100).", type="input.number"),
+                  "Validation set size in percent of the full dataset (0 - 99; or `val_percent` in the "
+                  "hyperparameters).", type="input.number", min="0", max="99"),
         Parameter("hyperparameters", hyperparameters, "Hyperparameters",
                   f'YAML. See <a href="{docs}" target="_blank">documentation</a> for the keys and their defaults.',
                   type="editor.yaml"),

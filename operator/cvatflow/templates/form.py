@@ -23,5 +23,7 @@ def form(template: Template, node_pools: list[Option] | None = None) -> list[dic
             "options": [{"name": o.name, "value": o.value} for o in options],
             "hint": hint_text(p.hint),
             "hintHtml": hint_html(p.hint),
+            "min": p.min,  # bounds of an input.number ("" = none); auto-fill refuses values outside them
+            "max": p.max,
         })
     return fields

@@ -69,6 +69,17 @@ class Parameter:
     options: list[Option] = field(default_factory=list)
     required: bool = False
     visibility: str = "public"
+    # cvatflow's own metadata: numeric bounds of an `input.number` ("" = none); autofill refuses values outside
+    min: str = ""
+    max: str = ""
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """(min, max) as numbers; None where not set (or not a number: validation names that)."""
+        def number(text: str) -> float | None:
+            return float(text) if text != "" and is_number(text) else None
+
+        return number(self.min), number(self.max)
 
     @property
     def label(self) -> str:
@@ -103,6 +114,9 @@ class Parameter:
             out["required"] = True
         if self.visibility != "public":
             out["visibility"] = self.visibility
+        for key in ("min", "max"):
+            if getattr(self, key) != "":
+                out[key] = getattr(self, key)
         return out
 
     def to_argo(self) -> dict[str, Any]:
@@ -139,6 +153,8 @@ class Parameter:
             options=options,
             required=data.get("required") in (True, "true", "True"),
             visibility=source_text(data, "visibility") or "public",
+            min=source_text(data, "min"),
+            max=source_text(data, "max"),
         )
 
 
@@ -149,7 +165,7 @@ def is_number(value: str) -> bool:
     """Whether an `input.number` value parses (Argo carries every value as a string)."""
     try:
         float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return False
     return True
 

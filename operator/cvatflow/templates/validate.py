@@ -19,6 +19,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from cvatflow.errors import Problem, ProblemsError, TemplateError, errors_only
+from cvatflow.templates import trace
 from cvatflow.templates.manifest import WORKFLOW_KINDS, annotated_parameters
 from cvatflow.templates.parameter import (
     ARGO_NAME_PATTERN,
@@ -314,6 +315,7 @@ def _spec_problems(doc: dict[str, Any], spec: dict[str, Any], where: str, kind: 
         if not _str(ref.get("name")):
             yield Problem(f"{where}.workflowTemplateRef.name", "names no WorkflowTemplate", "set the template's name")
         return  # the referenced template's own checks apply when it is validated itself
+    yield from trace.checks(spec, parameters)  # unused parameters, min/max (issue 19)
     names = yield from _template_problems(spec.get("templates"), where)
     entrypoint = _str(spec.get("entrypoint"))
     if not entrypoint and not template_kind:

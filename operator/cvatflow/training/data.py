@@ -186,8 +186,10 @@ def _target_size(height: int, width: int, image_size: int) -> tuple[int, int, fl
 class DetectionDataset:
     """Map-style dataset: decoded, resized uint8 images and targets in model-input pixels (0-based labels)."""
 
-    def __init__(self, data: CocoData, ids: list[int], image_size: int, masks: bool, hflip: float = 0.0):
+    def __init__(self, data: CocoData, ids: list[int], image_size: int, masks: bool, hflip: float = 0.0,
+                 seed: int = 0):
         self.data, self.ids, self.image_size, self.masks, self.hflip = data, list(ids), image_size, masks, hflip
+        self.seed = seed
         self.cat_to_idx = data.cat_to_idx
         self.meta = {img["id"]: img for img in data.coco["images"]}
 
@@ -200,6 +202,7 @@ class DetectionDataset:
 
         from cvatflow.datasets.images import decode_rgb
 
+        epoch, index = divmod(index, len(self.ids))  # EpochBatchSampler adds epoch * len to shuffled indices
         image_id = self.ids[index]
         meta = self.meta[image_id]
         # One decode: torchvision for JPEG/PNG/GIF/WebP (16-bit scaled), PIL for BMP/TIFF; EXIF orientation as
@@ -234,7 +237,8 @@ class DetectionDataset:
         if self.masks:
             target["masks"] = (torch.from_numpy(__import__("numpy").stack(masks)) if masks
                                else torch.zeros((0, new_h, new_w), dtype=torch.uint8))
-        if self.hflip and random.random() < self.hflip:
+        # augmentation seeded by (seed, epoch, sample): the same in any worker, on any rerun
+        if self.hflip and random.Random(f"{self.seed}:{epoch}:{index}").random() < self.hflip:
             image = image.flip(-1)
             b = target["boxes"]
             target["boxes"] = torch.stack([new_w - b[:, 2], b[:, 1], new_w - b[:, 0], b[:, 3]], dim=1)
@@ -290,6 +294,7 @@ class EpochBatchSampler:
         order = list(range(self.size))
         if self.shuffle:
             random.Random(self.seed * 100003 + self.epoch).shuffle(order)
+            order = [i + self.epoch * self.size for i in order]  # the dataset reads the epoch back (augmentation)
         batches = [order[i:i + self.batch_size] for i in range(0, self.size, self.batch_size)]
         yield from batches[self.start:]
 

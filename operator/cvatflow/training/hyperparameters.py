@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +16,73 @@ WEIGHTS_INIT_TYPES = ("transfer_learning", "continue_training")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
+# Longest accepted number in YAML: 45,000-digit integers are refused before Python parses them.
+MAX_DIGITS = 30
+
+
+def bounds(low: float | None = None, high: float | None = None, *, above: bool = False,
+           below: bool = False) -> dict[str, Any]:
+    """A field's numeric bounds (dataclass metadata): `low <= value <= high`; `above`/`below` exclude the ends."""
+    return {"low": low, "high": high, "above": above, "below": below}
+
+
+def bound_rule(low: float | None, high: float | None, above: bool = False, below: bool = False) -> str:
+    """The words for a range, as errors print it: "at least 1", "greater than 0 and at most 10"..."""
+    def num(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else str(x)
+
+    if low is not None and high is not None:
+        return (f"greater than {num(low)}" if above else f"at least {num(low)}") + \
+            (f" and less than {num(high)}" if below else f" and at most {num(high)}")
+    if low is not None:
+        return f"greater than {num(low)}" if above else f"at least {num(low)}"
+    if high is not None:
+        return f"less than {num(high)}" if below else f"at most {num(high)}"
+    return "a number"
+
+
+def out_of_bounds(value: float, low: float | None, high: float | None, above: bool = False,
+                  below: bool = False) -> bool:
+    """Whether a number breaks its bounds; NaN and infinities always do."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return True
+    return ((low is not None and (value <= low if above else value < low))
+            or (high is not None and (value >= high if below else value > high)))
+
+
 @dataclass
 class Hyperparameters:
-    """Everything a training run can be tuned with; one field per YAML key."""
+    """Everything a training run can be tuned with; one field per YAML key, with its bounds (the schema)."""
 
-    epochs: int = 12
-    batch_size: int = 4
-    lr: float = 1e-3
-    backbone_lr: float | None = None  # None: same as lr
+    epochs: int = field(default=12, metadata=bounds(1, 100_000))
+    batch_size: int = field(default=4, metadata=bounds(1, 4096))
+    lr: float = field(default=1e-3, metadata=bounds(0, 10, above=True))
+    backbone_lr: float | None = field(default=None, metadata=bounds(0, 10))  # None: same as lr
     optimizer: str = "adamw"
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
-    val_every: float = 1.0  # in epochs; 0.5 = twice an epoch
-    checkpoint_every: int = 0  # steps between last.pt saves; 0 = at each validation, and at an epoch's end once a minute has passed
-    keep_checkpoints: int = 3  # numbered checkpoints kept (best and last are always kept)
-    image_size: int = 256  # longest image side fed to the model
-    hflip: float = 0.5  # probability of a horizontal flip in training
+    momentum: float = field(default=0.9, metadata=bounds(0, 1))  # sgd only
+    weight_decay: float = field(default=1e-4, metadata=bounds(0, 10))
+    warmup_steps: int = field(default=50, metadata=bounds(0, 10_000_000))
+    min_lr_ratio: float = field(default=0.05, metadata=bounds(0, 1))  # cosine decay ends at lr * min_lr_ratio
+    val_every: float = field(default=1.0, metadata=bounds(0, 100_000, above=True))  # in epochs; 0.5 = twice an epoch
+    # steps between last.pt saves; 0 = at each validation, and at an epoch's end once a minute has passed
+    checkpoint_every: int = field(default=0, metadata=bounds(0, 10_000_000))
+    keep_checkpoints: int = field(default=3, metadata=bounds(0, 10_000))  # numbered checkpoints kept (best and last are always kept)
+    image_size: int = field(default=256, metadata=bounds(1, 8192))  # longest image side fed to the model
+    hflip: float = field(default=0.5, metadata=bounds(0, 1))  # probability of a horizontal flip in training
     amp: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on GPU; never on CPU
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
-    num_workers: int = 2
-    seed: int = 0
-    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
-    val_batch_size: int | None = None  # None: batch_size
-    val_percent: float = 10.0  # used when the data has no train_val_split.json
+    grad_clip: float = field(default=1.0, metadata=bounds(0, 1e6))  # max gradient norm; 0 = off
+    num_workers: int = field(default=2, metadata=bounds(0, 256))
+    seed: int = field(default=0, metadata=bounds(0, 2**32 - 1))
+    # stop after this many optimizer steps (overrides epochs)
+    max_steps: int | None = field(default=None, metadata=bounds(1, 1_000_000_000))
+    val_batch_size: int | None = field(default=None, metadata=bounds(1, 4096))  # None: batch_size
+    # used when the data has no train_val_split.json
+    val_percent: float = field(default=10.0, metadata=bounds(0, 100, above=True, below=True))
     allow_untrained_classes: bool = False  # accept classes with no training instance (else an error)
     weights_init_type: str = "transfer_learning"
-    score_threshold: float = 0.05  # detections kept for evaluation
+    score_threshold: float = field(default=0.05, metadata=bounds(0, 1))  # detections kept for evaluation
+    # torch deterministic algorithms, one CPU thread, seeded workers and augmentation: repeatable metrics
+    deterministic: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,34 +118,24 @@ def _coerce(name: str, value: Any, field: dataclasses.Field) -> Any:
     return value
 
 
-def _check(hp: Hyperparameters) -> None:
-    """Range checks: each names the key, the allowed values and the bad value."""
-    def bad(name: str, rule: str) -> TrainingError:
-        return TrainingError(f"hyperparameters: {name} must be {rule}, got {getattr(hp, name)!r}")
+def short(value: Any, limit: int = 40) -> str:
+    """A value's repr cut to `limit` characters, so a 4,000-digit number does not fill the error."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
-    for name in ("epochs", "batch_size", "image_size"):
-        if getattr(hp, name) < 1:
-            raise bad(name, "at least 1")
-    for name in ("warmup_steps", "checkpoint_every", "num_workers", "keep_checkpoints", "seed"):
-        if getattr(hp, name) < 0:
-            raise bad(name, "0 or more")
-    for name in ("lr", "val_every"):
-        if getattr(hp, name) <= 0:
-            raise bad(name, "greater than 0")
-    for name in ("weight_decay", "grad_clip"):
-        if getattr(hp, name) < 0:
-            raise bad(name, "0 or more")
-    for name in ("hflip", "min_lr_ratio", "score_threshold"):
-        if not 0 <= getattr(hp, name) <= 1:
-            raise bad(name, "between 0 and 1")
-    if not 0 < hp.val_percent < 100:
-        raise bad("val_percent", "between 0 and 100 (exclusive)")
-    if hp.max_steps is not None and hp.max_steps < 1:
-        raise bad("max_steps", "at least 1 or null")
-    if hp.val_batch_size is not None and hp.val_batch_size < 1:
-        raise bad("val_batch_size", "at least 1 or null")
-    if hp.backbone_lr is not None and hp.backbone_lr < 0:
-        raise bad("backbone_lr", "0 or more, or null")
+
+def _check(hp: Hyperparameters) -> None:
+    """Range checks from the schema's bounds: each names the key, the allowed values and the bad value."""
+    def bad(name: str, rule: str) -> TrainingError:
+        return TrainingError(f"hyperparameters: {name} must be {rule}, got {short(getattr(hp, name))}")
+
+    for f in fields(Hyperparameters):
+        value = getattr(hp, f.name)
+        if "low" not in f.metadata or value is None:
+            continue
+        if out_of_bounds(value, f.metadata["low"], f.metadata["high"], f.metadata["above"], f.metadata["below"]):
+            rule = bound_rule(f.metadata["low"], f.metadata["high"], f.metadata["above"], f.metadata["below"])
+            raise bad(f.name, rule + (" or null" if _type_of(f)[1] else ""))
     if hp.optimizer not in OPTIMIZERS:
         raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
     if hp.amp not in AMP_MODES:
@@ -132,9 +162,43 @@ def read_text(source: str | Path | None) -> str:
 def parse(source: str | Path | None, defaults: dict[str, Any] | None = None,
           overrides: dict[str, Any] | None = None) -> Hyperparameters:
     """Hyperparameters from YAML (string or file) over the model's defaults; `overrides` (CLI flags) win."""
+    return resolve(source, defaults, overrides)[0]
+
+
+def resolve(source: str | Path | None, defaults: dict[str, Any] | None = None,
+            overrides: dict[str, Any] | None = None,
+            defaults_label: str = "model default") -> tuple[Hyperparameters, dict[str, str]]:
+    """`parse`, plus where each value came from: "default", `defaults_label`, "hyperparameters" or "--flag".
+
+    Raises TrainingError naming the key for bad YAML, unknown keys, wrong types and out-of-range values.
+    """
+    data = read_mapping(source)
+    known = {f.name: f for f in fields(Hyperparameters)}
+    merged: dict[str, Any] = {}
+    sources = {name: "default" for name in known}
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for layer, label in ((defaults or {}, defaults_label), (data, "hyperparameters"), (flags, None)):
+        for name, value in layer.items():
+            before = merged.get(name)
+            merged[name] = _coerce(name, value, known[name])
+            source = label
+            if source is None:  # a flag: the template's form field, when the image runs in a workflow
+                flag = "--" + name.replace("_", "-")
+                source = f"hyperparameters and {flag}" if name in data and before == merged[name] else flag
+            sources[name] = source
+    hp = Hyperparameters(**merged)
+    _check(hp)
+    return hp, sources
+
+
+def read_mapping(source: str | Path | None) -> dict[str, Any]:
+    """The YAML mapping of `source` (text or file), its keys checked against the schema; values as YAML typed them."""
     text = read_text(source)
     try:
         data = yaml.safe_load(text) if text.strip() else {}
+    except ValueError:  # Python refuses to parse integers of more than 4,300 digits
+        raise TrainingError("hyperparameters: a number has too many digits (give a value within the key's "
+                            "range)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -145,15 +209,18 @@ def parse(source: str | Path | None, defaults: dict[str, Any] | None = None,
     if not isinstance(data, dict):
         raise TrainingError(f"hyperparameters: expected a mapping of `key: value` lines, got a "
                             f"{type(data).__name__} (e.g. `epochs: 10`)")
-    known = {f.name: f for f in fields(Hyperparameters)}
+    known = [f.name for f in fields(Hyperparameters)]
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
         raise TrainingError(f"hyperparameters: unknown key{'s' if len(unknown) > 1 else ''} "
                             f"{', '.join(unknown)} (known keys: {', '.join(known)})")
-    merged: dict[str, Any] = {}
-    for layer in (defaults or {}, data, {k: v for k, v in (overrides or {}).items() if v is not None}):
-        for name, value in layer.items():
-            merged[name] = _coerce(name, value, known[name])
-    hp = Hyperparameters(**merged)
-    _check(hp)
-    return hp
+    return data
+
+
+def annotated_yaml(hp: Hyperparameters, sources: dict[str, str]) -> str:
+    """The effective hyperparameters as YAML, each line ending in `# <source>`; `parse` reads it back."""
+    lines = []
+    for name, value in hp.to_dict().items():
+        line = yaml.safe_dump({name: value}, default_flow_style=False).rstrip("\n")
+        lines.append(f"{line}  # {sources.get(name, 'default')}")
+    return "\n".join(lines) + "\n"

@@ -15,8 +15,10 @@ from cvatflow.errors import TrainingError
 from cvatflow.training import data as datalib
 from cvatflow.training import state as statelib
 from cvatflow.training.checkpoints import Checkpoints, load
-from cvatflow.training.hyperparameters import Hyperparameters, parse
+from cvatflow.training.hyperparameters import Hyperparameters, annotated_yaml, read_mapping, resolve
 
+# CPU threads in deterministic mode: fixed, so that float reductions split their work the same way each run.
+DETERMINISTIC_THREADS = 2
 # A preempted pod loses at most this much work to epoch-end saves (checkpoint_every sets a step interval).
 EPOCH_CHECKPOINT_SECONDS = 60.0
 
@@ -42,6 +44,26 @@ class Run:
     device: str | None = None
     export: bool = True
     min_objects: int = 1  # refuse a dataset with fewer usable objects (the template's threshold)
+
+
+def make_deterministic() -> None:
+    """`deterministic: true`: the same metrics from the same data on the same machine, at some speed.
+
+    Deterministic kernels where PyTorch has them (ops without one warn instead of failing: torchvision's
+    RoIAlign backward on CUDA is one, so Mask R-CNN on a GPU is close, not exact), no cuDNN autotuning,
+    cuBLAS's fixed workspace, and a fixed number of CPU threads (float sums depend on how work is split).
+    The sampler, the workers and the augmentation are seeded in every mode.
+    """
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.set_num_threads(DETERMINISTIC_THREADS)
+    log(f"deterministic: deterministic algorithms, {DETERMINISTIC_THREADS} CPU threads")
 
 
 def pick_device(name: str | None):
@@ -98,7 +120,9 @@ class Setup:
             self.variant = self.adapter.check_variant(checkpoint_variant)
         else:
             self.variant = self.adapter.check_variant(run.variant or self.adapter.default_variant)
-        self.hp = parse(run.hyperparameters, self.adapter.default_hyperparameters(self.variant), run.overrides)
+        self.hp, self.sources = resolve(run.hyperparameters, self.adapter.default_hyperparameters(self.variant),
+                                        run.overrides, f"default of {self.variant}")
+        _note_overrides(read_mapping(run.hyperparameters), run.overrides, self.hp)
         self.data = datalib.load(run.data, self.hp.val_percent, self.hp.seed, min_objects=run.min_objects,
                                  allow_untrained=self.hp.allow_untrained_classes)
         titles = self.data.class_titles
@@ -149,6 +173,11 @@ def fit_to_data(adapter, settings: dict[str, Any], coco: dict[str, Any], variant
         if message:
             log(f"warning: {message}")
     return fit
+def _note_overrides(data: dict[str, Any], overrides: dict[str, Any], hp: Hyperparameters) -> None:
+    """Say so when a flag (a template's form field) overrides a different value in the YAML: never silently."""
+    for name, flag in overrides.items():
+        if flag is not None and name in data and data[name] != getattr(hp, name):
+            log(f"note: --{name.replace('_', '-')} {flag} overrides {name}: {data[name]} of the hyperparameters")
 
 
 def build_model(setup: Setup, device):
@@ -199,13 +228,15 @@ class Trainer:
         self.output = Path(self.run.output)
         self.device = pick_device(self.run.device)
         self.amp = amp_dtype(self.hp.amp, self.device)
+        if self.hp.deterministic:
+            make_deterministic()
         random.seed(self.hp.seed)
         torch.manual_seed(self.hp.seed)
         self.model = build_model(setup, self.device)
         data = setup.data
         pin = self.device.type == "cuda"
         self.train_set = datalib.DetectionDataset(data, data.train_ids, self.hp.image_size, self.adapter.masks,
-                                                  self.hp.hflip)
+                                                  self.hp.hflip, self.hp.seed)
         self.val_set = datalib.DetectionDataset(data, data.val_ids, self.hp.image_size, self.adapter.masks)
         self.train_loader = datalib.loader(self.train_set, self.hp.batch_size, self.hp.num_workers, self.hp.seed,
                                            True, pin)
@@ -367,8 +398,8 @@ class Trainer:
     # -- outputs -----------------------------------------------------------------------------------------
     def _write_start(self) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
-        text = self.hp.to_yaml()
-        log("hyperparameters (defaults filled in):\n" + text.rstrip())
+        text = annotated_yaml(self.hp, self.setup.sources)
+        log("hyperparameters (effective values, each with its source):\n" + text.rstrip())
         (self.output / "hyperparameters.yaml").write_text(text)
         statelib.write_json(self.output / "train_val_split.json", self.setup.data.split)
         dataset_report = self.setup.data.report
@@ -427,6 +458,8 @@ class Trainer:
             "export": {"ONNXRuntime": "export/best.onnx"} if exported else {},
             "model_meta": "model_meta.json",
             "hyperparameters": "hyperparameters.yaml",
+            "hyperparameter_values": self.hp.to_dict(),
+            "hyperparameter_sources": self.setup.sources,
             "artifacts_dir": str(self.output),
             "datetime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "evaluation_metrics": {**{k: final[k] for k in ("mAP", "AP50", "AP75", "precision", "recall", "f1",

@@ -110,6 +110,7 @@ function layout(id) {
   v.loss = h("figure", {class: "chart-box", id: "loss-chart"}, h("figcaption", {}, "Loss"));
   v.map = h("figure", {class: "chart-box", id: "map-chart"}, h("figcaption", {}, "mAP"));
   v.outputs = h("dl", {class: "outputs", id: "run-outputs"});
+  v.settings = h("dl", {class: "outputs", id: "run-hyperparameters"});
   v.logs = h("pre", {class: "logs", id: "run-logs", tabindex: "0", "aria-label": "Logs"}, "Loading…");
   v.refreshLogs = h("button", {type: "button", class: "link"}, "Refresh");
   v.error = h("div", {class: "error-box", role: "alert", hidden: true});
@@ -127,6 +128,7 @@ function layout(id) {
         h("div", {class: "charts"}, v.loss, v.map)),
       h("section", {"aria-labelledby": "steps-title"}, h("h2", {id: "steps-title"}, "Steps"), v.steps),
       h("section", {"aria-labelledby": "outputs-title"}, h("h2", {id: "outputs-title"}, "Outputs"), v.outputs),
+      h("section", {"aria-labelledby": "hp-title"}, h("h2", {id: "hp-title"}, "Hyperparameters"), v.settings),
       h("section", {"aria-labelledby": "logs-title", class: "span-2"},
         h("div", {class: "section-head"}, h("h2", {id: "logs-title"}, "Logs"), v.refreshLogs), v.logs)));
   drawCharts(v, []);
@@ -185,6 +187,10 @@ function showExecution(view, run) {
     h("dt", {}, name),
     h("dd", {}, /^https?:\/\//.test(uri) ? h("a", {href: uri, target: "_blank", rel: "noopener"}, uri) : h("code", {}, uri))))
     : h("p", {class: "muted"}, "No outputs yet."));
+  const settings = Object.entries(e.hyperparameters || {});  // effective values and where each came from
+  fill(view.settings, settings.length ? settings.map(([key, s]) => h("div", {},
+    h("dt", {}, key), h("dd", {}, h("code", {}, String(s.value)), " ", h("span", {class: "muted"}, `(${s.source})`))))
+    : h("p", {class: "muted"}, "None recorded."));
   if (e.problems?.length) {
     fill(view.error, h("ul", {}, e.problems.map((p) => h("li", {}, `${p.path ? `${p.path}: ` : ""}${p.message}`))));
     view.error.hidden = false;
