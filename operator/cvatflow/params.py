@@ -12,8 +12,8 @@ import yaml
 from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
 from cvatflow.nodepool import fit_problems, pod_patch
-from cvatflow.storage.keys import key_problem
 from cvatflow.one_value import FIELD_KEYS, Setting, annotation, reconcile
+from cvatflow.storage.keys import key_problem
 from cvatflow.templates.parameter import (
     ANNOTATION_PATH,
     CHOICE_TYPES,
