@@ -86,8 +86,8 @@ def test_execute_workflow_answers_a_url_and_labels_the_run_as_onepanel_did(fork,
                            json={"workflow_template": TINY, "parameters": parameters})
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        assert body["url"].endswith(f"/api/v1/executions/{body['uid']}")
-        execution = wait_for(lambda: (e := http.get(body["url"]).json())["phase"]
+        assert body["url"] == f"{fork}/ui/runs/{body['uid']}"  # the web UI's run page, not JSON
+        execution = wait_for(lambda: (e := http.get(f"/api/v1/executions/{body['uid']}").json())["phase"]
                              in ("Succeeded", "Failed", "Error") and e, timeout=120)
     assert execution["phase"] == "Succeeded", execution
     assert execution["labels"]["cvat-job-id"] == str(fake_cvat.task_id)  # Onepanel's name for the task id
@@ -135,3 +135,39 @@ def test_the_fork_s_cookie_is_enough(fork):
 
     assert httpx.post(fork + "/onepanelio/get_node_pool", cookies={"auth-token": TOKEN}).status_code == 200
     assert httpx.post(fork + "/onepanelio/get_node_pool").status_code == 401
+
+
+def test_the_output_path_is_the_task_s_folder_under_the_template_s_prefix(fork):
+    with client(fork) as http:
+        named = http.post("/onepanelio/get_output_path/42", json={"uid": "maskrcnn-training"})
+        bare = http.post("/onepanelio/get_output_path/42")
+        unknown = http.post("/onepanelio/get_output_path/42", json={"uid": "no-such-template"})
+    assert named.status_code == 200 and named.json() == {"name": "outputs/task-42/"}
+    assert bare.json() == {"name": "outputs/task-42/"}
+    assert unknown.status_code == 404
+
+
+def test_the_run_page_link_opens_with_only_the_fork_s_cookie(fork):
+    import httpx
+
+    with client(fork) as http:
+        run = http.get("/api/v1/executions").json()
+    cookies = {"auth-token": TOKEN, "auth-username": "admin"}
+    page = httpx.get(fork + "/ui/runs/some-run", cookies=cookies)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    # What the page's script then asks for: the cookie alone is the sign-in, checked like the bearer token.
+    assert httpx.get(fork + "/api/v1/executions", cookies=cookies).json() == run
+    assert httpx.get(fork + "/api/v1/executions", cookies={"auth-token": "wrong"}).status_code == 401
+    assert httpx.get(fork + "/api/v1/executions").status_code == 401
+
+
+def test_a_cookie_changes_nothing_without_a_header_a_cross_site_page_cannot_send(fork, fake_cvat):
+    import httpx
+
+    body = {"template": TINY, "cvatTask": fake_cvat.task_id, "parameters": {"epochs": "lots"}}
+    cookies = {"auth-token": TOKEN}
+    assert httpx.post(fork + "/api/v1/executions", json=body, cookies=cookies).status_code == 401
+    # With the UI's header it goes through the token check (and then fails on the bad value, not on auth).
+    answer = httpx.post(fork + "/api/v1/executions", json=body, cookies=cookies,
+                        headers={"X-Requested-With": "cvatflow-ui"})
+    assert answer.status_code == 422
