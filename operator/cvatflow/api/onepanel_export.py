@@ -28,6 +28,14 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 TaskId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The CVAT task id.")]
 Format = Annotated[str, Query(min_length=1, max_length=100, description="A CVAT export format, e.g. `COCO 1.0`.")]
 Action = Annotated[str | None, Query(pattern="^download$", description="`download`: the prepared file.")]
+EXPORT_RESPONSES = {
+    200: {"description": "With `action=download`: the file, as CVAT answered it (headers included).",
+          "content": {"application/zip": {}}},
+    201: {"description": "The file is ready: ask again with `action=download`.",
+          "content": {"application/json": {"schema": {"type": "object"}}}},
+    202: {"description": "CVAT is preparing the file: ask again later (the fork waits 3 s).",
+          "content": {"application/json": {"schema": {"type": "object"}}}},
+}
 CHUNK = 1 << 16  # bytes per read while streaming: the file never sits in memory whole
 # Headers of CVAT's download passed on to the browser (the rest describe CVAT's connection, not the file).
 PASSED_HEADERS = ("content-type", "content-length", "content-disposition", "last-modified", "etag")
@@ -139,13 +147,13 @@ def export(request: Request, services: Services, task: int, format_name: str, im
     return _download(cvat, task, current.result_url)
 
 
-@router.get("/{task}/dataset", summary="The task's dataset (with images), prepared then downloaded")
+@router.get("/{task}/dataset", responses=EXPORT_RESPONSES, summary="The task's dataset (with images), prepared then downloaded")
 def task_dataset(task: TaskId, format: Format, request: Request, services: ServicesDep,
                  action: Action = None) -> Response:
     return export(request, services, task, format, True, action)
 
 
-@router.get("/{task}/annotations/{file}", summary="The task's annotations (no images), prepared then downloaded")
+@router.get("/{task}/annotations/{file}", responses=EXPORT_RESPONSES, summary="The task's annotations (no images), prepared then downloaded")
 def task_annotations(task: TaskId, file: Annotated[str, Path(max_length=255)], format: Format, request: Request,
                      services: ServicesDep, action: Action = None) -> Response:
     """`file` is the name the fork gives the download; CVAT's own Content-Disposition is passed on."""
