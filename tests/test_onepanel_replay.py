@@ -22,7 +22,8 @@ from cvatflow.config import NodePool, NodePools
 fake_cvat = api_fixtures.fake_cvat
 
 COOKIES = {"auth-token": TOKEN, "auth-username": "admin", "csrftoken": "fork-csrf"}
-AXIOS = {"X-CSRFTOKEN": "fork-csrf", "Content-Type": "application/json"}  # core.server.request
+ACCEPT = {"Accept": "application/json, text/plain, */*"}  # axios's default
+AXIOS = {"X-CSRFTOKEN": "fork-csrf", "Content-Type": "application/json", **ACCEPT}  # core.server.request
 FETCH = {"Content-Type": "application/json"}  # OnepanelApi.fetchJson
 FILE = "task_shapes.zip"  # dumpAnnotations: the task's name with "/" replaced, as the fork builds it
 
@@ -30,7 +31,7 @@ FILE = "task_shapes.zip"  # dumpAnnotations: the task's name with "/" replaced, 
 # {task}, {uid} and {parameters} are filled in as the dialog would have them by then.
 CALLS: list[dict[str, Any]] = [
     {"what": "getWorkflowTemplateAsync", "method": "GET", "path": "/onepanelio/workflow_templates",
-     "headers": {"X-CSRFTOKEN": "fork-csrf"}, "reads": ["count", "workflow_templates[].uid",
+     "headers": {"X-CSRFTOKEN": "fork-csrf", **ACCEPT}, "reads": ["count", "workflow_templates[].uid",
                                                        "workflow_templates[].name", "workflow_templates[].version"]},
     {"what": "listWorkflowTemplateVersions", "method": "GET", "path": "/onepanelio/workflow_templates/{uid}/versions",
      "headers": AXIOS, "reads": ["count", "workflow_templates[].version"]},
@@ -55,15 +56,16 @@ CALLS: list[dict[str, Any]] = [
     {"what": "executeWorkflow", "method": "POST", "path": "/onepanelio/execute_workflow/{task}", "headers": FETCH,
      "body": {"workflow_template": "{uid}", "parameters": "{parameters}"}, "reads": ["url"]},
     {"what": "exportDataset (poll)", "method": "GET", "path": "/onepanelio/api/v1/tasks/{task}/dataset",
-     "params": {"format": "COCO 1.0"}, "headers": {"X-CSRFTOKEN": "fork-csrf"}, "poll": True},
+     "params": {"format": "COCO 1.0"}, "headers": {"X-CSRFTOKEN": "fork-csrf", **ACCEPT}, "poll": True},
     {"what": "exportDataset (download)", "method": "GET", "path": "/onepanelio/api/v1/tasks/{task}/dataset",
-     "params": {"format": "COCO 1.0", "action": "download"}, "headers": {"X-CSRFTOKEN": "fork-csrf"},
-     "file": "images/"},
+     "params": {"format": "COCO 1.0", "action": "download"}, "headers": {"X-CSRFTOKEN": "fork-csrf", **ACCEPT},
+     "reads": ["message"], "saved": "task_42_dataset.zip", "images": True},
     {"what": "dumpAnnotations (poll)", "method": "GET", "path": f"/onepanelio/api/v1/tasks/{{task}}/annotations/{FILE}",
-     "params": {"format": "COCO 1.0"}, "headers": {"X-CSRFTOKEN": "fork-csrf"}, "poll": True},
+     "params": {"format": "COCO 1.0"}, "headers": {"X-CSRFTOKEN": "fork-csrf", **ACCEPT}, "poll": True},
     {"what": "dumpAnnotations (download)", "method": "GET",
      "path": f"/onepanelio/api/v1/tasks/{{task}}/annotations/{FILE}",
-     "params": {"format": "COCO 1.0", "action": "download"}, "headers": {"X-CSRFTOKEN": "fork-csrf"}, "file": None},
+     "params": {"format": "COCO 1.0", "action": "download"}, "headers": {"X-CSRFTOKEN": "fork-csrf", **ACCEPT},
+     "reads": ["message"], "saved": FILE, "images": False},
 ]
 
 
@@ -97,8 +99,8 @@ def fill(value: Any, known: dict[str, Any]) -> Any:
 @pytest.fixture
 def fork(tmp_path, fake_cvat):
     pools = NodePools(label="node.kubernetes.io/instance-type", pools=[NodePool("GPU: 1x T4", "g4dn.xlarge")])
-    with tiny_api(tmp_path / "home", fake_cvat.url, node_pools=pools) as (url, _):
-        yield url
+    with tiny_api(tmp_path / "home", fake_cvat.url, node_pools=pools) as served:
+        yield served
 
 
 def test_the_fork_s_calls_are_all_here():
@@ -106,9 +108,13 @@ def test_the_fork_s_calls_are_all_here():
 
 
 def test_every_call_of_the_fork_answers_in_the_shape_it_reads(fork, fake_cvat):
+    from cvatflow.storage import open_store
+
+    url, settings = fork
+    store = open_store(settings.store)
     known: dict[str, Any] = {"task": fake_cvat.task_id, "uid": TINY}
     answers: dict[str, httpx.Response] = {}
-    with httpx.Client(base_url=fork, cookies=COOKIES, timeout=30) as browser:  # no Authorization header at all
+    with httpx.Client(base_url=url, cookies=COOKIES, timeout=30) as browser:  # no Authorization header at all
         for call in CALLS:
             request = browser.build_request(call["method"], fill(call["path"], known), headers=call["headers"],
                                             params=call.get("params"),
@@ -123,15 +129,15 @@ def test_every_call_of_the_fork_answers_in_the_shape_it_reads(fork, fake_cvat):
                 continue
             assert answer.status_code == 200, (call["what"], answer.status_code, answer.text[:300])
             answers[call["what"]] = answer
-            if "file" in call:
-                archive = zipfile.ZipFile(io.BytesIO(answer.content))
-                assert "annotations/instances_default.json" in archive.namelist()
-                assert any(n.startswith("images/") for n in archive.namelist()) == bool(call["file"])
-                assert answer.headers["content-disposition"].startswith("attachment")
-                continue
             body = answer.json()
             for path in call["reads"]:
                 fields(body, path)
+            if "saved" in call:  # tasks-actions.tsx shows `message`; the file is in the store where it says
+                key = f"exports/task-{fake_cvat.task_id}/{call['saved']}"
+                assert body["message"].endswith(store.uri_for(key)), body
+                archive = zipfile.ZipFile(io.BytesIO(store.get_bytes(key)))
+                assert "annotations/instances_default.json" in archive.namelist()
+                assert any(n.startswith("images/") for n in archive.namelist()) == call["images"]
             if call["what"] == "getWorkflowTemplate":  # the dialog posts every parameter at its value
                 known["parameters"] = {p["name"]: p["value"] for p in body["parameters"]}
 
@@ -139,10 +145,10 @@ def test_every_call_of_the_fork_answers_in_the_shape_it_reads(fork, fake_cvat):
         assert answers["getOutputPath"].json() == {"name": f"outputs/task-{fake_cvat.task_id}/"}
         # "Open Workflow details": the browser opens `url` with CVAT's cookies only and gets the run page,
         # whose script then reads the run with the same cookies.
-        url = answers["executeWorkflow"].json()["url"]
-        page = browser.get(url, headers={})
+        link = answers["executeWorkflow"].json()["url"]
+        page = browser.get(link, headers={"Accept": "text/html"})
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        run = url.rsplit("/", 1)[1]
+        run = link.rsplit("/", 1)[1]
         execution = wait_for(lambda: (e := browser.get(f"/api/v1/executions/{run}").json())["phase"]
                              in ("Succeeded", "Failed", "Error") and e, timeout=120)
     assert execution["phase"] == "Succeeded", execution

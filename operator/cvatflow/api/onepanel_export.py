@@ -3,11 +3,16 @@ from today's CVAT (start an export, poll its request, stream the file), with the
 
 CVAT 1.0's protocol, as the fork's `cvat-core` `server-proxy.js` (`exportDataset`, `dumpAnnotations`) follows it:
 `GET ...?format=F` answers 202 while the file is being prepared (the fork asks again after 3 s) and 201 once it
-is ready; `GET ...?format=F&action=download` then answers the file.
+is ready; `GET ...?format=F&action=download` then answers the file. The fork itself (axios, `Accept:
+application/json`) reads `{message}` from that last answer instead (its server copied the file to the workspace's
+/share and said where: `tasks-actions.tsx` shows `res.data.message`), so a request that accepts JSON gets the file
+put in the store and `{message}` naming it; any other (a browser, curl) gets the file.
 """
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +34,10 @@ TaskId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The CVAT task id."
 Format = Annotated[str, Query(min_length=1, max_length=100, description="A CVAT export format, e.g. `COCO 1.0`.")]
 Action = Annotated[str | None, Query(pattern="^download$", description="`download`: the prepared file.")]
 EXPORT_RESPONSES = {
-    200: {"description": "With `action=download`: the file, as CVAT answered it (headers included).",
-          "content": {"application/zip": {}}},
+    200: {"description": "With `action=download`: the file, as CVAT answered it (headers included); when the "
+                         "request accepts JSON (the fork), `{message}` naming where in the store the file was put.",
+          "content": {"application/zip": {}, "application/json": {"schema": {
+              "type": "object", "properties": {"message": {"type": "string"}}}}}},
     201: {"description": "The file is ready: ask again with `action=download`.",
           "content": {"application/json": {"schema": {"type": "object"}}}},
     202: {"description": "CVAT is preparing the file: ask again later (the fork waits 3 s).",
@@ -96,8 +103,15 @@ def _status(cvat, task: int, rq_id: str) -> tuple[str, str | None, str]:
         return str(status), getattr(request, "result_url", None), str(getattr(request, "message", "") or "")
 
 
-def _download(cvat, task: int, url: str) -> StreamingResponse:
-    """Stream CVAT's file with its headers, reading CHUNK bytes at a time."""
+@dataclass
+class _Download:
+    chunks: Iterator[bytes]  # CHUNK bytes at a time, undecoded; the connection is released at the end
+    headers: dict[str, str]  # CVAT's, those in PASSED_HEADERS (and Content-Encoding)
+    media_type: str
+
+
+def _download(cvat, task: int, url: str) -> _Download:
+    """Open CVAT's file for streaming."""
     from cvat_sdk.core.helpers import make_request_headers
 
     ours, theirs = urlsplit(cvat.url), urlsplit(url)
@@ -118,15 +132,35 @@ def _download(cvat, task: int, url: str) -> StreamingResponse:
         finally:
             answer.release_conn()
 
-    headers = {k: v for k, v in answer.headers.items() if k.lower() in PASSED_HEADERS and k.lower() != "content-type"}
+    headers = {k.title(): v for k, v in answer.headers.items()
+               if k.lower() in PASSED_HEADERS and k.lower() != "content-type"}
     if answer.headers.get("content-encoding"):  # the bytes are passed on undecoded, so say how they are encoded
         headers["Content-Encoding"] = answer.headers["content-encoding"]
-    return StreamingResponse(chunks(), status_code=200, headers=headers,
-                             media_type=answer.headers.get("content-type", "application/octet-stream"))
+    return _Download(chunks(), headers, answer.headers.get("content-type", "application/octet-stream"))
+
+
+def _file_name(task: int, file: str | None, disposition: str) -> str:
+    """A safe object name: the fork's `file` or CVAT's attachment name, as letters, digits, `._-` only."""
+    found = re.search(r'filename="?([^";]+)"?', disposition or "")
+    name = file or (found.group(1) if found else "") or f"task_{task}_dataset.zip"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]).lstrip(".") or f"task_{task}_dataset"
+    return name if name.lower().endswith(".zip") else f"{name}.zip"
+
+
+def _save(services: Services, task: int, file: str | None, download: _Download) -> JSONResponse:
+    """Write the streamed file to a temporary file (never all in memory), put it in the store, say where."""
+    key = f"exports/task-{task}/{_file_name(task, file, download.headers.get('Content-Disposition', ''))}"
+    with tempfile.NamedTemporaryFile(prefix="cvatflow-export-", suffix=".zip") as tmp:
+        for chunk in download.chunks:
+            tmp.write(chunk)
+        tmp.flush()
+        services.client.store.put_file(tmp.name, key)
+    what = "annotations have been dumped" if file else "dataset has been exported"
+    return JSONResponse({"message": f"Your {what} to {services.client.store.uri_for(key)}"})
 
 
 def export(request: Request, services: Services, task: int, format_name: str, images: bool,
-           action: str | None) -> Response:
+           action: str | None, file: str | None = None) -> Response:
     """One step of CVAT 1.0's polled export: 202 preparing, 201 ready, or the file when `action=download`."""
     exports, key, cvat = _exports(request), (task, format_name, images), services.cvat()
     current = exports.get(key)
@@ -144,7 +178,10 @@ def export(request: Request, services: Services, task: int, format_name: str, im
     if action != "download":
         return JSONResponse({}, status_code=201)
     exports.put(key, None)  # CVAT keeps the file a while; a later export asks for a fresh one
-    return _download(cvat, task, current.result_url)
+    download = _download(cvat, task, current.result_url)
+    if "application/json" in request.headers.get("accept", ""):
+        return _save(services, task, file, download)
+    return StreamingResponse(download.chunks, headers=download.headers, media_type=download.media_type)
 
 
 @router.get("/{task}/dataset", responses=EXPORT_RESPONSES, summary="The task's dataset (with images), prepared then downloaded")
@@ -156,5 +193,5 @@ def task_dataset(task: TaskId, format: Format, request: Request, services: Servi
 @router.get("/{task}/annotations/{file}", responses=EXPORT_RESPONSES, summary="The task's annotations (no images), prepared then downloaded")
 def task_annotations(task: TaskId, file: Annotated[str, Path(max_length=255)], format: Format, request: Request,
                      services: ServicesDep, action: Action = None) -> Response:
-    """`file` is the name the fork gives the download; CVAT's own Content-Disposition is passed on."""
-    return export(request, services, task, format, False, action)
+    """`file` names the object in the store when the fork asks; a download keeps CVAT's Content-Disposition."""
+    return export(request, services, task, format, False, action, file)
