@@ -197,6 +197,10 @@ def test_the_onepanel_fork_s_link_opens_the_run_page_signed_in_by_its_cookie_alo
     assert page.evaluate("sessionStorage.length") == 0  # the cookie is not copied anywhere
     assert TOKEN not in page.url
     page.context.close()
+    # The dialog sent the template's default output prefix: the run went to the task's folder.
+    execution = ui.wait_done(run)
+    assert execution["parameters"]["cvat-output-path"] == f"outputs/task-{ui.task}"
+    assert execution["outputs"]["model"].endswith(f"/outputs/task-{ui.task}/{run}/model/")
 
     # Without the cookie (or with a wrong one) the same link asks for the API token instead.
     context = browser.new_context(viewport=WIDE)
