@@ -89,8 +89,8 @@ def test_execute_workflow_answers_a_url_and_labels_the_run_as_onepanel_did(fork,
                            json={"workflow_template": TINY, "parameters": parameters})
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        assert body["url"].endswith(f"/api/v1/executions/{body['uid']}")
-        execution = wait_for(lambda: (e := http.get(body["url"]).json())["phase"]
+        assert body["url"] == f"{fork}/ui/runs/{body['uid']}"  # the web UI's run page, not JSON
+        execution = wait_for(lambda: (e := http.get(f"/api/v1/executions/{body['uid']}").json())["phase"]
                              in ("Succeeded", "Failed", "Error") and e, timeout=120)
     assert execution["phase"] == "Succeeded", execution
     assert execution["labels"]["cvat-job-id"] == str(fake_cvat.task_id)  # Onepanel's name for the task id
@@ -138,3 +138,92 @@ def test_the_fork_s_cookie_is_enough(fork):
 
     assert httpx.post(fork + "/onepanelio/get_node_pool", cookies={"auth-token": TOKEN}).status_code == 200
     assert httpx.post(fork + "/onepanelio/get_node_pool").status_code == 401
+
+
+def test_the_output_path_is_the_task_s_folder_under_the_template_s_prefix(fork):
+    with client(fork) as http:
+        named = http.post("/onepanelio/get_output_path/42", json={"uid": "maskrcnn-training"})
+        bare = http.post("/onepanelio/get_output_path/42")
+        unknown = http.post("/onepanelio/get_output_path/42", json={"uid": "no-such-template"})
+    assert named.status_code == 200 and named.json() == {"name": "outputs/task-42/"}
+    assert bare.json() == {"name": "outputs/task-42/"}
+    assert unknown.status_code == 404
+
+
+def test_the_run_page_link_opens_with_only_the_fork_s_cookie(fork):
+    import httpx
+
+    with client(fork) as http:
+        run = http.get("/api/v1/executions").json()
+    cookies = {"auth-token": TOKEN, "auth-username": "admin"}
+    page = httpx.get(fork + "/ui/runs/some-run", cookies=cookies)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    # What the page's script then asks for: the cookie alone is the sign-in, checked like the bearer token.
+    assert httpx.get(fork + "/api/v1/executions", cookies=cookies).json() == run
+    assert httpx.get(fork + "/api/v1/executions", cookies={"auth-token": "wrong"}).status_code == 401
+    assert httpx.get(fork + "/api/v1/executions").status_code == 401
+
+
+def test_a_cookie_changes_nothing_without_a_header_a_cross_site_page_cannot_send(fork, fake_cvat):
+    import httpx
+
+    body = {"template": TINY, "cvatTask": fake_cvat.task_id, "parameters": {"epochs": "lots"}}
+    cookies = {"auth-token": TOKEN}
+    assert httpx.post(fork + "/api/v1/executions", json=body, cookies=cookies).status_code == 401
+    # With the UI's header it goes through the token check (and then fails on the bad value, not on auth).
+    answer = httpx.post(fork + "/api/v1/executions", json=body, cookies=cookies,
+                        headers={"X-Requested-With": "cvatflow-ui"})
+    assert answer.status_code == 422
+
+
+def poll_export(http, path: str, params: dict[str, str]) -> list[int]:
+    """What the fork's exportDataset/dumpAnnotations do: GET until not 202, recording each status."""
+    statuses = []
+    for _ in range(50):
+        answer = http.get(path, params=params)
+        statuses.append(answer.status_code)
+        if answer.status_code != 202:
+            return statuses
+    raise AssertionError(f"still 202 after 50 polls: {statuses}")
+
+
+@pytest.mark.parametrize(("kind", "with_images"), [("dataset", True), ("annotations/task_42.zip", False)])
+def test_the_fork_s_exports_poll_then_download_cvat_s_file_with_its_headers(fork, fake_cvat, kind, with_images):
+    import io
+    import json
+    import zipfile
+
+    path = f"/onepanelio/api/v1/tasks/{fake_cvat.task_id}/{kind}"
+    with client(fork, token=None) as http:
+        http.cookies.update({"auth-token": TOKEN, "auth-username": "admin", "csrftoken": "x"})
+        statuses = poll_export(http, path, {"format": "COCO 1.0"})
+        assert statuses[0] == 202 and statuses[-1] == 201, statuses
+        answer = http.get(path, params={"format": "COCO 1.0", "action": "download"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/zip"
+    assert answer.headers["content-disposition"] == f'attachment; filename="task_{fake_cvat.task_id}_dataset.zip"'
+    names = zipfile.ZipFile(io.BytesIO(answer.content)).namelist()
+    coco = json.loads(zipfile.ZipFile(io.BytesIO(answer.content)).read("annotations/instances_default.json"))
+    assert len(coco["annotations"]) == len(fake_cvat.shapes(fake_cvat.task_id))
+    assert any(n.startswith("images/") for n in names) == with_images
+
+
+def test_an_export_cvat_refuses_is_one_error_and_the_next_poll_starts_over(fork, fake_cvat):
+    path = f"/onepanelio/api/v1/tasks/{fake_cvat.task_id}/dataset"
+    with client(fork) as http:
+        unknown = http.get(path, params={"format": "No such format 9.9"})
+        missing = http.get("/onepanelio/api/v1/tasks/999/dataset", params={"format": "COCO 1.0"})
+        fake_cvat.fail_exports = "disk full"
+        failed = poll_export(http, path, {"format": "COCO 1.0"})
+        fake_cvat.fail_exports = None
+        again = poll_export(http, path, {"format": "COCO 1.0"})
+    assert unknown.status_code == 400 and "No such format" in unknown.json()["message"]
+    assert missing.status_code == 404
+    assert failed[-1] >= 400 and again[0] == 202 and again[-1] == 201
+    assert httpx_status(fork + path) == 401
+
+
+def httpx_status(url: str) -> int:
+    import httpx
+
+    return httpx.get(url, params={"format": "COCO 1.0"}).status_code

@@ -176,6 +176,41 @@ def test_sign_in_asks_for_the_api_token_and_keeps_it_for_the_tab_only(browser, u
     page.context.close()
 
 
+def test_the_onepanel_fork_s_link_opens_the_run_page_signed_in_by_its_cookie_alone(browser, ui):
+    # The fork's dialog posts the template's parameters at their values, with CVAT's cookies only.
+    fork_cookies = {"auth-token": TOKEN, "auth-username": "admin"}
+    template = httpx.get(f"{ui.url}/onepanelio/workflow_templates/{UI_TEMPLATE}/versions/0", cookies=fork_cookies)
+    parameters = {p["name"]: p["value"] for p in template.json()["parameters"]}
+    answer = httpx.post(f"{ui.url}/onepanelio/execute_workflow/{ui.task}", cookies=fork_cookies,
+                        json={"workflow_template": UI_TEMPLATE, "parameters": parameters})
+    assert answer.status_code == 200, answer.text
+    url, run = answer.json()["url"], answer.json()["uid"]
+
+    context = browser.new_context(viewport=WIDE)  # no token in sessionStorage: only CVAT's cookie
+    context.add_cookies([{"name": name, "value": value, "url": ui.url} for name, value in fork_cookies.items()])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(url)
+    expect(page.get_by_role("heading", name=run)).to_be_visible()
+    expect(page.locator("#run-phase")).to_have_text("Succeeded", timeout=60_000)
+    expect(page.get_by_label("API token")).to_have_count(0)
+    assert page.evaluate("sessionStorage.length") == 0  # the cookie is not copied anywhere
+    assert TOKEN not in page.url
+    page.context.close()
+    # The dialog sent the template's default output prefix: the run went to the task's folder.
+    execution = ui.wait_done(run)
+    assert execution["parameters"]["cvat-output-path"] == f"outputs/task-{ui.task}"
+    assert execution["outputs"]["model"].endswith(f"/outputs/task-{ui.task}/{run}/model/")
+
+    # Without the cookie (or with a wrong one) the same link asks for the API token instead.
+    context = browser.new_context(viewport=WIDE)
+    context.add_cookies([{"name": "auth-token", "value": "not-the-token", "url": ui.url}])
+    page = context.new_page()
+    page.goto(url)
+    expect(page.get_by_label("API token")).to_be_focused()
+    page.context.close()
+
+
 # -- the training dialog ----------------------------------------------------------------------------
 
 def test_the_dialog_lists_cvat_tasks_then_templates_for_cvat_and_warns_of_few_annotations(page, ui):

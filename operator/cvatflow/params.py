@@ -13,6 +13,7 @@ from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
 from cvatflow.nodepool import fit_problems, pod_patch
 from cvatflow.one_value import FIELD_KEYS, Setting, annotation, reconcile
+from cvatflow.output_path import task_output_path
 from cvatflow.storage.keys import key_problem
 from cvatflow.templates.parameter import (
     ANNOTATION_PATH,
@@ -116,9 +117,9 @@ def autofill(
     if num_classes is None and task is not None and task.labels:
         num_classes = len(task.labels)
     fill(NUM_CLASSES, str(num_classes) if num_classes is not None else None)
-    if output_path is None and task is not None and not any(template.parameter(n).role == OUTPUT_PATH
-                                                             for n in given if template.has_parameter(n)):
-        output_path = f"outputs/task-{task.id}"
+    if output_path is None and task is not None and template.has_parameter(OUTPUT_PATH):
+        output = template.parameter(OUTPUT_PATH)
+        output_path = task_output_path(task.id, resolved.get(output.name), output.value)
     fill(OUTPUT_PATH, output_path)
 
     final = {p.name: resolved.get(p.name, p.value) for p in template.parameters}

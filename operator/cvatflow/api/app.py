@@ -8,14 +8,25 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cvatflow.api import cvat_tasks, errors, executions, job_routes, limits, onepanel, templates, ui, webhooks
+from cvatflow.api import (
+    cvat_tasks,
+    errors,
+    executions,
+    job_routes,
+    limits,
+    onepanel,
+    onepanel_export,
+    templates,
+    ui,
+    webhooks,
+)
 from cvatflow.api.auth import Authenticator
 from cvatflow.api.models import Health
 from cvatflow.api.services import Services
 from cvatflow.config import Settings, load_settings
 
 ROUTERS = (templates.router, executions.router, job_routes.router, cvat_tasks.router, webhooks.router,
-           onepanel.router)
+           onepanel.router, onepanel_export.router)
 
 
 def _version() -> str:

@@ -107,14 +107,34 @@ def _check(request: Request, token: str | None) -> str:
     return "token"
 
 
+COOKIE = "auth-token"  # the cookie the Onepanel CVAT fork's UI signs in with (CVAT 1.0's token)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A page on another site can make a browser send our cookie, but not set these headers without a CORS preflight
+# that this server never grants: a cookie changes state only when one of them comes along.
+SAME_ORIGIN_HEADERS = ("x-requested-with", "x-csrftoken")
+
+
+def cookie_token(request: Request) -> str | None:
+    """The `auth-token` cookie, when it may stand for the bearer token on this request (see SAME_ORIGIN_HEADERS)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    if request.method in SAFE_METHODS or any(request.headers.get(h) for h in SAME_ORIGIN_HEADERS):
+        return token
+    return None
+
+
 def require_token(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """Dependency of every protected route: `Authorization: Bearer <token>`."""
-    return _check(request, credentials.credentials if credentials else None)
+    """Dependency of every protected route: `Authorization: Bearer <token>`, or the same token in the
+    `auth-token` cookie (how the web UI is signed in from the Onepanel CVAT fork's link); the cookie goes
+    through the same check, and on POST/PUT/DELETE only with a header a cross-site page cannot send."""
+    return _check(request, credentials.credentials if credentials else cookie_token(request))
 
 
 def require_token_or_cookie(request: Request,
                             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """The Onepanel routes also take the `auth-token` cookie, which the Onepanel CVAT fork's UI sends."""
-    token = credentials.credentials if credentials else request.cookies.get("auth-token")
+    """The Onepanel routes take the `auth-token` cookie on every method, as the fork's UI sends it (its
+    `execute_workflow` uses fetch without X-CSRFTOKEN; a JSON body still needs a CORS preflight cross-site)."""
+    token = credentials.credentials if credentials else request.cookies.get(COOKIE)
     return _check(request, token)

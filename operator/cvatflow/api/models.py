@@ -285,6 +285,12 @@ class OnepanelPath(BaseModel):
     name: str
 
 
+class OnepanelOutputPathRequest(BaseModel):
+    """The fork's `getOutputPath` body: the template's uid."""
+
+    uid: str = Field("", max_length=253)
+
+
 class OnepanelBaseModelRequest(BaseModel):
     uid: str = ""
     sysRefModel: str = ""

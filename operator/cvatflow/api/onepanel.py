@@ -23,6 +23,7 @@ from cvatflow.api.models import (
     OnepanelNodePool,
     OnepanelNodePoolAnswer,
     OnepanelObjectCounts,
+    OnepanelOutputPathRequest,
     OnepanelParameter,
     OnepanelPath,
     OnepanelTemplate,
@@ -32,8 +33,9 @@ from cvatflow.api.models import (
 from cvatflow.api.services import Services, get_services
 from cvatflow.api.templates import parse_labels
 from cvatflow.errors import NotFoundError
+from cvatflow.output_path import task_output_path
 from cvatflow.params import node_pool_options
-from cvatflow.templates.parameter import DUMP_FORMAT, hint_html
+from cvatflow.templates.parameter import DUMP_FORMAT, OUTPUT_PATH, hint_html
 from cvatflow.templates.render import to_yaml
 from cvatflow.templates.template import Template
 
@@ -131,6 +133,18 @@ def get_annotation_path(task: TaskId) -> OnepanelPath:
     return OnepanelPath(name=f"annotations/{task}/{datetime.now().strftime('%m%d%Y%H%M%S')}/")
 
 
+@router.post("/get_output_path/{task}", response_model=OnepanelPath)
+def get_output_path(task: TaskId, services: ServicesDep,
+                    body: Annotated[OnepanelOutputPathRequest | None, Body()] = None) -> OnepanelPath:
+    """The `cvat-output-path` a run of template `uid` on this task gets by default (the run adds its name)."""
+    default = None
+    if body and body.uid:
+        template = services.client.template(body.uid)
+        if template.has_parameter(OUTPUT_PATH):
+            default = template.parameter(OUTPUT_PATH).value
+    return OnepanelPath(name=task_output_path(task, None, default) + "/")
+
+
 @router.post("/get_base_model", response_model=OnepanelKeys)
 def get_base_model(services: ServicesDep,
                    body: Annotated[OnepanelBaseModelRequest | None, Body()] = None) -> OnepanelKeys:
@@ -158,5 +172,7 @@ def execute_workflow(task: TaskId, body: OnepanelExecuteRequest, request: Reques
     job = launch.start(services, launch.Launch(template=body.workflow_template, cvat_task=task, parameters=values,
                                                workspace_uid=workspace))
     name = job.execution or job.id
-    url = str(request.url_for("get_execution", id=name))
+    # The fork links "Open Workflow details" to `url` and the browser opens it with CVAT's cookies only:
+    # the web UI's run page, which signs in with the `auth-token` cookie.
+    url = str(request.url_for("ui_run_page", run_id=name))
     return OnepanelExecuteAnswer(url=url, uid=name, name=name)

@@ -1,7 +1,8 @@
 """The web UI under /ui/: one HTML shell for every page, plus its static CSS and JavaScript.
 
 The pages themselves hold no data and need no token; the scripts ask the API with the bearer token the user
-signs in with (kept in sessionStorage), so a page is never more open than the API behind it.
+signs in with (kept in sessionStorage), or, without one, with the Onepanel CVAT fork's `auth-token` cookie that
+the browser sends by itself (api/auth.py checks it like the token), so a page is never more open than the API.
 """
 from __future__ import annotations
 

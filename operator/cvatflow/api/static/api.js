@@ -20,9 +20,12 @@ export class ApiError extends Error {
 // Whoever shows the sign-in box listens for this; any 401 means the token is missing or no longer accepted.
 export const signInNeeded = new EventTarget();
 
+// Without a token of its own the tab relies on the CVAT fork's `auth-token` cookie, which the browser sends by
+// itself (the page never reads or keeps it); this header tells the server a page of its own sent the request.
 function headers(extra = {}) {
   const value = token.get();
-  return value ? {...extra, Authorization: `Bearer ${value}`} : extra;
+  const all = {...extra, "X-Requested-With": "cvatflow-ui"};
+  return value ? {...all, Authorization: `Bearer ${value}`} : all;
 }
 
 async function check(answer) {

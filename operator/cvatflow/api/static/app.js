@@ -71,6 +71,21 @@ signInNeeded.addEventListener("needed", () => {
 });
 signOutButton().addEventListener("click", () => { askForToken(""); announce("Signed out."); });
 
-start({render: Boolean(token.get())});
-if (token.get()) signedIn();
-else askForToken("");
+/** Opened from the CVAT fork's link with no token in this tab: its `auth-token` cookie may already sign us in. */
+async function signInWithCookie() {
+  try {
+    await api("/api/v1/templates?label=used-by%3Dcvat");
+  } catch {
+    return; // a 401 has already asked for the token
+  }
+  signOutButton().hidden = true; // the session is CVAT's: signing out happens there
+  show({focus: false});
+}
+
+if (token.get()) {
+  start();
+  signedIn();
+} else {
+  start({render: false});
+  signInWithCookie();
+}
