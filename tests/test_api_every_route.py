@@ -33,6 +33,7 @@ VALUES = {
     "uid": ("detr-training", BAD_TEMPLATE),
     "version": ("0", None),
     "task": ("1", None),  # an integer: FastAPI refuses anything else
+    "file": ("task_1.zip", None),  # the Onepanel fork's annotation export: a download name, not a path
     "/api/v1/cvat/tasks/{id}": ("1", None),
     "/api/v1/jobs/{id}": ("no-such-job", BAD_RUN),
     "id": (RUN, BAD_RUN),

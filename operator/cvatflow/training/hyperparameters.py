@@ -199,6 +199,9 @@ def read_mapping(source: str | Path | None) -> dict[str, Any]:
     except ValueError:  # Python refuses to parse integers of more than 4,300 digits
         raise TrainingError("hyperparameters: a number has too many digits (give a value within the key's "
                             "range)") from None
+    except RecursionError:  # thousands of nested brackets: PyYAML's parser recurses per level
+        raise TrainingError("hyperparameters: YAML nested too deeply to read (write one `key: value` per "
+                            "line)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
