@@ -23,6 +23,8 @@ if mode == "term-once" and attempt == 1:
     os.kill(os.getpid(), signal.SIGTERM)  # a pod evicted with a grace period
 if mode == "exit-137-once" and attempt == 1:
     sys.exit(137)
+if mode == "exit-143-once" and attempt == 1:
+    sys.exit(143)  # SIGTERM as a shell or container runtime reports it
 if mode == "exit-3":
     print("bad input", flush=True)
     sys.exit(3)
@@ -58,7 +60,7 @@ def test_the_builtin_retry_strategy_retries_preemption_three_times():
     assert "137" in strategy["expression"] and "143" in strategy["expression"]
 
 
-@pytest.mark.parametrize("mode", ["kill-once", "term-once", "exit-137-once"])
+@pytest.mark.parametrize("mode", ["kill-once", "term-once", "exit-137-once", "exit-143-once"])
 def test_a_step_killed_once_is_retried_and_the_run_succeeds(tmp_path, mode):
     status, node, attempts, run = run_step(tmp_path, mode, builtin_retry_strategy())
     assert status["phase"] == "Succeeded", status
