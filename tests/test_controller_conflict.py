@@ -66,3 +66,17 @@ def test_a_stranger_s_workflow_under_the_run_s_name_is_never_adopted():
     with pytest.raises(kopf.TemporaryError, match="belongs to another object"):
         call(handlers.reconcile, training_run(), deps)
     assert cluster.conflicts == 1 and cluster.creates == 1
+
+
+@pytest.mark.parametrize("status", [403, 422, 500])
+def test_any_other_refusal_of_the_create_is_raised_not_taken_for_a_conflict(status, monkeypatch):
+    """403 (RBAC), 422 (invalid) and 500 are not "already there": kopf must see them and retry or report."""
+    from controller_fixtures import FakeCustomObjects
+
+    def refuse(self, *args, **kwargs):
+        raise ApiException(status=status, reason="Refused")
+
+    monkeypatch.setattr(FakeCustomObjects, "create_namespaced_custom_object", refuse)
+    with pytest.raises(ApiException) as caught:
+        FakeCluster().create_workflow({"metadata": {"name": "w", "namespace": "ml"}})
+    assert caught.value.status == status

@@ -125,6 +125,8 @@ async def test_a_training_run_from_creation_to_success_across_an_operator_restar
         await patch_workflow_status(kmock, argo_status("Running", train_phase="Running"))
         await eventually(lambda: status_of(kmock, "r1").get("metrics", {}).get("mAP") == 0.25)
         assert status_of(kmock, "r1")["phase"] == "Running"
+        # kopf posts Events from a queue: let it deliver before this operator is killed
+        await eventually(lambda: "Running" in posted_event_reasons(kmock))
 
     # A new operator process: it resumes the run instead of submitting it again.
     async with operator(fresh_deps()):
@@ -136,6 +138,7 @@ async def test_a_training_run_from_creation_to_success_across_an_operator_restar
                                                        finished=True))
         await eventually(lambda: status_of(kmock, "r1")["phase"] == "Succeeded")
         await eventually(lambda: status_of(kmock, "r1")["metrics"]["mAP"] == 0.5)
+        await eventually(lambda: "Succeeded" in posted_event_reasons(kmock))
         status = status_of(kmock, "r1")
 
         # Editing a submitted run is refused, visibly; deleting it takes its Workflow along.

@@ -160,3 +160,15 @@ def test_a_tie_in_f1_goes_to_the_most_inclusive_threshold():
     expected = f1_optimal_from_matches(pycocotools_eval(gt, dts))
     assert expected == pytest.approx({"f1": 2 / 3, "precision": 0.5, "recall": 1.0, "f1_conf": 0.6})
     assert {k: ours[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_class_without_objects_is_left_out_of_the_macro_average():
+    """Detections of a class the ground truth never has are false positives of a class with no recall to
+    average: precision/recall/F1 average over the classes that have objects."""
+    gt = ground_truth(images=12, seed=3)
+    gt["categories"].append({"id": 9, "name": "never"})
+    dts = detections(gt, seed=4) + [{"image_id": 1, "category_id": 9, "bbox": [5, 5, 40, 40], "score": 0.95}]
+    ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
+    expected = f1_optimal_from_matches(pycocotools_eval(gt, dts))
+    assert {k: ours[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+    assert "never" not in ours["per_class"]

@@ -19,8 +19,12 @@ attempt = len(open(tally).read())
 print(f"attempt {attempt}", flush=True)
 if mode == "kill-once" and attempt == 1 or mode == "kill-always":
     os.kill(os.getpid(), signal.SIGKILL)
+if mode == "term-once" and attempt == 1:
+    os.kill(os.getpid(), signal.SIGTERM)  # a pod evicted with a grace period
 if mode == "exit-137-once" and attempt == 1:
     sys.exit(137)
+if mode == "exit-143-once" and attempt == 1:
+    sys.exit(143)  # SIGTERM as a shell or container runtime reports it
 if mode == "exit-3":
     print("bad input", flush=True)
     sys.exit(3)
@@ -56,7 +60,7 @@ def test_the_builtin_retry_strategy_retries_preemption_three_times():
     assert "137" in strategy["expression"] and "143" in strategy["expression"]
 
 
-@pytest.mark.parametrize("mode", ["kill-once", "exit-137-once"])
+@pytest.mark.parametrize("mode", ["kill-once", "term-once", "exit-137-once", "exit-143-once"])
 def test_a_step_killed_once_is_retried_and_the_run_succeeds(tmp_path, mode):
     status, node, attempts, run = run_step(tmp_path, mode, builtin_retry_strategy())
     assert status["phase"] == "Succeeded", status
@@ -82,3 +86,15 @@ def test_a_step_that_fails_by_itself_is_not_retried(tmp_path):
 def test_without_a_retry_strategy_a_killed_step_fails_the_run(tmp_path):
     status, node, attempts, _ = run_step(tmp_path, "kill-once", None)
     assert status["phase"] == "Failed" and attempts == 1 and node["exitCode"] == -9
+
+
+def test_a_dag_that_cannot_run_ends_in_error_naming_the_cycle(tmp_path):
+    spec = {"entrypoint": "main", "templates": [
+        {"name": "main", "dag": {"tasks": [{"name": "a", "template": "s", "depends": "b"},
+                                           {"name": "b", "template": "s", "depends": "a"}]}},
+        {"name": "s", "container": {"image": "x", "command": ["flaky"], "args": ["exit-3", str(tmp_path / "t")]}}]}
+    executor = LocalExecutor(tmp_path / "runs", (tmp_path / "store").as_uri(),
+                             entry_points={"flaky": [sys.executable, "-c", STEP]})
+    status = executor.execute(executor.create(render(Template("cycle", [], spec)), {}, "run-1"))
+    assert status["phase"] == "Error" and "cycle" in status["message"]
+    assert not (tmp_path / "t").exists()  # nothing ran
