@@ -53,7 +53,8 @@ class RtDetrAdapter(Adapter):
 
     def default_hyperparameters(self, variant: str) -> dict[str, Any]:
         if variant in SMALL:
-            # Ours, measured on the synthetic shapes (256 px, 2 CPU cores): see README "RT-DETRv2 and D-FINE".
+            # Ours, not tuned: DETR-small's schedule at twice its lr (no measurement of convergence on a quiet
+            # CPU yet; see bench/time_to_map.py).
             return {"optimizer": "adamw", "lr": 1e-3, "backbone_lr": 1e-3, "weight_decay": 1e-4,
                     "warmup_steps": 30, "epochs": 30, "batch_size": 8, "image_size": 256, "grad_clip": 1.0}
         info = BY_NAME[variant]
