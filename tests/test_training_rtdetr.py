@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -104,7 +105,12 @@ def test_predict_output_imports_with_cvats_coco_importer(run, dataset, tmp_path)
     assert evs[-1]["subtask"] == "predict" and evs[-1]["current"] == evs[-1]["total"] == 12
     coco = json.loads((tmp_path / "pred/annotations/instances_default.json").read_text())
     assert coco["annotations"] and [c["name"] for c in coco["categories"]] == ["circle", "square", "triangle"]
-    imported = dm.Dataset.import_from(str(tmp_path / "pred"), "coco_instances")  # what CVAT's COCO 1.0 import runs
+    # CVAT's COCO 1.0 annotation import: the uploaded zip (annotations/ only) extracted, then datumaro's importer
+    upload = tmp_path / "upload"
+    (upload / "annotations").mkdir(parents=True)
+    (upload / "images").mkdir()  # datumaro wants the folder, not the images
+    shutil.copy(tmp_path / "pred/annotations/instances_default.json", upload / "annotations")
+    imported = dm.Dataset.import_from(str(upload), "coco_instances")
     assert sum(len(item.annotations) for item in imported) == len(coco["annotations"])
     assert all(ann.type == dm.AnnotationType.bbox for item in imported for ann in item.annotations)
 
