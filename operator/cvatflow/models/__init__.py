@@ -1,13 +1,14 @@
-"""Model adapters (DETR on transformers, Mask R-CNN on torchvision) and their registry."""
+"""Model adapters (DETR, RT-DETRv2 and D-FINE on transformers, Mask R-CNN on torchvision) and their registry."""
 from __future__ import annotations
 
 from cvatflow.errors import TrainingError
 
-ADAPTERS = {"detr": "cvatflow.models.detr:DetrAdapter", "maskrcnn": "cvatflow.models.maskrcnn:MaskRcnnAdapter"}
+ADAPTERS = {"detr": "cvatflow.models.detr:DetrAdapter", "maskrcnn": "cvatflow.models.maskrcnn:MaskRcnnAdapter",
+            "rtdetr": "cvatflow.models.rtdetr:RtDetrAdapter"}
 
 
 def get_adapter(name: str):
-    """The adapter of a model family by name (`detr`, `maskrcnn`)."""
+    """The adapter of a model family by name (`detr`, `maskrcnn`, `rtdetr`)."""
     import importlib
 
     if name not in ADAPTERS:

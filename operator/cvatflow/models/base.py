@@ -16,6 +16,7 @@ class Adapter:
     VARIANTS: list[str] = []
     default_variant = ""
     small_variant = ""  # trains usefully on a CPU, from scratch
+    export_fixed_size = False  # True: the ONNX model takes [1, 3, image_size, image_size] only
 
     def default_hyperparameters(self, variant: str) -> dict[str, Any]:
         """Per-variant defaults laid over the harness defaults."""

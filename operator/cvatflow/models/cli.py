@@ -121,14 +121,15 @@ def _read_weights(path: Path) -> dict[str, Any]:
 
 @app.command("import")
 def import_(weights: Path = typer.Argument(..., help="Weights trained elsewhere (.pt, .pth, .safetensors)."),
-            model: str = typer.Option(..., help="Model family: detr or maskrcnn."),
+            model: str = typer.Option(..., help="Model family: detr, rtdetr or maskrcnn."),
             variant: str = typer.Option(..., help="Variant the weights belong to, e.g. maskrcnn_resnet50_fpn."),
             classes: str = typer.Option(..., help="Class titles in model order (no background), comma-separated, "
                                                   "or a COCO json whose categories to use."),
             output: Path = typer.Option(..., "-o", "--output", help="Model state folder to write."),
             image_size: int = typer.Option(800, help="Longest image side the model was trained with."),
-            detr_config: Path | None = typer.Option(None, help="HF config.json of a DETR trained with "
-                                                                  "transformers (architecture)."),
+            detr_config: Path | None = typer.Option(None, help="HF config.json of a DETR (or, with "
+                                                                  "--model rtdetr, an RT-DETRv2/D-FINE) trained "
+                                                                  "with transformers (architecture)."),
             ) -> None:
     """Make a model state (config.json + model.pt) from weights trained elsewhere, checking that they fit."""
     import tempfile
@@ -142,8 +143,9 @@ def import_(weights: Path = typer.Argument(..., help="Weights trained elsewhere 
     settings = adapter.settings(variant, image_size)
     if detr_config is not None:
         hf = json.loads(detr_config.read_text())
-        settings["detr_config"] = {k: v for k, v in hf.items() if k not in ("id2label", "label2id")}
-    elif model == "detr":
+        key = "detr_config" if model == "detr" else "hf_config"  # rtdetr: an RT-DETRv2 or D-FINE config.json
+        settings[key] = {k: v for k, v in hf.items() if k not in ("id2label", "label2id")}
+    elif adapter.framework == "transformers":
         adapter.build(settings, len(titles), pretrained=False)  # records the variant's architecture in settings
     state = _read_weights(weights)
     config = model_config(settings, titles, "bitmap" if adapter.masks else "rectangle")

@@ -53,8 +53,9 @@ def _resize_queries(model, count: int) -> int:
     return old.num_embeddings
 
 
-def _normalize(images: list, device):
-    """Pad a list of uint8 images into one normalised batch and the mask of real pixels."""
+def pad_batch(images: list, device):
+    """uint8 images [3, h, w] -> one float batch [B, 3, H, W] in 0..1 (zero padding at the bottom and right) and
+    the long mask [B, H, W] of real pixels; H, W are the largest height and width."""
     import torch
 
     height = max(img.shape[-2] for img in images)
@@ -65,6 +66,50 @@ def _normalize(images: list, device):
         h, w = img.shape[-2:]
         batch[i, :, :h, :w] = img.to(device, non_blocking=True).float().div_(255)
         mask[i, :h, :w] = 1
+    return batch, mask
+
+
+def hf_labels(targets: list[dict[str, Any]], height: int, width: int, device) -> list[dict[str, Any]]:
+    """Targets (boxes xyxy in input pixels, 0-based labels) -> the transformers DETR-family label format:
+    `class_labels` and `boxes` as cx, cy, w, h relative to the padded batch (as the processors' pad() makes them)."""
+    import torch
+
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+    labels = []
+    for t in targets:
+        b = t["boxes"] / scale
+        cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0],
+                              b[:, 3] - b[:, 1]], dim=1)
+        labels.append({"class_labels": t["labels"].to(device), "boxes": cxcywh.to(device)})
+    return labels
+
+
+def per_image(images: list, boxes, scores, labels, threshold: float) -> list[dict[str, Any]]:
+    """Split batched detections [B, N, ...] per image: keep scores >= threshold, clip boxes to each image."""
+    results = []
+    for i, img in enumerate(images):
+        keep = scores[i] >= threshold
+        h, w = img.shape[-2:]
+        b = boxes[i][keep]
+        b[:, 0::2] = b[:, 0::2].clamp(0, w)
+        b[:, 1::2] = b[:, 1::2].clamp(0, h)
+        results.append({"boxes": b, "scores": scores[i][keep], "labels": labels[i][keep]})
+    return results
+
+
+def main_losses(out) -> dict[str, Any]:
+    """The final layer's loss terms of a transformers detection output (auxiliary, denoising and encoder terms,
+    named `..._<n>`, left out of the report) and `sum`, the weighted total the model computed."""
+    losses = {k: v for k, v in out.loss_dict.items() if k[-2:-1] != "_" or not k[-1].isdigit()}
+    losses["sum"] = out.loss
+    return losses
+
+
+def _normalize(images: list, device):
+    """Pad a list of uint8 images into one normalised batch and the mask of real pixels."""
+    import torch
+
+    batch, mask = pad_batch(images, device)
     mean = torch.tensor(MEAN, device=device)[:, None, None]
     std = torch.tensor(STD, device=device)[:, None, None]
     return (batch - mean) / std * mask[:, None], mask
@@ -158,36 +203,17 @@ class DetrAdapter(Adapter):
         return [k for k in state_dict if k.startswith("class_labels_classifier.")]
 
     def losses(self, model, images: list, targets: list[dict[str, Any]], device) -> dict[str, Any]:
-        import torch
-
         pixels, mask = _normalize(images, device)
-        height, width = pixels.shape[-2:]
-        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-        labels = []
-        for t in targets:
-            b = t["boxes"] / scale  # relative to the padded batch, as the processor's pad() makes them
-            cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0],
-                                  b[:, 3] - b[:, 1]], dim=1)
-            labels.append({"class_labels": t["labels"].to(device), "boxes": cxcywh.to(device)})
+        labels = hf_labels(targets, pixels.shape[-2], pixels.shape[-1], device)
         out = model(pixel_values=pixels, pixel_mask=mask, labels=labels)
-        losses = {k: v for k, v in out.loss_dict.items() if k[-2:-1] != "_" or not k[-1].isdigit()}  # no aux
-        losses["sum"] = out.loss
-        return losses
+        return main_losses(out)
 
     def predict(self, model, images: list, device, threshold: float = 0.0) -> list[dict[str, Any]]:
         pixels, mask = _normalize(images, device)
         height, width = pixels.shape[-2:]
         out = model(pixel_values=pixels, pixel_mask=mask)
         boxes, scores, labels = _decode(out.logits.float(), out.pred_boxes.float(), height, width)
-        results = []
-        for i, img in enumerate(images):
-            keep = scores[i] >= threshold
-            h, w = img.shape[-2:]
-            b = boxes[i][keep]
-            b[:, 0::2] = b[:, 0::2].clamp(0, w)
-            b[:, 1::2] = b[:, 1::2].clamp(0, h)
-            results.append({"boxes": b, "scores": scores[i][keep], "labels": labels[i][keep]})
-        return results
+        return per_image(images, boxes, scores, labels, threshold)
 
     def export_module(self, model, image_size: int):
         import torch

@@ -1,4 +1,4 @@
-"""The built-in training templates (detr-training, maskrcnn-training) and lookup of templates by name or file."""
+"""The built-in training templates (detr-, rtdetr-, maskrcnn-training) and lookup of templates by name or file."""
 from __future__ import annotations
 
 from functools import cache
@@ -103,7 +103,22 @@ def detr_training() -> Template:
         TrainStep(model="detr"))
 
 
-BUILDERS = {"detr-training": detr_training, "maskrcnn-training": maskrcnn_training}
+def rtdetr_training() -> Template:
+    """RT-DETRv2 and D-FINE in their own template: their epochs, batch size and checkpoints differ from DETR's, and
+    `cvatflow-train rtdetr` loads only their model states (see README, "RT-DETRv2 and D-FINE")."""
+    from cvatflow.models.rtdetr_variants import RTDETR_HINT, choices
+
+    image = f"{IMAGE_REPOSITORY}/detr:{IMAGE_TAG}"  # the DETR image: same transformers, same dependencies
+    parameters = _common_parameters([Option(*c) for c in choices()], "rtdetr_v2_r18vd", image, "72", "4", HYPERPARAMETERS, DOCS)
+    next(p for p in parameters if p.name == "cvat-model").hint = RTDETR_HINT
+    return training_template(
+        "rtdetr-training", "RT-DETRv2 / D-FINE Training",
+        "Real-time object detection transformers (RT-DETRv2, D-FINE; Hugging Face transformers) that converge in "
+        "tens of epochs, fine-tuned on the CVAT task's annotations.",
+        parameters, TrainStep(model="rtdetr"))
+
+
+BUILDERS = {"detr-training": detr_training, "maskrcnn-training": maskrcnn_training, "rtdetr-training": rtdetr_training}
 
 
 @cache

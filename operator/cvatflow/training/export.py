@@ -20,10 +20,10 @@ def export_onnx(adapter, model, path: Path, image_size: int) -> Path:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about data-dependent shapes are expected here
         try:
+            axes = {} if adapter.export_fixed_size else {"image": {2: "height", 3: "width"},
+                                                           **{name: {0: "detections"} for name in outputs}}
             torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=17,
-                              input_names=["image"], output_names=outputs,
-                              dynamic_axes={"image": {2: "height", 3: "width"},
-                                            **{name: {0: "detections"} for name in outputs}})
+                              input_names=["image"], output_names=outputs, dynamic_axes=axes)
         except Exception as exc:
             tmp.unlink(missing_ok=True)
             raise TrainingError(f"ONNX export of {path.name} failed: {exc}") from exc

@@ -1,0 +1,135 @@
+"""Benchmark: COCO mAP reached in the same wall-clock training budget by detr_small, the tiny RT-DETRv2 and
+maskrcnn_resnet18_fpn (and optionally the tiny D-FINE), on the synthetic shapes, side by side in one run.
+
+Each model trains through the real harness (`cvatflow.training.loop.Trainer`: its defaults, LR schedule, clipping)
+for `--budget` seconds of training (validation excluded), then its final weights are evaluated on the same
+validation images. The LR schedule is laid over the number of steps a short calibration predicts for the budget;
+if the machine slows down, training still stops at the budget.
+
+    PYTHONPATH=operator python bench/time_to_map.py --budget 300
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+MODELS = [("detr", "detr_small"), ("rtdetr", "rtdetr_v2_tiny"), ("maskrcnn", "maskrcnn_resnet18_fpn")]
+
+
+def make_data(root: Path, images: int, size: int, seed: int) -> Path:
+    from cvatflow.datasets.synth import make_export
+
+    archive = make_export(root / "export.zip", images=images, seed=seed, size=size)
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(root / "data")
+    return root / "data"
+
+
+def seconds_per_step(trainer, steps: int = 3) -> float:
+    """Median seconds of a training step (forward, backward, optimizer) on the trainer's own batches; the
+    weights it changes are put back, so calibration does not train the model."""
+    import copy
+
+    import torch
+
+    state = copy.deepcopy(trainer.model.state_dict())
+    optimizer_state = copy.deepcopy(trainer.optimizer.state_dict())
+    trainer.model.train()
+    times = []
+    batches = (batch for _ in range(steps + 1) for batch in trainer.train_loader)  # small sets: go round
+    for i in range(steps + 1):  # the first step warms up allocators and caches
+        images, targets = next(batches)
+        start = time.perf_counter()
+        loss = trainer.adapter.losses(trainer.model, images, targets, trainer.device)["sum"]
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        if i:
+            times.append(time.perf_counter() - start)
+    trainer.model.load_state_dict(state)
+    trainer.optimizer.load_state_dict(optimizer_state)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    torch.manual_seed(trainer.hp.seed)
+    return sorted(times)[len(times) // 2]
+
+
+def run_one(family: str, variant: str, data: Path, out: Path, budget: float, overrides: dict) -> dict:
+    """Train `variant` for `budget` seconds through the harness; its final mAP and what it did."""
+    from cvatflow import events
+    from cvatflow.training.loop import Run, Setup, Trainer
+
+    hp = {"num_workers": 0, "val_every": 10_000, "val_percent": 25.0, **overrides}
+    text = "\n".join(f"{k}: {v}" for k, v in hp.items())
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        probe = Trainer(Setup(Run(model=family, data=data, output=out / "probe", hyperparameters=text,
+                                  variant=variant, export=False)))
+        per_step = seconds_per_step(probe)
+        steps = max(2, int(budget / per_step))
+        trainer = Trainer(Setup(Run(model=family, data=data, output=out / "run", hyperparameters=text +
+                                    f"\nmax_steps: {steps}", variant=variant, export=False)))
+        losses, started = trainer.adapter.losses, []
+
+        def timed(*args, **kwargs):
+            # Stop at the budget: the step that starts past it becomes the last one (then validation runs).
+            if not started:
+                started.append(time.perf_counter())
+            elif time.perf_counter() - started[0] > budget:
+                trainer.total = trainer.step + 1
+            return losses(*args, **kwargs)
+
+        trainer.adapter.losses = timed
+        trainer.train()
+    trained = time.perf_counter() - started[0]
+    val = [e for e in events.parse_lines(buffer.getvalue().splitlines()) if e.get("type") == "val"]
+    final = val[-1]["metrics"]
+    return {"model": variant, "mAP": final["mAP"], "AP50": final["AP50"], "steps": trainer.step,
+            "planned_steps": steps, "s_per_step": round(per_step, 2), "train_s": round(trained, 1),
+            "image_size": trainer.hp.image_size, "batch_size": trainer.hp.batch_size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=300.0, help="training seconds per model")
+    parser.add_argument("--images", type=int, default=120)
+    parser.add_argument("--size", type=int, default=256, help="synthetic image side (px)")
+    parser.add_argument("--image-size", type=int, default=None, help="override every model's image_size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dfine", action="store_true", help="also train the tiny D-FINE")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    import torch
+
+    overrides = {"image_size": args.image_size} if args.image_size else {}
+    models = MODELS + ([("rtdetr", "dfine_tiny")] if args.dfine else [])
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_data(Path(tmp), args.images, args.size, args.seed)
+        for family, variant in models:
+            result = run_one(family, variant, data, Path(tmp) / variant, args.budget, overrides)
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    print(f"\n{args.budget:.0f} s of training each on {args.images} synthetic {args.size}px images "
+          f"(25% validation), torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'model':24} {'mAP':>6} {'AP50':>6} {'steps':>6} {'s/step':>7} {'train s':>8} {'px':>4} {'batch':>5}")
+    for r in results:
+        print(f"{r['model']:24} {r['mAP']:6.3f} {r['AP50']:6.3f} {r['steps']:6d} {r['s_per_step']:7.2f} "
+              f"{r['train_s']:8.1f} {r['image_size']:4d} {r['batch_size']:5d}")
+    base = next(r for r in results if r["model"] == "detr_small")["mAP"]
+    tiny = next(r for r in results if r["model"] == "rtdetr_v2_tiny")["mAP"]
+    ratio = tiny / base if base > 0 else float("inf")
+    print(f"rtdetr_v2_tiny / detr_small mAP: {ratio:.1f}x (goal: >= 3x)")
+    if args.json:
+        args.json.write_text(json.dumps({"budget_s": args.budget, "results": results, "ratio": ratio}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

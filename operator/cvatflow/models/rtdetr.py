@@ -1,0 +1,162 @@
+"""RT-DETRv2 and D-FINE on Hugging Face transformers: hub variants (COCO checkpoints) and tiny ones for CPUs."""
+from __future__ import annotations
+
+from typing import Any
+
+from cvatflow.models.base import Adapter
+from cvatflow.models.detr import hf_labels, main_losses, pad_batch, per_image
+from cvatflow.models.rtdetr_variants import BY_NAME, SMALL, VARIANTS, offline_config
+
+__all__ = ["VARIANTS", "RtDetrAdapter"]
+
+
+def _classes(family: str):
+    """(model class, config class) of a family."""
+    if family == "rtdetr_v2":
+        from transformers import RTDetrV2Config, RTDetrV2ForObjectDetection
+
+        return RTDetrV2ForObjectDetection, RTDetrV2Config
+    from transformers import DFineConfig, DFineForObjectDetection
+
+    return DFineForObjectDetection, DFineConfig
+
+
+def _decode(logits, pred_boxes, height: int, width: int):
+    """Boxes (xyxy, input pixels), scores and labels of the top `queries` (query, class) pairs by sigmoid score,
+    as RT-DETR's post-processor does (focal-loss heads: one query may name several classes).
+
+    logits [B, Q, C], pred_boxes [B, Q, 4] (cx, cy, w, h relative) -> boxes [B, Q, 4], scores [B, Q], labels [B, Q].
+    """
+    import torch
+    from transformers.image_transforms import center_to_corners_format
+
+    queries, classes = logits.shape[1], logits.shape[2]
+    scores, index = logits.sigmoid().flatten(1).topk(queries, dim=1)
+    labels = index % classes
+    query = torch.div(index, classes, rounding_mode="floor")
+    boxes = center_to_corners_format(pred_boxes).gather(1, query.unsqueeze(-1).expand(-1, -1, 4))
+    scale = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
+    return boxes * scale, scores, labels
+
+
+class RtDetrAdapter(Adapter):
+    name = "rtdetr"
+    framework = "transformers"
+    task_type = "object detection"
+    masks = False
+    VARIANTS = VARIANTS
+    default_variant = "rtdetr_v2_r18vd"  # the smallest hub model that beats DETR-R50 (48.1 vs 42.0 AP) at 217 FPS
+    small_variant = "rtdetr_v2_tiny"
+    # Anchors and position embeddings are computed from the feature map sizes, which tracing freezes: the ONNX
+    # model takes [1, 3, image_size, image_size] (pad a resized image at the bottom/right, as training does).
+    export_fixed_size = True
+
+    def default_hyperparameters(self, variant: str) -> dict[str, Any]:
+        if variant in SMALL:
+            # Ours, not tuned: DETR-small's schedule at twice its lr (no measurement of convergence on a quiet
+            # CPU yet; see bench/time_to_map.py).
+            return {"optimizer": "adamw", "lr": 1e-3, "backbone_lr": 1e-3, "weight_decay": 1e-4,
+                    "warmup_steps": 30, "epochs": 30, "batch_size": 8, "image_size": 256, "grad_clip": 1.0}
+        info = BY_NAME[variant]
+        if info.family == "rtdetr_v2":
+            # lyuwenyu/RT-DETR rtdetrv2_pytorch configs/rtdetrv2/include/optimizer.yml: AdamW lr 1e-4, backbone
+            # 1e-5 (r18vd/r34vd configs drop that group: backbone at lr), weight_decay 1e-4, clip_max_norm 0.1,
+            # LinearWarmup 2000 steps, 72 epochs (r18vd/r34vd: 120); include/dataloader.yml: Resize 640,
+            # total_batch_size 16 on 4 GPUs (4 per GPU). The recipe's EMA (0.9999) and multi-scale (480-800) are
+            # not in cvatflow's harness yet.
+            small_backbone = variant in ("rtdetr_v2_r18vd", "rtdetr_v2_r34vd")
+            return {"optimizer": "adamw", "lr": 1e-4, "backbone_lr": 1e-4 if small_backbone else 1e-5,
+                    "weight_decay": 1e-4, "warmup_steps": 2000, "epochs": info.epochs, "batch_size": 4,
+                    "image_size": 640, "grad_clip": 0.1}
+        # Peterande/D-FINE configs/dfine/dfine_hgnetv2_{s,m,l,x}_coco.yml: AdamW lr 2.5e-4, weight_decay 1.25e-4,
+        # backbone lr S 1.25e-4, M 2.5e-5, L 1.25e-5, X 2.5e-6; epochs S/M 130, L/X 80; include/optimizer.yml:
+        # clip_max_norm 0.1, LinearWarmup 500; include/dataloader.yml: 640 px, total_batch_size 32 on 4 GPUs
+        # (8 per GPU). N's config was not readable here: it takes S's settings.
+        backbone_lr = {"dfine_n": 1.25e-4, "dfine_s": 1.25e-4, "dfine_m": 2.5e-5, "dfine_l": 1.25e-5,
+                       "dfine_x": 2.5e-6}[variant]
+        return {"optimizer": "adamw", "lr": 2.5e-4, "backbone_lr": backbone_lr, "weight_decay": 1.25e-4,
+                "warmup_steps": 500, "epochs": info.epochs or 130, "batch_size": 8, "image_size": 640,
+                "grad_clip": 0.1}
+
+    def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
+        variant = settings["variant"]
+        info = BY_NAME[variant]
+        model_cls, config_cls = _classes(info.family)
+        labels = {i: f"class_{i}" for i in range(num_classes)}
+        label_kwargs = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+        if pretrained and info.hub:
+            # The COCO-trained model from the hub (machines with network), new class heads for our classes.
+            # Not exercised by the tests (no network there); the offline branches below are.
+            model = model_cls.from_pretrained(info.hub, ignore_mismatched_sizes=True, **label_kwargs)
+        elif settings.get("hf_config"):
+            model = model_cls(config_cls.from_dict({**settings["hf_config"], **label_kwargs}))
+        else:
+            model = model_cls(offline_config(variant, num_classes))
+        config = model.config.to_dict()
+        config.pop("id2label", None), config.pop("label2id", None)
+        settings["hf_config"] = config  # rebuild offline from config.json alone
+        return model
+
+    def settings(self, variant: str, image_size: int) -> dict[str, Any]:
+        return {"model": self.name, "variant": variant, "image_size": image_size}
+
+    def head_keys(self, state_dict: dict[str, Any]) -> list[str]:
+        # Class-sized: the decoder's per-layer class heads, the encoder's query-selection head, and the denoising
+        # label embedding (num_labels + 1 rows).
+        return [k for k in state_dict if "class_embed" in k or "enc_score_head" in k]
+
+    def param_groups(self, model, lr: float, backbone_lr: float) -> list[dict[str, Any]]:
+        """Backbone at `backbone_lr`; norm weights without weight decay (both recipes' optimizer `params`)."""
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                key = ("backbone" in name, param.ndim == 1 and ("norm" in name or "bn" in name))
+                groups.setdefault(key, []).append(param)
+        return [{"params": params, "lr": backbone_lr if backbone else lr, **({"weight_decay": 0.0} if no_decay
+                                                                          else {})}
+                for (backbone, no_decay), params in sorted(groups.items())]
+
+    def losses(self, model, images: list, targets: list[dict[str, Any]], device) -> dict[str, Any]:
+        pixels, _ = pad_batch(images, device)  # RT-DETR and D-FINE take 0..1 pixels, no mean/std
+        labels = hf_labels(targets, pixels.shape[-2], pixels.shape[-1], device)
+        out = model(pixel_values=pixels, labels=labels)
+        losses = main_losses(out)
+        if model.training and not any(len(t["class_labels"]) for t in labels):
+            # A batch without objects skips the denoising queries, so the label embedding gets no gradient. One
+            # process does not mind; DDP (without find_unused_parameters) waits for that gradient forever. A zero
+            # term keeps the graph the same as in every other batch and changes no value.
+            embed = _inner(model).denoising_class_embed
+            if embed is not None:
+                losses["sum"] = losses["sum"] + 0.0 * sum(p.sum() for p in embed.parameters())
+        return losses
+
+    def predict(self, model, images: list, device, threshold: float = 0.0) -> list[dict[str, Any]]:
+        pixels, _ = pad_batch(images, device)
+        out = model(pixel_values=pixels)
+        boxes, scores, labels = _decode(out.logits.float(), out.pred_boxes.float(), pixels.shape[-2],
+                                        pixels.shape[-1])
+        return per_image(images, boxes, scores, labels, threshold)
+
+    def export_module(self, model, image_size: int):
+        import torch
+
+        class Exported(torch.nn.Module):
+            """One float image [1, 3, S, S] in 0..1 in; boxes (xyxy pixels), scores, labels of the top queries out."""
+
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, image):
+                out = self.inner(pixel_values=image)
+                boxes, scores, labels = _decode(out.logits, out.pred_boxes, image_size, image_size)
+                return boxes[0], scores[0], labels[0]
+
+        example = torch.rand(1, 3, image_size, image_size)
+        return Exported(model).eval(), example, ["boxes", "scores", "labels"]
+
+
+def _inner(model):
+    """The base model (RTDetrV2Model / DFineModel) under the detection head, also through a DDP wrapper."""
+    model = getattr(model, "module", model)
+    return model.model
