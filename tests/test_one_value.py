@@ -178,7 +178,8 @@ def test_http_api_and_cvat_dialog_take_the_yaml_value_and_refuse_two(served, fak
         answer = http.post(f"/onepanelio/execute_workflow/{fake_cvat.task_id}",
                            json={"workflow_template": TEMPLATE, "parameters": dialog})
         assert answer.status_code == 200, answer.text
-        execution = wait_for(lambda: (e := http.get(answer.json()["url"]).json())["parameters"] and e, timeout=60)
+        link = f"/api/v1/executions/{answer.json()['name']}"  # `url` is the web UI's run page
+        execution = wait_for(lambda: (e := http.get(link).json())["parameters"] and e, timeout=60)
         assert execution["parameters"]["epochs"] == "1"
         assert execution["hyperparameters"]["epochs"] == {"value": "1", "source": "you, in hyperparameters"}
 

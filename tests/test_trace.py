@@ -209,8 +209,9 @@ def test_http_api_and_cvat_dialog_carry_every_public_parameter(home, name):
             answer = http.post(f"/onepanelio/execute_workflow/{home['cvat'].task_id}",
                                json={"workflow_template": name, "parameters": dialog})
             assert answer.status_code == 200, answer.text
-            done = wait_for(lambda: (e := http.get(answer.json()["url"]).json())["phase"] != "Preparing" and e,
-                            timeout=60)
+            # the answer's `url` is the web UI's run page (HTML); the execution itself is at the API
+            execution = f"/api/v1/executions/{answer.json()['name']}"
+            done = wait_for(lambda: (e := http.get(execution).json())["phase"] != "Preparing" and e, timeout=60)
             check_reaches(template, done["parameters"], values)
 
     trace()

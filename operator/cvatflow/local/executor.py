@@ -284,7 +284,7 @@ class LocalExecutor:
 
     def _spawn(self, argv: list[str], env: dict[str, str], workdir: Path, log_path: Path,
                template: dict[str, Any], task: str, node: dict[str, Any]) -> None:
-        retries = int(str((template.get("retryStrategy") or {}).get("limit", 0)) or 0)
+        retries = _retry_limit(template, task)
         for attempt in range(retries + 1):
             with open(log_path, "a", buffering=1) as log:
                 self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -359,3 +359,16 @@ def _topological(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for task in tasks:
         visit(task, ())
     return ordered
+
+
+def _retry_limit(template: dict[str, Any], task: str) -> int:
+    """retryStrategy.limit as a count (Argo's IntOrString; null or empty = no retry); StepFailed when it is text
+    that is no whole number, e.g. an expression this executor cannot evaluate."""
+    limit = (template.get("retryStrategy") or {}).get("limit")
+    if limit is None or str(limit).strip() == "":
+        return 0
+    try:
+        return max(0, int(str(limit).strip()))
+    except ValueError:
+        raise StepFailed(f"task {task}: retryStrategy.limit {str(limit)[:80]!r} is not a whole number; the local "
+                         f"executor needs a number there (or a parameter that gives one)") from None
