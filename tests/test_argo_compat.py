@@ -116,6 +116,7 @@ def argo_examples() -> list[Path]:
     return sorted(p for p in root.rglob("*.yaml") if p.name not in ARGO_SKIPS) if root.is_dir() else []
 
 
+@pytest.mark.upstream_files
 @pytest.mark.skipif(not argo_examples(), reason=f"Argo's examples/ not extracted at ARGO_EXAMPLES={ARGO_EXAMPLES}")
 def test_every_argo_example_validates_with_zero_errors():
     from cvatflow.templates.manifest import objects as split

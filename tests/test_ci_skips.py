@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from conftest import ROOT
 
@@ -76,7 +77,7 @@ def test_under_ci_a_module_that_skips_at_import_fails(pytester, monkeypatch):
 
 def test_ci_runs_the_suite_with_ci_true_and_the_skip_summary():
     script = (ROOT / ".ci" / "run").read_text()
-    assert "export CI=true" in script and "-rs" in script and "make test" in script
+    assert "export CI=true" in script and re.search(r"-r[a-zA-Z]*s", script) and "make test" in script
     makefile = (ROOT / "Makefile").read_text()
     test_target = next(line for line in makefile.splitlines() if line.startswith("test:"))
     assert "helm" in test_target.split() and "browser" in test_target.split()
