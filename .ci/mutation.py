@@ -39,13 +39,17 @@ class Target:
 TARGETS = [
     Target("archive", "operator/cvatflow/datasets/archive.py", (),
            ("tests/test_mut_archive.py", "tests/test_archive_guards.py")),
-    Target("webhooks", "operator/cvatflow/api/webhooks.py", (), ("tests/test_api_webhooks.py",)),
+    Target("webhooks", "operator/cvatflow/api/webhooks.py", (),
+           ("tests/test_mut_webhooks.py", "tests/test_api_webhooks.py")),
     Target("auth", "operator/cvatflow/api/auth.py", (),
-           ("tests/test_api_every_route.py", "tests/test_api_templates.py")),
-    Target("restore", "operator/cvatflow/training/loop.py", ("Trainer.payload", "Trainer._restore"),
-           ("tests/test_training_resume_state.py",)),
-    Target("evaluation", "operator/cvatflow/training/evaluation.py", ("evaluate", "_f1_optimal"),
-           ("tests/test_evaluation_independent.py", "tests/test_training_evaluation.py")),
+           ("tests/test_mut_auth.py", "tests/test_api_every_route.py", "tests/test_api_templates.py")),
+    # Trainer.payload/_restore (training/loop.py) hold no code cosmic-ray mutates (calls and dict lookups; it has no
+    # statement deletion): tests/test_training_resume_state.py proves them by hand. Here: the checkpoint files.
+    Target("restore", "operator/cvatflow/training/checkpoints.py", (), ("tests/test_mut_restore.py",)),
+    Target("evaluation", "operator/cvatflow/training/evaluation.py", ("evaluate", "_stats", "_f1_optimal"),
+           ("tests/test_mut_evaluation.py", "tests/test_evaluation_independent.py", "tests/test_training_evaluation.py",
+            "tests/test_data_fit.py::test_evaluation_on_a_150_object_image_counts_all_of_them",
+            "tests/test_data_fit.py::test_the_coco100_numbers_equal_a_standard_evaluation")),
     Target("executor", "operator/cvatflow/local/executor.py", ("LocalExecutor._spawn", "LocalExecutor.execute"),
            ("tests/test_local_executor_retry.py", "tests/test_local_executor.py")),
     Target("submission", "operator/cvatflow/controller/submit.py", ("submit",),
@@ -210,9 +214,9 @@ def run_target(target: Target, repos: list[Path], timeout: float | None, own: bo
                 killed += 1
             elif result.test_outcome == TestOutcome.SURVIVED:
                 survivors.append(f"{where}\n{_changed_lines(result.diff)}")
-            else:  # the mutant could not be tested: neither killed nor survived, but not counted as killed
-                errors.append(f"{where}: {(result.output or '').strip().splitlines()[-1:]}")
-    return {"name": target.name, "module": target.module, "killed": killed, "total": len(items),
+            else:  # cosmic-ray could not make this mutant (it fails on `except (module.Error, ...)`): no mutant
+                errors.append(f"{where}: {''.join((result.output or '').strip().splitlines()[-1:])}")
+    return {"name": target.name, "module": target.module, "killed": killed, "total": len(items) - len(errors),
             "survivors": survivors, "errors": errors, "seconds": time.monotonic() - started,
             "baseline": seconds, "session": session}
 
@@ -225,10 +229,11 @@ def _changed_lines(diff: str | None) -> str:
 
 def table(reports: list[dict]) -> str:
     """The per-target summary that `make mutation` ends with."""
-    rows = [("target", "mutants", "killed", "survived", "rate", f"goal {GOAL:.0%}", "minutes")]
+    rows = [("target", "mutants", "killed", "survived", "not made", "rate", f"goal {GOAL:.0%}", "minutes")]
     for r in reports:
         rate = r["killed"] / r["total"] if r["total"] else 1.0
-        rows.append((r["name"], str(r["total"]), str(r["killed"]), str(len(r["survivors"])), f"{rate:.1%}",
+        rows.append((r["name"], str(r["total"]), str(r["killed"]), str(len(r["survivors"])), str(len(r["errors"])),
+                     f"{rate:.1%}",
                      "met" if rate >= GOAL else "NOT met", f"{r['seconds'] / 60:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
@@ -244,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                         "one per core)")
     parser.add_argument("--without-mut-tests", action="store_true",
                         help="leave out tests/test_mut_*.py: what the other tests alone kill")
+    parser.add_argument("--count", action="store_true", help="only count each target's mutants")
     args = parser.parse_args(argv)
     unknown = set(args.names) - {t.name for t in TARGETS}
     if unknown:
@@ -253,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", CI="", PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cvatflow-mutation-") as tmp:
+        if args.count:
+            repo = copy_checkout(Path(tmp), 1)[0]
+            for target in chosen:
+                print(f"{target.name:12} {len(mutants(target, repo, repo.parent / target.name)[1]):4} mutants")
+            return 0
         repos = copy_checkout(Path(tmp), max(1, args.jobs))
         reports = []
         for target in chosen:
@@ -264,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             for survivor in report["survivors"]:
                 print(f"  survived: {survivor}", flush=True)
             for error in report["errors"]:
-                print(f"  not tested: {error}", flush=True)
+                print(f"  not made (a cosmic-ray failure, not counted): {error}", flush=True)
     print(f"\nkill rate per target, {args.jobs} at once, {(time.monotonic() - started) / 60:.1f} min in all:")
     print(table(reports))
     return 1 if any(r["killed"] < GOAL * r["total"] for r in reports) else 0

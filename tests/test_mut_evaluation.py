@@ -1,0 +1,155 @@
+"""COCO evaluation where the broader tests do not look: undefined stats, classes without data, the PR curve, array
+input, the returned settings: kills cosmic-ray's mutants of training/evaluation.py (`make mutation
+TARGETS=evaluation`). The figures come from pycocotools, computed here."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from cvatflow.training.evaluation import STAT_NAMES, coco_gt, evaluate
+from test_evaluation_independent import detections, ground_truth, pycocotools_eval
+
+
+def large_only() -> tuple[dict, list[dict]]:
+    """Objects of 120-200 px only: pycocotools writes -1 for the small and medium stats."""
+    gt = ground_truth(images=8, seed=7)
+    for ann in gt["annotations"]:
+        ann["bbox"][2:] = [150.0, 130.0]
+        ann["bbox"][:2] = [min(ann["bbox"][0], 480.0), min(ann["bbox"][1], 340.0)]
+        ann["area"] = 150.0 * 130.0
+    return gt, detections(gt, seed=8)
+
+
+@pytest.mark.parametrize("max_dets", [100, 300])
+def test_undefined_stats_are_reported_as_zero(max_dets):
+    gt, dts = large_only()
+    reference = pycocotools_eval(gt, dts)
+    undefined = [name for name, value in zip(STAT_NAMES, reference.stats) if value == -1]
+    assert {"AP_small", "AP_medium", "AR_small", "AR_medium"} <= set(undefined)
+    ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts), max_dets=max_dets)
+    assert all(ours[name] == 0.0 for name in undefined)
+    assert ours["AP_large"] == pytest.approx(reference.stats[5], abs=1e-12) and ours["AP_large"] > 0.2
+    assert ours["coco100"] == pytest.approx({n: max(0.0, v) for n, v in zip(STAT_NAMES, reference.stats)},
+                                            abs=1e-12)
+
+
+def test_a_class_with_objects_but_no_detections_has_ap_zero_and_one_with_neither_is_left_out():
+    gt = ground_truth(images=6, seed=2)
+    gt["categories"] += [{"id": 7, "name": "missed"}, {"id": 8, "name": "absent"}]
+    gt["annotations"].append({"id": 999, "image_id": 1, "category_id": 7, "bbox": [10, 10, 50, 50], "area": 2500,
+                              "iscrowd": 0})
+    dts = detections(gt, seed=3)
+    dts = [d for d in dts if d["category_id"] != 7]
+    ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
+    assert ours["per_class"]["missed"] == {"AP": 0.0, "AP50": 0.0}
+    assert "absent" not in ours["per_class"]
+    assert set(ours["per_class"]) == {"c1", "c2", "c5", "missed"}
+
+
+def expected_curve(reference) -> list[float]:
+    """pycocotools' precision at IoU 0.5, all areas, 100 detections, averaged over the classes that have values
+    (a recall level a class never reaches counts 0)."""
+    curve = reference.eval["precision"][0, :, :, 0, -1]
+    valid = (curve > -1).any(axis=0)
+    return list(np.where(curve[:, valid] > -1, curve[:, valid], 0).mean(axis=1))
+
+
+def test_the_pr_curve_is_pycocotools_precision_at_iou_half():
+    gt = ground_truth(images=12, seed=5)
+    gt["categories"].append({"id": 8, "name": "absent"})  # no values: left out of the average
+    dts = detections(gt, seed=6)
+    ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
+    reference = pycocotools_eval(gt, dts)
+    assert ours["pr_curve"]["recall"] == pytest.approx(list(reference.params.recThrs), abs=1e-12)
+    assert ours["pr_curve"]["precision"] == pytest.approx(expected_curve(reference), abs=1e-12)
+    assert ours["pr_curve"]["precision"][0] > ours["pr_curve"]["precision"][-1]
+
+
+def test_an_array_of_detections_evaluates_like_the_list():
+    gt = ground_truth(images=6, seed=9)
+    dts = detections(gt, seed=10)
+    array = np.array([[d["image_id"], *d["bbox"], d["score"], d["category_id"]] for d in dts], dtype=np.float64)
+    as_list, as_array = evaluate(copy.deepcopy(gt), copy.deepcopy(dts)), evaluate(copy.deepcopy(gt), array)
+    for key in (*STAT_NAMES, "f1", "precision", "recall", "f1_conf"):
+        assert as_array[key] == pytest.approx(as_list[key], abs=1e-9), key
+    for name, values in as_list["per_class"].items():
+        assert as_array["per_class"][name] == pytest.approx(values, abs=1e-9), name
+    assert as_array["pr_curve"]["precision"] == pytest.approx(as_list["pr_curve"]["precision"], abs=1e-9)
+    assert as_list["mAP"] > 0.2
+
+
+def test_a_prebuilt_index_evaluates_like_the_document():
+    gt = ground_truth(images=6, seed=11)
+    dts = detections(gt, seed=12)
+    index = coco_gt(copy.deepcopy(gt))
+    first, again = evaluate(index, copy.deepcopy(dts)), evaluate(index, copy.deepcopy(dts))
+    assert first == again == evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
+
+
+@pytest.mark.parametrize("asked, used", [(50, 100), (100, 100), ("150", 150), (300.0, 300)])
+def test_max_dets_is_at_least_coco_s_100(asked, used):
+    gt = ground_truth(images=3, seed=1)
+    result = evaluate(copy.deepcopy(gt), [], "segm", max_dets=asked)
+    assert (result["max_dets"], result["iou_type"]) == (used, "segm")
+    dts = detections(gt, seed=2)
+    assert evaluate(copy.deepcopy(gt), copy.deepcopy(dts), max_dets=asked)["max_dets"] == used
+
+
+def test_no_detections_give_zeros_and_no_curve():
+    gt = ground_truth(images=3, seed=1)
+    for empty in ([], np.zeros((0, 7))):
+        result = evaluate(copy.deepcopy(gt), empty)
+        assert all(result[name] == 0.0 for name in STAT_NAMES) and result["coco100"] == dict.fromkeys(STAT_NAMES, 0.0)
+        assert (result["f1"], result["per_class"], result["pr_curve"]) == (0.0, {}, {"recall": [], "precision": []})
+
+
+def test_detections_only_of_classes_without_objects_score_zero():
+    gt = ground_truth(images=3, seed=1)
+    gt["categories"].append({"id": 8, "name": "absent"})
+    dts = [{"image_id": 1, "category_id": 8, "bbox": [5, 5, 40, 40], "score": 0.9}]
+    result = evaluate(copy.deepcopy(gt), dts)
+    assert (result["f1"], result["precision"], result["recall"], result["f1_conf"]) == (0.0, 0.0, 0.0, 0.9)
+    assert result["mAP"] == 0.0
+
+
+def test_dense_stats_are_pycocotools_at_the_larger_max_dets():
+    """Above 100 detections an image, AP and the area stats are at `max_dets`: pycocotools with maxDets
+    [1, 10, 100, 300] and the same means over its arrays."""
+    from test_data_fit import _dense_gt
+
+    gt = _dense_gt(150)
+    rng = np.random.default_rng(4)
+    dts = [{"image_id": 1, "category_id": 1, "score": float(rng.random()),
+            "bbox": [a["bbox"][0] + float(rng.normal(0, 2)), a["bbox"][1] + float(rng.normal(0, 2)), 16.0, 16.0]}
+           for a in gt["annotations"] for _ in range(2)]
+    ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts), max_dets=300)
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = copy.deepcopy(gt)
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(copy.deepcopy(dts)), "bbox")
+        ev.params.maxDets = [1, 10, 100, 300]
+        ev.evaluate()
+        ev.accumulate()
+    precision, recall = ev.eval["precision"], ev.eval["recall"]
+
+    def mean(values):
+        valid = values[values > -1]
+        return max(0.0, float(valid.mean())) if valid.size else 0.0
+
+    assert ours["mAP"] == pytest.approx(mean(precision[:, :, :, 0, 3]), abs=1e-12)
+    assert ours["AP50"] == pytest.approx(mean(precision[0, :, :, 0, 3]), abs=1e-12)
+    assert ours["AP75"] == pytest.approx(mean(precision[5, :, :, 0, 3]), abs=1e-12)
+    assert ours["AP_small"] == pytest.approx(mean(precision[:, :, :, 1, 3]), abs=1e-12)
+    assert ours["AR100"] == pytest.approx(mean(recall[:, :, 0, 2]), abs=1e-12)
+    assert ours["AR_max"] == pytest.approx(mean(recall[:, :, 0, 3]), abs=1e-12)
+    assert ours["AR_max"] > ours["AR100"] > 0
+    assert ours["per_class"]["cell"]["AP"] == pytest.approx(mean(precision[:, :, 0, 0, 3]), abs=1e-12)
