@@ -51,7 +51,7 @@ TARGETS = [
             "tests/test_data_fit.py::test_evaluation_on_a_150_object_image_counts_all_of_them",
             "tests/test_data_fit.py::test_the_coco100_numbers_equal_a_standard_evaluation")),
     Target("executor", "operator/cvatflow/local/executor.py", ("LocalExecutor._spawn", "LocalExecutor.execute"),
-           ("tests/test_local_executor_retry.py", "tests/test_local_executor.py")),
+           ("tests/test_mut_executor.py", "tests/test_local_executor_retry.py", "tests/test_local_executor.py")),
     Target("submission", "operator/cvatflow/controller/submit.py", ("submit",),
            ("tests/test_controller_handlers.py", "tests/test_controller_conflict.py")),
     Target("cluster", "operator/cvatflow/controller/cluster.py", ("Cluster.create_workflow",),
