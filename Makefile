@@ -32,11 +32,12 @@ test: $(STAMP) browser helm
 	$(BIN)/cvatflow templates render --check
 	$(BIN)/python -m pytest -q
 
-# Mutants of the modules where a silent defect costs users most, and the kill rate per module (about 45 min on
-# 2 cores; not part of `make test`). `make mutation TARGETS="archive evaluation"` runs some of them.
+# Mutants of the modules where a silent defect costs users most, and the kill rate per module, one mutant per core
+# at a time (ESTIMATE; not part of `make test`). `make mutation TARGETS="archive evaluation"` runs some of them,
+# JOBS=1 one mutant at a time; the table at the end lists each module's rate and survivors.
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[mutation]'
-	$(BIN)/python .ci/mutation.py $(TARGETS)
+	$(BIN)/python .ci/mutation.py $(if $(JOBS),--jobs $(JOBS)) $(TARGETS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
