@@ -25,8 +25,8 @@ from cvatflow.api.models import (
 from cvatflow.api.present import execution_of_job, execution_of_run, summary_of_job, summary_of_status
 from cvatflow.api.services import Services, get_services
 from cvatflow.api.templates import parse_labels
+from cvatflow.argo import Phase, status_from_workflow
 from cvatflow.errors import NotFoundError
-from cvatflow.runs.kubernetes import status_from_workflow
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], dependencies=[Depends(require_token)],
                    responses=ERROR_RESPONSES)
@@ -103,7 +103,7 @@ async def execution_events(
 ) -> AsyncIterable[ServerSentEvent]:
     """`preparation` (the export/submit job), `status` (phase, progress, steps) on each change, `training`
     for each JSON event the training printed (id = its index, so a reconnect resumes), then `end`."""
-    interval = float(services.settings.extra.get("eventsInterval") or 1.0)
+    interval = services.settings.events_interval
     sent = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 0
     job_version, status_key = -1, None
     while not await request.is_disconnected():
@@ -112,7 +112,7 @@ async def execution_events(
             job_version = job.version
             yield ServerSentEvent(event="preparation", data=services.jobs.snapshot(job).model_dump())
         if job is not None and job.state == "failed":
-            yield ServerSentEvent(event="end", data={"phase": "Error", "message": job.message})
+            yield ServerSentEvent(event="end", data={"phase": Phase.ERROR, "message": job.message})
             return
         if job is None or job.state == "succeeded":
             try:

@@ -91,6 +91,5 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def install(app: Any, settings: Any) -> None:
     """Add the limits to `app`; `maxRequestBytes` and `maxJsonDepth` in the config file change them."""
-    extra = getattr(settings, "extra", {}) or {}
-    app.add_middleware(RequestLimits, max_bytes=int(extra.get("maxRequestBytes") or MAX_REQUEST_BYTES),
-                       max_depth=int(extra.get("maxJsonDepth") or MAX_DEPTH))
+    app.add_middleware(RequestLimits, max_bytes=getattr(settings, "max_request_bytes", MAX_REQUEST_BYTES),
+                       max_depth=getattr(settings, "max_json_depth", MAX_DEPTH))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from cvatflow.api.jobs import Job, JobStore
 from cvatflow.api.models import Execution, ExecutionSummary, Metrics, Step
+from cvatflow.argo import Phase
 from cvatflow.events import Summary
 from cvatflow.one_value import from_annotations
 from cvatflow.runs.run import Run, RunStatus
@@ -17,7 +18,7 @@ def _task_id(labels: dict[str, str]) -> int | None:
 
 def job_phase(job: Job) -> str:
     """Before a run exists: Preparing while the dump and submission go on, Error if they failed."""
-    return "Error" if job.state == "failed" else "Preparing"
+    return Phase.ERROR if job.state == "failed" else Phase.PREPARING
 
 
 def summary_of_job(jobs: JobStore, job: Job) -> ExecutionSummary:
