@@ -120,24 +120,25 @@ class Pipeline:
         if request.dataset is not None and num_classes is None:
             num_classes = 1
         return self._autofill(request, probe, request.annotation_path or (PENDING_DUMP if has_data else None),
-                              num_classes, lookup=False)
+                              num_classes)
 
-    def dataset_key(self, uri: str, check_exists: bool = True) -> str:
-        """The key (ending in /) of a dataset given by its URI in the configured store.
+    def dataset_key(self, dataset: str, check_exists: bool = True) -> str:
+        """The key (ending in /) of a dataset given by its URI in the configured store, or by its key there.
 
-        Raises DatasetError for a URI outside the store, a key that cannot be one (storage/keys.py), or,
-        with `check_exists`, nothing there.
+        Raises DatasetError, naming `dataset` as given, for a URI outside the store, a key that cannot be
+        one (storage/keys.py), or, with `check_exists`, nothing there.
         """
-        key = key_in_store(uri, self.settings.store)
+        shown = dataset[:200]
+        key = key_in_store(dataset, self.settings.store) if "://" in dataset else dataset
         if key is None:
-            raise DatasetError(f"dataset {uri[:200]} is not in the configured store {self.settings.store}; upload "
+            raise DatasetError(f"dataset {shown} is not in the configured store {self.settings.store}; upload "
                                f"the export with `cvatflow dataset upload` or give a local export")
         problem = key_problem(key)
         if problem:
-            raise DatasetError(f"dataset {uri[:200]}: the key {problem}")
+            raise DatasetError(f"dataset {shown}: the key {problem}")
         key = key.strip("/") + "/"
         if check_exists and not self.exists(key):
-            raise DatasetError(f"dataset {uri[:200]}: nothing there; check the URI")
+            raise DatasetError(f"dataset {shown}: nothing there; check the URI")
         return key
 
     # -- 2. the data: a dump, an upload, or a dataset already in the store -----------------------
@@ -209,12 +210,12 @@ class Pipeline:
         task = None
         if request.task is not None:
             task = replace(request.task, labels=list(data.labels or request.task.labels or []))
-        return self._autofill(request, task, data.annotation_path, data.num_classes, lookup=True)
+        return self._autofill(request, task, data.annotation_path, data.num_classes)
 
     def _autofill(self, request: Request, task: CvatTask | None, annotation_path: str | None,
-                  num_classes: int | None, lookup: bool) -> Filled:
+                  num_classes: int | None) -> Filled:
         # Where the backend can read the cluster's nodes, a pool's allocatable comes from them (unless configured).
-        pools = replace(self.settings.node_pools, lookup=self.node_allocatable) if lookup else self.settings.node_pools
+        pools = replace(self.settings.node_pools, lookup=self.node_allocatable)
         return autofill(request.template, request.parameters, task=task, annotation_path=annotation_path,
                         num_classes=num_classes, output_path=request.output_path, node_pools=pools,
                         checkpoint_exists=self.exists, labels=request.labels)

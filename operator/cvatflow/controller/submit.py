@@ -176,9 +176,8 @@ def _dataset_path(dataset: str, pipeline: Pipeline, problems: list[Problem]) -> 
     if not dataset:
         problems.append(Problem("spec.source", "name a cvatTask or a dataset", "set spec.source.dataset"))
         return None
-    uri = dataset if "://" in dataset else f"{pipeline.settings.store.rstrip('/')}/{dataset}"
     try:  # the operator may not list the store: what is there is the pod's to find
-        return pipeline.dataset_key(uri, check_exists=False)
+        return pipeline.dataset_key(dataset, check_exists=False)
     except CvatflowError as exc:
         problems.append(Problem("spec.source.dataset", str(exc),
                                 "upload the dataset there, or give a path relative to the store"))
