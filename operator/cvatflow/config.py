@@ -10,13 +10,12 @@ from typing import Any
 import yaml
 
 from cvatflow.artifact_repository import ArtifactRepository
-from cvatflow.errors import CvatflowError
+from cvatflow.errors import (
+    ConfigError,
+    CvatflowError,
+)
 
 BACKENDS = ("local", "kubernetes", "argo-server")
-
-
-class ConfigError(CvatflowError):
-    """A setting that cannot be used."""
 
 
 @dataclass(frozen=True)

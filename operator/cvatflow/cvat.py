@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cvatflow.errors import CvatError
+from cvatflow.errors import CvatAuthError, CvatError, CvatNotFound, CvatUnreachable, CvatVersionError
 
 TOKEN_ENV = "CVAT_ACCESS_TOKEN"
 # The SDK polls export and import requests; a second is quick for small tasks and cheap for big ones.
@@ -21,30 +21,6 @@ STATUS_CHECK_SECONDS = 1.0
 Progress = Callable[[int, int], None]
 
 log = logging.getLogger(__name__)
-
-
-class CvatUnreachable(CvatError):
-    """The CVAT server does not answer at its URL."""
-
-    status_code = 502
-
-
-class CvatAuthError(CvatError):
-    """CVAT refused the access token (401) or the token may not see the resource (403)."""
-
-    status_code = 502
-
-
-class CvatVersionError(CvatError):
-    """The CVAT server's version is one the installed cvat-sdk cannot talk to."""
-
-    status_code = 502
-
-
-class CvatNotFound(CvatError):
-    """The task (or request) does not exist on the CVAT server."""
-
-    status_code = 404
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,20 @@ from cvatflow.api.lookup import template_by_name
 from cvatflow.api.services import Services
 from cvatflow.argo import run_name
 from cvatflow.datasets.safety import check_tree
-from cvatflow.errors import CvatflowError, DatasetError, NotFoundError, Problem, ProblemsError
+from cvatflow.errors import (
+    ConflictError,
+    CvatflowError,
+    DatasetError,
+    NotFoundError,
+    Problem,
+    ProblemsError,
+)
 from cvatflow.params import CvatTask
 from cvatflow.templates.template import Template
 
 # Labels cvatflow sets itself; a request may not forge them.
 RESERVED_LABELS = ("cvatflow.io/", "app.kubernetes.io/managed-by", "workflows.argoproj.io/", "cvat-job-id",
                    "workspace-uid")
-
-
-class ConflictError(CvatflowError):
-    """The request is fine but the thing it names is in the wrong state (a run name taken, a run not done)."""
-
-    status_code = 409
 
 
 @dataclass

@@ -7,7 +7,13 @@ from typing import Any
 from cvatflow.controller import resource as r
 from cvatflow.controller.deps import Deps
 from cvatflow.controller.mirror import outputs, workflow_status
-from cvatflow.errors import CvatflowError, NotFoundError, Problem, ProblemsError
+from cvatflow.errors import (
+    CvatflowError,
+    NotFoundError,
+    Problem,
+    ProblemsError,
+    Retry,
+)
 from cvatflow.params import CvatTask
 from cvatflow.submission import PENDING_DUMP, Pipeline, Request
 from cvatflow.templates.parameter import ANNOTATION_PATH, DUMP_FORMAT, NODE_POOL, NUM_CLASSES, OUTPUT_PATH
@@ -15,15 +21,6 @@ from cvatflow.templates.template import Template
 
 # Labels a WorkflowTemplate may carry its version in (ours, Onepanel's, the Kubernetes recommended one).
 VERSION_LABELS = ("cvatflow.io/version", "onepanel.io/version", "app.kubernetes.io/version")
-
-
-class Retry(Exception):
-    """A step that may succeed later (CVAT or a Secret not reachable yet): status to record, then retry."""
-
-    def __init__(self, message: str, status: dict[str, Any], delay: float = 30.0) -> None:
-        super().__init__(message)
-        self.status = status
-        self.delay = delay
 
 
 def invalid(problems: list[Problem], body: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -14,7 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cvatflow.errors import CvatflowError, RunError
+from cvatflow.errors import (
+    CvatflowError,
+    RunError,
+    StepFailed,
+)
 from cvatflow.local.expressions import evaluate_when, substitute, substitute_all
 from cvatflow.runs.run import now
 
@@ -36,10 +40,6 @@ def write_json(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
-
-
-class StepFailed(CvatflowError):
-    """A step could not run or exited non-zero; the message says which and why."""
 
 
 class LocalExecutor:
