@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cvatflow.atomic import atomic_write
 from cvatflow.errors import (
     CvatflowError,
     RunError,
@@ -33,9 +34,7 @@ FAILED = ("Failed", "Error", "Omitted")
 
 def write_json(path: Path, data: Any) -> None:
     """Write atomically, so a reader never sees half a status."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=2))
 
 
 def read_json(path: Path) -> Any:
