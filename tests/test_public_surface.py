@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,48 @@ def test_the_errors_docstring_draws_every_class():
     for name in _exception_classes(PACKAGE / "errors.py"):
         assert f" {name} " in doc, f"{name} is missing from the hierarchy in errors.py's docstring"
     assert errors.codes()["NotFoundError"] == 404 and errors.codes()["ConflictError"] == 409
+
+
+def test_every_backend_implements_the_backend_protocol_with_its_signatures():
+    import inspect
+
+    from cvatflow.runs.argo_server import ArgoServerBackend
+    from cvatflow.runs.backend import Backend
+    from cvatflow.runs.kubernetes import KubernetesBackend
+    from cvatflow.runs.local import LocalBackend
+
+    methods = [name for name, value in vars(Backend).items() if inspect.isfunction(value) and not name.startswith("_")]
+    assert sorted(methods) == ["get_template", "run", "runs", "submit", "templates"]
+    for cls in (LocalBackend, KubernetesBackend, ArgoServerBackend):
+        assert issubclass(cls, Backend), cls
+        for name in methods:
+            wanted = list(inspect.signature(getattr(Backend, name)).parameters)
+            given = list(inspect.signature(getattr(cls, name)).parameters)
+            assert given[:len(wanted)] == wanted, (cls.__name__, name, given)
+            assert getattr(cls, name) is not getattr(Backend, name), (cls.__name__, name, "not implemented")
+
+
+def test_the_readme_lists_every_setting_with_its_key_and_variable():
+    from cvatflow.config import settings_table
+
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    for name, key, env, doc in settings_table():
+        cells = [f"`{key}`" if key else "—", ", ".join(f"`{v.strip()}`" for v in env.split(",")) if env else "—"]
+        assert f"| {cells[0]} | {cells[1]} | {doc} |" in readme, f"README's settings table lacks {name or env}"
+
+
+def test_no_module_but_config_reads_the_environment_for_a_cvatflow_setting():
+    from cvatflow.config import settings_table
+
+    names = {v.strip() for _, _, env, _ in settings_table() for v in env.split(",") if v.strip()}
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "config.py":
+            continue
+        text = path.read_text()
+        for name in names:
+            constants = re.findall(rf"""^(\w+)\s*=\s*["']{name}["']""", text, re.MULTILINE)  # TOKEN_ENV = "CVAT_..."
+            for key in [f'"{name}"', f"'{name}'", *constants]:
+                if re.search(rf"""(environ\.get\(|getenv\(|environ\[)\s*{key}""", text):
+                    offenders.append(f"{path.relative_to(PACKAGE)}: {name}")
+    assert offenders == [], "read it from cvatflow.config.Settings"

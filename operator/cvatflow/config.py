@@ -176,8 +176,9 @@ class Settings:
                                         "`key=used-by,value=cvat` form works too).")
     workspace_uid: str = setting("", key="workspaceUid", env="ONEPANEL_RESOURCE_UID",
                                  doc="Onepanel workspace uid put on runs started from CVAT.")
-    metrics_interval: float = setting(30.0, key="metricsInterval", env="CVATFLOW_METRICS_INTERVAL",
-                                      doc="Seconds between the operator's reads of a running run's metrics.")
+    metrics_interval: float = setting(30.0, env="CVATFLOW_METRICS_INTERVAL",
+                                      doc="Seconds between the operator's reads of a running run's metrics (environment only: "
+                                      "the operator's timers are set up before the config file is read).")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -202,17 +203,24 @@ class Settings:
     def cvat_token(self) -> str:
         """CVAT_ACCESS_TOKEN, read from the environment only: secrets never sit in config files cvatflow writes
         or logs."""
-        return os.environ.get("CVAT_ACCESS_TOKEN", "")
+        return secret("CVAT_ACCESS_TOKEN")
 
     @property
     def argo_token(self) -> str:
         """ARGO_TOKEN (the Argo Server's bearer token), from the environment only, like cvat_token."""
-        return os.environ.get("ARGO_TOKEN", "")
+        return secret("ARGO_TOKEN")
 
 
 #: Secrets: environment variables only, never a config-file key.
 SECRETS = {"CVAT_ACCESS_TOKEN": "CVAT personal access token used for dumps.",
            "ARGO_TOKEN": "Bearer token for the Argo Server."}
+
+
+def secret(name: str) -> str:
+    """One of SECRETS from the environment ('' when unset); read when used, never stored in Settings."""
+    if name not in SECRETS:
+        raise KeyError(f"{name} is not one of cvatflow's secrets")
+    return os.environ.get(name, "")
 
 
 def _convert(f: Any, value: Any, source: str) -> Any:

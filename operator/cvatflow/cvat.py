@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cvatflow.config import secret
 from cvatflow.errors import CvatAuthError, CvatError, CvatNotFound, CvatUnreachable, CvatVersionError
 
 TOKEN_ENV = "CVAT_ACCESS_TOKEN"
@@ -69,7 +69,7 @@ class CvatClient:
         if not url:
             raise CvatError("no CVAT server URL; pass --cvat-url or set CVAT_URL")
         self.url = url.rstrip("/")
-        self._token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        self._token = token if token is not None else secret(TOKEN_ENV) or None
         self._status_check_period = status_check_period or STATUS_CHECK_SECONDS  # read now: tests shorten it
         self._client = None
 

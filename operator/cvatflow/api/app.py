@@ -20,6 +20,7 @@ from cvatflow.api import (
     ui,
     webhooks,
 )
+from cvatflow.api import vocabulary
 from cvatflow.api.auth import Authenticator
 from cvatflow.api.models import Health
 from cvatflow.api.services import Services
@@ -27,6 +28,7 @@ from cvatflow.config import Settings, load_settings
 
 ROUTERS = (templates.router, executions.router, job_routes.router, cvat_tasks.router, webhooks.router,
            onepanel.router, onepanel_export.router)
+ROUTERS += (vocabulary.router,)  # phases, reserved parameters, error codes for the web UI
 
 
 def _version() -> str:

@@ -83,7 +83,7 @@ def get_execution(id: ExecutionId, services: ServicesDep) -> Execution:
     job = services.jobs.get(id)
     if job is not None and job.kind == "execution" and job.state != "succeeded":
         return execution_of_job(services.jobs, job)
-    return execution_of_run(services.client.run(id), job, services.jobs)
+    return execution_of_run(services.client.run(id), job, services.jobs, services.settings.store)
 
 
 def existing(id: ExecutionId, services: ServicesDep) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 from cvatflow.argo import output_prefix_of, run_name, status_from_workflow, workflow_manifest
 from cvatflow.errors import NotFoundError, RunError
 from cvatflow.params import Filled
+from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import Run, RunStatus
 from cvatflow.templates.manifest import load_dict
 from cvatflow.templates.template import Template
@@ -33,7 +34,7 @@ class ArgoServerRun(Run):
         return output_prefix_of(self._workflow)
 
 
-class ArgoServerBackend:
+class ArgoServerBackend(Backend):
     """Talks to https://argo-server:2746 with a bearer token (ARGO_TOKEN), as the `argo` CLI does."""
 
     def __init__(self, url: str, namespace: str = "default", token: str | None = None, verify_ssl: bool = True,

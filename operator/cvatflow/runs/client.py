@@ -10,6 +10,7 @@ from cvatflow.config import Settings, load_settings
 from cvatflow.errors import CvatflowError, ProblemsError, RunError
 from cvatflow.names import run_problems
 from cvatflow.params import CvatTask, Filled
+from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import Run
 from cvatflow.submission import COCO_FILE, Pipeline, Request  # noqa: F401 (COCO_FILE: older imports)
 from cvatflow.templates.template import Template
@@ -48,6 +49,7 @@ class Client:
                                              service_account=self.settings.workflow_service_account or None)
         else:
             raise RunError(f"unknown backend {self.kind!r}; use local, kubernetes or argo-server")
+        self.backend: Backend  # (set above: local, kubernetes or argo-server)
         self._pipeline: Pipeline | None = None
 
     @property

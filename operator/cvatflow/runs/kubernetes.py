@@ -17,6 +17,7 @@ from cvatflow.argo import (  # noqa: F401 (re-exported: older imports of Argo's 
 from cvatflow.argo import workflow_manifest as workflow_object
 from cvatflow.errors import NotFoundError, RunError
 from cvatflow.params import Filled
+from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import Run, RunStatus, StepStatus  # noqa: F401 (StepStatus re-exported)
 from cvatflow.templates.manifest import load_dict
 from cvatflow.templates.template import Template
@@ -63,7 +64,7 @@ class KubernetesRun(Run):
         return output_prefix_of(self._workflow)
 
 
-class KubernetesBackend:
+class KubernetesBackend(Backend):
     """Creates and reads Argo objects with the Kubernetes API (kubeconfig or in-cluster)."""
 
     def __init__(self, namespace: str = "default", api=None, kubeconfig: str | None = None,

@@ -10,6 +10,7 @@ from cvatflow.argo import TEMPLATE_LABEL, Phase, run_name
 from cvatflow.errors import NotFoundError
 from cvatflow.local.executor import LocalExecutor, read_json
 from cvatflow.params import Filled
+from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import DONE, Run, RunStatus, StepStatus
 from cvatflow.templates.render import render
 from cvatflow.templates.template import Template
@@ -92,7 +93,7 @@ class LocalRun(Run):
         return self.workflow.get("outputPrefix")
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Templates from the catalog (and <home>/templates/*.yaml); runs executed by the local executor."""
 
     def __init__(self, home: Path, store_uri: str, repository=None) -> None:

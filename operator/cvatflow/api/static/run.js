@@ -4,10 +4,9 @@
 import {api, apiText, ApiError, followEvents} from "./api.js";
 import {drawChart} from "./chart.js";
 import {announce, fill, formatMap, h, phaseBadge, when} from "./dom.js";
-import {CHECKPOINT} from "./form.js";
 import {navigate} from "./router.js";
+import {checkpointNames, isFinished, vocab} from "./vocabulary.js";
 
-const DONE = ["Succeeded", "Failed", "Error"];
 const LOG_REFRESH_MS = 3000;
 const JOB_POLL_MS = 1500;
 
@@ -50,7 +49,7 @@ export function runPage(main, match) {
 
   const onEvent = (type, data) => {
     if (type === "preparation") {
-      setPhase(view, run, data.state === "failed" ? "Error" : "Preparing");
+      setPhase(view, run, data.state === "failed" ? vocab.phase.ERROR : vocab.phase.PREPARING);
       setProgress(view, data.total ? data.done : null, data.total, `Preparing: ${data.stage || data.state}`
         + (data.total ? ` ${data.done}/${data.total}` : "") + (data.message ? ` (${data.message})` : ""));
     } else if (type === "status") {
@@ -70,7 +69,7 @@ export function runPage(main, match) {
     } else if (type === "end") {
       setPhase(view, run, data.phase);
       announce(`Run ${id} ended: ${data.phase}${data.message ? `, ${data.message}` : ""}.`,
-               data.phase === "Succeeded" ? "info" : "error");
+               data.phase === vocab.phase.SUCCEEDED ? "info" : "error");
       reload().then(refreshLogs);
     }
   };
@@ -144,11 +143,11 @@ function setPhase(view, run, phase) {
   if (!phase || phase === run.phase) return;
   run.phase = phase;
   fill(view.phase, phaseBadge(phase));
-  const done = phase === "Succeeded";
+  const done = phase === vocab.phase.SUCCEEDED;
   view.useCheckpoint.disabled = !done;
   view.annotateToggle.disabled = !done;
   view.actionNote.textContent = done ? "" : "The model can be used once the run has succeeded.";
-  if (DONE.includes(phase)) setProgress(view, 1, 1, phase === "Succeeded" ? "Done" : `Ended: ${phase}`);
+  if (isFinished(phase)) setProgress(view, 1, 1, phase === vocab.phase.SUCCEEDED ? "Done" : `Ended: ${phase}`);
 }
 
 function setProgress(view, value, total, text) {
@@ -158,7 +157,7 @@ function setProgress(view, value, total, text) {
 }
 
 function showProgress(view, run, argoProgress) {
-  if (DONE.includes(run.phase)) return;
+  if (isFinished(run.phase)) return;
   const p = run.trainProgress;
   if (p && p.total) setProgress(view, p.current, p.total, `Training: step ${p.current} of ${p.total}`);
   else {
@@ -195,7 +194,7 @@ function showExecution(view, run) {
     fill(view.error, h("ul", {}, e.problems.map((p) => h("li", {}, `${p.path ? `${p.path}: ` : ""}${p.message}`))));
     view.error.hidden = false;
   }
-  if (DONE.includes(e.phase)) setProgress(view, 1, 1, e.phase === "Succeeded" ? "Done" : `Ended: ${e.phase}`);
+  if (isFinished(e.phase)) setProgress(view, 1, 1, e.phase === vocab.phase.SUCCEEDED ? "Done" : `Ended: ${e.phase}`);
   else showProgress(view, run, e.progress);
 }
 
@@ -229,11 +228,11 @@ function throttle(fn) {
 async function useAsCheckpoint(run, view) {
   const e = run.execution;
   try {
-    // The store-relative prefix of the run's output, as `cvat-finetune-checkpoint` takes it.
-    const {keys} = await api("/onepanelio/get_base_model", {method: "POST", body: {uid: e.template}});
-    const key = keys.find((k) => k.replace(/\/+$/, "").endsWith(`/${e.id}`)) || keys.find((k) => k.includes(e.id));
+    // The store-relative prefix of the run's output, as `cvat-finetune-checkpoint` takes it (the server says).
+    const key = e.outputKey;
     if (!key) throw new Error("the run's output prefix is not in the object store");
-    const name = CHECKPOINT.find((n) => n in (e.parameters || {})) || CHECKPOINT[0];
+    const names = checkpointNames();
+    const name = names.find((n) => n in (e.parameters || {})) || names[0];
     const search = new URLSearchParams({template: e.template});
     if (e.cvatTask) search.set("task", e.cvatTask);
     search.set(`param.${name}`, key);

@@ -2,11 +2,11 @@
 
 import {api, ApiError} from "./api.js";
 import {announce, fill, h} from "./dom.js";
-import {CHECKPOINT, clearProblems, collect, renderFields, showProblems, validate} from "./form.js";
+import {clearProblems, collect, renderFields, showProblems, validate} from "./form.js";
 import {navigate} from "./router.js";
+import {checkpointNames, vocab} from "./vocabulary.js";
 
 const FEW_ANNOTATIONS = 100; // Onepanel's dialog warned below this many shapes and tracks
-const CHECKPOINT_MISSING = "Checkpoint path does not exist in object storage.";
 const PARAM_PREFIX = "param."; // ?param.<name>=value prefills a parameter (e.g. from a run's page)
 
 export function trainPage(main, _match, search) {
@@ -167,9 +167,9 @@ async function showForm(section, state, {focus, signal}) {
     } catch (error) {
       submit.disabled = false;
       let problems = error instanceof ApiError ? error.problems : [];
-      if (error instanceof ApiError && error.message === CHECKPOINT_MISSING) {
-        const field = template.parameters.find((p) => CHECKPOINT.includes(p.name));
-        problems = [{path: field?.name || "", message: CHECKPOINT_MISSING, fix: "give the output prefix of an earlier run"}];
+      if (error instanceof ApiError && error.message === vocab.messages.checkpointMissing) {
+        const field = template.parameters.find((p) => checkpointNames().includes(p.name));
+        problems = [{path: field?.name || "", message: error.message, fix: "give the output prefix of an earlier run"}];
       }
       const unplaced = showProblems(form, problems);
       if (unplaced.length || !problems.length) {
