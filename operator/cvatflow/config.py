@@ -167,6 +167,8 @@ class Settings:
                                      "updates of a run.")
     max_request_bytes: int = setting(1024 * 1024, key="maxRequestBytes", doc="Largest HTTP request body "
                                      "the API reads.")
+    max_upload_bytes: int = setting(2 * 1024**3, key="maxUploadBytes", doc="Largest export zip the web UI "
+                                    "may upload to train on without CVAT.")
     max_json_depth: int = setting(64, key="maxJsonDepth", doc="Deepest JSON nesting the API parses.")
     predict_command: list[str] = setting(key="predictCommand", factory=list, doc="Command that runs "  # noqa: RUF009
                                          "`cvatflow-train` for the API's annotate jobs (default: this Python).")

@@ -20,7 +20,8 @@ Every exception class of cvatflow is defined here (other modules re-export the o
     │   ├── RunError                      a run that cannot be submitted, found or followed
     │   │   └── StepFailed                a local step could not run or exited non-zero
     │   ├── ConfigError                   a setting that cannot be used
-    │   └── JsonTooLarge             413  a JSON document over the size or depth limit
+    │   ├── JsonTooLarge             413  a JSON document over the size or depth limit
+    │   └── UploadTooLarge           413  an uploaded export over the maxUploadBytes setting
     └── Retry                             not an error: the operator's "record this status, try again later"
 
 `codes()` lists them with their HTTP status for the web UI (GET /api/v1/vocabulary).
@@ -93,6 +94,12 @@ class ConfigError(CvatflowError):
 
 class JsonTooLarge(CvatflowError):
     """A JSON document over the size limit (HTTP 413)."""
+
+    status_code = 413
+
+
+class UploadTooLarge(CvatflowError):
+    """An uploaded export over the size limit (HTTP 413)."""
 
     status_code = 413
 

@@ -18,9 +18,10 @@ from cvatflow.api import (
     onepanel_export,
     templates,
     ui,
+    uploads,
+    vocabulary,
     webhooks,
 )
-from cvatflow.api import vocabulary
 from cvatflow.api.auth import Authenticator
 from cvatflow.api.models import Health
 from cvatflow.api.services import Services
@@ -28,7 +29,7 @@ from cvatflow.config import Settings, load_settings
 
 ROUTERS = (templates.router, executions.router, job_routes.router, cvat_tasks.router, webhooks.router,
            onepanel.router, onepanel_export.router)
-ROUTERS += (vocabulary.router,)  # phases, reserved parameters, error codes for the web UI
+ROUTERS += (vocabulary.router, uploads.router)  # the UI's words; export uploads for runs without CVAT
 
 
 def _version() -> str:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from cvatflow.api import annotate, launch
@@ -27,6 +27,7 @@ from cvatflow.api.services import Services, get_services
 from cvatflow.api.templates import parse_labels
 from cvatflow.argo import Phase, status_from_workflow
 from cvatflow.errors import NotFoundError
+from cvatflow.storage.keys import key_in_store
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], dependencies=[Depends(require_token)],
                    responses=ERROR_RESPONSES)
@@ -146,6 +147,22 @@ def execution_logs(id: ExecutionId, services: ServicesDep,
         lines = [f"[cvatflow] {job.stage}: {job.message}".rstrip(": ")]
         return PlainTextResponse("\n".join(lines) + "\n")
     return PlainTextResponse(services.client.run(id).logs(step))
+
+
+ReportFile = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}\.(png|json)$",
+                                 description="A file of report/: metrics.json, pr_curve.png, loss.png, map.png.")]
+
+
+@router.get("/{id}/report/{file}", summary="A file of the run's report (metrics, PR curve and other plots)",
+            responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+def report_file(id: ExecutionId, file: ReportFile, services: ServicesDep) -> Response:
+    """Read from the run's output in the store; 404 until the training has written it."""
+    prefix = services.client.run(id).output_prefix()
+    key = key_in_store(prefix, services.settings.store) if prefix else None
+    if key is None:
+        raise NotFoundError(f"execution {id} has no output in the store (yet)")
+    data = services.client.store.get_bytes(f"{key.rstrip('/')}/report/{file}")
+    return Response(data, media_type="image/png" if file.endswith(".png") else "application/json")
 
 
 @router.post("/{id}/annotate", status_code=202, response_model=Job, responses=CONFLICT,

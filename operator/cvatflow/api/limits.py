@@ -25,7 +25,7 @@ class RequestLimits:
         self.app, self.max_bytes, self.max_depth = app, int(max_bytes), int(max_depth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS or self._streamed(scope):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
@@ -61,6 +61,13 @@ class RequestLimits:
                                       fix="send a flatter body")]))
                 return
         await self.app(scope, _replay(body, receive), send)
+
+    @staticmethod
+    def _streamed(scope: Scope) -> bool:
+        """An export upload is streamed to disk by its route, under its own limit (maxUploadBytes)."""
+        from cvatflow.api.uploads import PREFIX
+
+        return scope["method"] == "PUT" and str(scope.get("path", "")).startswith(PREFIX + "/")
 
     def _too_large(self, size: int, at_least: bool = False) -> ErrorBody:
         amount = f"{'more than ' if at_least else ''}{size if not at_least else self.max_bytes} bytes"
