@@ -28,9 +28,12 @@ def settings_for(home: Path, cvat_url: str = "", **overrides: Any) -> Settings:
     if cvat_url:
         env["CVAT_URL"] = cvat_url
     settings = load_settings(env=env)
-    settings.extra.setdefault("eventsInterval", 0.1)
+    settings.events_interval = 0.1
     for key, value in overrides.items():
-        setattr(settings, key, value)
+        if key == "extra":  # config-file keys, as in config.yaml
+            settings.apply(value)
+        else:
+            setattr(settings, key, value)
     return settings
 
 

@@ -48,7 +48,7 @@ def trained(tmp_path, fake_cvat):
     settings = settings_for(home, cvat_url=fake_cvat.url)
     stub = tmp_path / "predict.py"
     stub.write_text(PREDICT)
-    settings.extra["predictCommand"] = [sys.executable, str(stub)]
+    settings.predict_command = [sys.executable, str(stub)]
     prefix = "outputs/task-1/maskrcnn-training-done1/"
     model = home / "store" / prefix / "model"
     model.mkdir(parents=True)

@@ -199,7 +199,7 @@ def test_the_configmap_is_what_load_settings_reads(tmp_path):
     assert settings.artifact_repository.access_key_secret.name == "cvatflow-s3"
     assert [p.value for p in settings.node_pools.pools] == ["g4dn.xlarge", "p3.2xlarge"]
     assert settings.node_pools.pools[0].resources == {"limits": {"nvidia.com/gpu": 1}}
-    assert settings.extra["workflowServiceAccount"] == "cvatflow-workflow"
+    assert settings.workflow_service_account == "cvatflow-workflow"
 
 
 def test_the_crd_has_status_printer_columns_and_a_structural_schema():

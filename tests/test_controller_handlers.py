@@ -56,7 +56,7 @@ def test_create_dumps_the_task_and_submits_one_workflow_owned_by_the_run():
 
 def test_workflows_run_as_the_configured_service_account():
     deps = make_deps()
-    deps.settings.extra["workflowServiceAccount"] = "cvatflow-workflow"
+    deps.settings.workflow_service_account = "cvatflow-workflow"
     call(handlers.reconcile, training_run(), deps)
     assert deps.cluster.workflows["ml", "r1"]["spec"]["serviceAccountName"] == "cvatflow-workflow"
 

@@ -17,7 +17,7 @@ from controller_fixtures import (
     training_run,
     workflow_template,
 )
-from cvatflow.controller import mock
+import kube_mock as mock
 from cvatflow.controller.cluster import URL_ENV, Cluster
 from cvatflow.controller.deps import kopf_event
 

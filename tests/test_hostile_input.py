@@ -282,7 +282,7 @@ def test_a_bad_parameter_with_data_leaves_the_store_unchanged(cli, home, export_
 @pytest.mark.parametrize("stage", ["dataset", "upload", "fill", "submit"])
 def test_a_failure_at_each_stage_leaves_the_store_as_it_was(stage, home, export_zip, tmp_path, monkeypatch):
     from cvatflow import Client
-    from cvatflow.runs import client as client_module
+    from cvatflow import submission as submission_module
     from cvatflow.storage.base import Store
 
     data: Path = export_zip
@@ -297,13 +297,13 @@ def test_a_failure_at_each_stage_leaves_the_store_as_it_was(stage, home, export_
             raise OSError("disk full")
         monkeypatch.setattr(Store, "upload_dir", failing)
     if stage == "fill":  # the last fill, with the real annotation path, fails after the upload
-        real_fill = client_module.autofill
+        real_fill = submission_module.autofill
 
         def fussy(template, values=None, **kwargs):
             if kwargs.get("annotation_path") not in (None, "annotations/pending/"):
                 raise CvatflowError("refused after the upload")
             return real_fill(template, values, **kwargs)
-        monkeypatch.setattr(client_module, "autofill", fussy)
+        monkeypatch.setattr(submission_module, "autofill", fussy)
     runner = Client("local")
     if stage == "submit":  # the cluster (here: the local executor) refuses the run
         def refuse(*args, **kwargs):
@@ -316,7 +316,7 @@ def test_a_failure_at_each_stage_leaves_the_store_as_it_was(stage, home, export_
 
 
 @pytest.mark.parametrize("spec, name", [
-    ({"source": {"dataset": "../../etc/secrets/"}, "parameters": {"cvat-num-classes": "3"}}, "cvat-annotation-path"),
+    ({"source": {"dataset": "../../etc/secrets/"}, "parameters": {"cvat-num-classes": "3"}}, "spec.source.dataset"),
     ({"parameters": {"cvat-output-path": "../../etc"}}, "cvat-output-path"),
     ({"parameters": {"cvat-output-path": "outputs\nx"}}, "cvat-output-path"),
 ])
@@ -343,8 +343,8 @@ def test_a_refused_submission_removes_the_cvat_dump(home, fake_cvat, monkeypatch
         raise CvatflowError("the cluster said no")
     monkeypatch.setattr(runner.backend, "submit", refuse)
     dumps = []
-    real_dump = runner._dump
-    monkeypatch.setattr(runner, "_dump", lambda *a, **k: dumps.append(real_dump(*a, **k)) or dumps[-1])
+    real_dump = runner.pipeline.dump
+    monkeypatch.setattr(runner.pipeline, "dump", lambda *a, **k: dumps.append(real_dump(*a, **k)) or dumps[-1])
     with pytest.raises(CvatflowError, match="said no"):
         runner.execute(TINY, cvat_task=fake_cvat.task_id)
     assert dumps, "the task was not dumped, so this test proves nothing"

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cvatflow.artifact_repository import ArtifactRepository
-from cvatflow.errors import CvatflowError
+from cvatflow.errors import (
+    ConfigError,
+    CvatflowError,
+)
 
 BACKENDS = ("local", "kubernetes", "argo-server")
-
-
-class ConfigError(CvatflowError):
-    """A setting that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -108,28 +107,163 @@ class NodePools:
         return cls(label=str(label), pools=pools)
 
 
+def setting(default: Any = None, *, key: str | None = None, env: str | tuple[str, ...] | None = None,
+            doc: str, factory: Callable[[], Any] | None = None) -> Any:
+    """A Settings field: its config-file `key`, its environment variable(s) (which win) and what it does."""
+    envs = (env,) if isinstance(env, str) else tuple(env or ())
+    metadata = {"key": key, "env": envs, "doc": doc}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class Settings:
-    """Everything the CLI, the API server and the operator are configured with."""
+    """Everything the CLI, the API server and the operator are configured with.
 
-    home: Path
-    store: str
-    backend: str = "local"
-    namespace: str = "default"
-    artifact_repository: ArtifactRepository | None = None
-    node_pools: NodePools = field(default_factory=NodePools)
-    cvat_url: str = ""
-    argo_server_url: str = ""
-    kubeconfig: str = ""
-    api_tokens: list[str] = field(default_factory=list)
-    webhook_secret: str = ""
-    webhook_rules: list[dict[str, Any]] = field(default_factory=list)
+    Each field is a setting: `fields(Settings)[i].metadata` holds its config-file key, its environment
+    variable(s) and its docstring (the README's configuration table is checked against them). Config-file
+    keys cvatflow does not know stay in `extra`; known keys given there (older code) fill their fields.
+    """
+
+    home: Path = setting(key=None, env="CVATFLOW_HOME", doc="Folder of local runs, the local store and "  # noqa: RUF009
+                         "config.yaml (default ~/.cvatflow).")
+    store: str = setting("", key="store", env="CVATFLOW_STORE", doc="Object store URI for dumps and outputs: "
+                         "s3://bucket/prefix, gs://bucket/prefix or file:///path (default <home>/store).")
+    backend: str = setting("local", key="backend", env="CVATFLOW_BACKEND", doc="Where runs go: local, "
+                           "kubernetes or argo-server.")
+    namespace: str = setting("default", key="namespace", env="CVATFLOW_NAMESPACE",
+                             doc="Kubernetes namespace of WorkflowTemplates and runs.")
+    artifact_repository: ArtifactRepository | None = setting(key="artifactRepository", doc="Argo's artifact "  # noqa: RUF009
+                                                             "repository (a mapping or the path of its YAML).")
+    node_pools: NodePools = setting(key="nodePools", factory=NodePools, doc="Node pools offered by "  # noqa: RUF009
+                                    "sys-node-pool: `{label, options}` or Onepanel's ConfigMap keys.")
+    cvat_url: str = setting("", key="cvatUrl", env="CVAT_URL", doc="The CVAT server tasks are dumped from.")
+    argo_server_url: str = setting("", key="argoServerUrl", env="ARGO_SERVER_URL",
+                                   doc="Argo Server URL for the argo-server backend.")
+    kubeconfig: str = setting("", env="KUBECONFIG", doc="kubeconfig file (default: in-cluster, then "
+                              "~/.kube/config).")
+    kube_url: str = setting("", env="CVATFLOW_KUBE_URL", doc="A Kubernetes API server URL used without TLS "
+                            "checks or credentials (tests and local development only).")
+    api_tokens: list[str] = setting(key="apiTokens", env="CVATFLOW_API_TOKENS", factory=list,  # noqa: RUF009
+                                    doc="Bearer tokens the HTTP API accepts (comma-separated in the variable).")
+    token_review: bool = setting(False, key="auth.tokenReview", env="CVATFLOW_TOKEN_REVIEW",
+                                 doc="Also accept Kubernetes service-account tokens (TokenReview).")
+    token_audiences: list[str] = setting(key="auth.audiences", factory=list,  # noqa: RUF009
+                                         doc="Audiences a reviewed token must carry.")
+    webhook_secret: str = setting("", key="webhookSecret", env="CVATFLOW_WEBHOOK_SECRET",
+                                  doc="Shared secret of CVAT webhooks (X-Signature-256).")
+    webhook_rules: list[dict[str, Any]] = setting(key="webhooks", factory=list,  # noqa: RUF009
+                                                  doc="Rules that start runs on CVAT webhook events.")
+    webhook_replay_window: float = setting(24 * 3600.0, key="webhookReplayWindow",
+                                           doc="Seconds a webhook delivery may be late and still be accepted.")
+    workflow_service_account: str = setting("", key="workflowServiceAccount",
+                                            doc="Service account the Workflow pods run as.")
+    dataset_dirs: list[str] = setting(key="datasetDirs", factory=list, doc="Server folders the API may read "  # noqa: RUF009
+                                      "dataset paths from (besides <home>/datasets).")
+    api_workers: int = setting(4, key="apiWorkers", doc="Background jobs (dumps, submissions) the API runs "
+                               "at once.")
+    events_interval: float = setting(1.0, key="eventsInterval", doc="Seconds between server-sent event "
+                                     "updates of a run.")
+    max_request_bytes: int = setting(1024 * 1024, key="maxRequestBytes", doc="Largest HTTP request body "
+                                     "the API reads.")
+    max_upload_bytes: int = setting(2 * 1024**3, key="maxUploadBytes", doc="Largest export zip the web UI "
+                                    "may upload to train on without CVAT.")
+    max_json_depth: int = setting(64, key="maxJsonDepth", doc="Deepest JSON nesting the API parses.")
+    predict_command: list[str] = setting(key="predictCommand", factory=list, doc="Command that runs "  # noqa: RUF009
+                                         "`cvatflow-train` for the API's annotate jobs (default: this Python).")
+    cvat_templates_label: str = setting("used-by=cvat", key="cvatTemplatesLabel",
+                                        env=("CVAT_ONEPANEL_WORKFLOWS_LABEL", "ONEPANEL_CVAT_WORKFLOWS_LABEL"),
+                                        doc="Label of the templates offered to CVAT (Onepanel's "
+                                        "`key=used-by,value=cvat` form works too).")
+    workspace_uid: str = setting("", key="workspaceUid", env="ONEPANEL_RESOURCE_UID",
+                                 doc="Onepanel workspace uid put on runs started from CVAT.")
+    metrics_interval: float = setting(30.0, env="CVATFLOW_METRICS_INTERVAL",
+                                      doc="Seconds between the operator's reads of a running run's metrics (environment only: "
+                                      "the operator's timers are set up before the config file is read).")
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        extra, self.extra = self.extra, {}
+        self.apply(extra)
+
+    def apply(self, data: dict[str, Any], source: str = "settings") -> None:
+        """Set the fields whose config-file keys `data` has (camelCase, as in config.yaml); other keys go to
+        `extra`."""
+        data = dict(data)
+        for f in fields(self):
+            key = f.metadata.get("key")
+            if key and "." not in key and key in data:
+                setattr(self, f.name, _convert(f, data.pop(key), source))
+        auth = data.pop("auth", None)
+        if isinstance(auth, dict):
+            self.token_review = bool(auth.get("tokenReview", self.token_review))
+            self.token_audiences = list(auth.get("audiences") or self.token_audiences)
+        self.extra.update(data)
 
     @property
     def cvat_token(self) -> str:
-        """Read from the environment only: secrets never sit in config files cvatflow writes or logs."""
-        return os.environ.get("CVAT_ACCESS_TOKEN", "")
+        """CVAT_ACCESS_TOKEN, read from the environment only: secrets never sit in config files cvatflow writes
+        or logs."""
+        return secret("CVAT_ACCESS_TOKEN")
+
+    @property
+    def argo_token(self) -> str:
+        """ARGO_TOKEN (the Argo Server's bearer token), from the environment only, like cvat_token."""
+        return secret("ARGO_TOKEN")
+
+
+#: Secrets: environment variables only, never a config-file key.
+SECRETS = {"CVAT_ACCESS_TOKEN": "CVAT personal access token used for dumps.",
+           "ARGO_TOKEN": "Bearer token for the Argo Server."}
+
+
+def secret(name: str) -> str:
+    """One of SECRETS from the environment ('' when unset); read when used, never stored in Settings."""
+    if name not in SECRETS:
+        raise KeyError(f"{name} is not one of cvatflow's secrets")
+    return os.environ.get(name, "")
+
+
+def _convert(f: Any, value: Any, source: str) -> Any:
+    """A config or environment value as the field's type; a ConfigError naming the setting otherwise."""
+    kind = str(f.type)
+    where = f"{source}: {f.metadata.get('key') or f.metadata['env'][0]}"
+    try:
+        if kind.startswith("bool"):
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("list[str]"):
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return [str(v) for v in value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} = {value!r} is not {kind.split('[')[0].split(' ')[0]}; fix the value") from None
+    return value
+
+
+def settings_table() -> list[tuple[str, str, str, str]]:
+    """(field, config-file key, environment variables, docstring) of every setting, for the README and `--help`."""
+    rows = [(f.name, f.metadata["key"] or "", ", ".join(f.metadata["env"]), f.metadata["doc"])
+            for f in fields(Settings) if f.metadata]
+    return rows + [("", "", name, doc) for name, doc in SECRETS.items()]
+
+
+def metrics_interval(env: dict[str, str] | None = None) -> float:
+    """The operator's metrics interval, needed when its handlers are registered (before settings load)."""
+    value = (os.environ if env is None else env).get("CVATFLOW_METRICS_INTERVAL")
+    return float(value) if value else 30.0
+
+
+def _nested(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -166,21 +300,18 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
                           f"repository; set `store:` to an s3:// or gs:// bucket the training pods can read")
     if not store:
         store = (home / "store").resolve().as_uri()
-    tokens = env.get("CVATFLOW_API_TOKENS")
-    return Settings(
-        home=home,
-        store=store,
-        backend=backend,
-        namespace=env.get("CVATFLOW_NAMESPACE") or data.get("namespace") or "default",
-        artifact_repository=repository,
-        node_pools=NodePools.from_dict(data.get("nodePools"), source=f"{source}: nodePools"),
-        cvat_url=env.get("CVAT_URL") or data.get("cvatUrl") or "",
-        argo_server_url=env.get("ARGO_SERVER_URL") or data.get("argoServerUrl") or "",
-        kubeconfig=env.get("KUBECONFIG") or "",
-        api_tokens=[t.strip() for t in tokens.split(",") if t.strip()] if tokens else list(data.get("apiTokens") or []),
-        webhook_secret=env.get("CVATFLOW_WEBHOOK_SECRET") or data.get("webhookSecret") or "",
-        webhook_rules=list(data.get("webhooks") or []),
-        extra={k: v for k, v in data.items() if k not in {
-            "backend", "namespace", "artifactRepository", "store", "nodePools", "cvatUrl", "argoServerUrl",
-            "apiTokens", "webhookSecret", "webhooks"}},
-    )
+    special = {"home": home, "store": store, "backend": backend, "artifact_repository": repository,
+               "node_pools": NodePools.from_dict(data.get("nodePools"), source=f"{source}: nodePools")}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in special or not f.metadata:
+            continue
+        found = next((env[name] for name in f.metadata["env"] if env.get(name)), None)
+        if found is None and f.metadata["key"]:
+            found = _nested(data, f.metadata["key"])
+            if found in ("", None):
+                found = None
+        if found is not None:
+            values[f.name] = _convert(f, found, source)
+    known = {f.metadata["key"].split(".")[0] for f in fields(Settings) if f.metadata.get("key")}
+    return Settings(**special, **values, extra={k: v for k, v in data.items() if k not in known})

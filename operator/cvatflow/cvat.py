@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cvatflow.errors import CvatError
+from cvatflow.config import secret
+from cvatflow.errors import CvatAuthError, CvatError, CvatNotFound, CvatUnreachable, CvatVersionError
 
 TOKEN_ENV = "CVAT_ACCESS_TOKEN"
 # The SDK polls export and import requests; a second is quick for small tasks and cheap for big ones.
@@ -21,30 +21,6 @@ STATUS_CHECK_SECONDS = 1.0
 Progress = Callable[[int, int], None]
 
 log = logging.getLogger(__name__)
-
-
-class CvatUnreachable(CvatError):
-    """The CVAT server does not answer at its URL."""
-
-    status_code = 502
-
-
-class CvatAuthError(CvatError):
-    """CVAT refused the access token (401) or the token may not see the resource (403)."""
-
-    status_code = 502
-
-
-class CvatVersionError(CvatError):
-    """The CVAT server's version is one the installed cvat-sdk cannot talk to."""
-
-    status_code = 502
-
-
-class CvatNotFound(CvatError):
-    """The task (or request) does not exist on the CVAT server."""
-
-    status_code = 404
 
 
 @dataclass(frozen=True)
@@ -93,7 +69,7 @@ class CvatClient:
         if not url:
             raise CvatError("no CVAT server URL; pass --cvat-url or set CVAT_URL")
         self.url = url.rstrip("/")
-        self._token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        self._token = token if token is not None else secret(TOKEN_ENV) or None
         self._status_check_period = status_check_period or STATUS_CHECK_SECONDS  # read now: tests shorten it
         self._client = None
 

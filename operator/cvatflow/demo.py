@@ -7,6 +7,7 @@ import time
 
 from rich.console import Console
 
+from cvatflow.argo import Phase
 from cvatflow.config import load_settings
 from cvatflow.errors import CvatflowError
 
@@ -49,7 +50,7 @@ def main() -> int:
     console.print(f"3. running template {TEMPLATE} as run [bold]{run.name}[/bold] with the local executor")
     status = watch(run, console)
     minutes = (time.monotonic() - started) / 60
-    if status.phase != "Succeeded":
+    if status.phase != Phase.SUCCEEDED:
         console.print(f"[red]the run ended {status.phase}: {status.message}[/red]")
         console.print(f"logs: {run.dir / 'logs'}")
         return 1

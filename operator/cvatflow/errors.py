@@ -1,7 +1,35 @@
-"""The one family of exceptions cvatflow raises: each names the input, what is wrong, and the fix."""
+"""The one family of exceptions cvatflow raises: each names the input, what is wrong, and the fix.
+
+Every exception class of cvatflow is defined here (other modules re-export the ones they raise)::
+
+    Exception
+    ├── CvatflowError                400  the CLI prints one red line and exits 1; the API answers status_code
+    │   ├── TemplateError                 a template or manifest that cannot be read, built or rendered
+    │   ├── ParameterError           422  a parameter value that is missing or does not fit
+    │   ├── ProblemsError            422  several Problems found at once (validation), all of them listed
+    │   ├── StorageError                  an object-store URI, credential or transfer problem
+    │   ├── NotFoundError            404  a template, run, task or store prefix that does not exist
+    │   ├── ConflictError            409  the thing named is in the wrong state (a run name taken)
+    │   ├── DatasetError                  an export that is unsafe, malformed or in an unknown format
+    │   ├── CvatError                     CVAT refused a request or answered something unexpected
+    │   │   ├── CvatUnreachable      502  CVAT does not answer at its URL
+    │   │   ├── CvatAuthError        502  CVAT refused the token
+    │   │   ├── CvatVersionError     502  a CVAT version the installed cvat-sdk cannot talk to
+    │   │   └── CvatNotFound         404  no such task on the CVAT server
+    │   ├── TrainingError                 a training input (data, hyperparameters, checkpoint) that cannot be used
+    │   ├── RunError                      a run that cannot be submitted, found or followed
+    │   │   └── StepFailed                a local step could not run or exited non-zero
+    │   ├── ConfigError                   a setting that cannot be used
+    │   ├── JsonTooLarge             413  a JSON document over the size or depth limit
+    │   └── UploadTooLarge           413  an uploaded export over the maxUploadBytes setting
+    └── Retry                             not an error: the operator's "record this status, try again later"
+
+`codes()` lists them with their HTTP status for the web UI (GET /api/v1/vocabulary).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class CvatflowError(Exception):
@@ -50,6 +78,65 @@ class RunError(CvatflowError):
     """A workflow run that cannot be submitted, found or followed."""
 
 
+class StepFailed(RunError):
+    """A step could not run or exited non-zero; the message says which and why."""
+
+
+class ConflictError(CvatflowError):
+    """The request is fine but the thing it names is in the wrong state (a run name taken, a run not done)."""
+
+    status_code = 409
+
+
+class ConfigError(CvatflowError):
+    """A setting that cannot be used."""
+
+
+class JsonTooLarge(CvatflowError):
+    """A JSON document over the size limit (HTTP 413)."""
+
+    status_code = 413
+
+
+class UploadTooLarge(CvatflowError):
+    """An uploaded export over the size limit (HTTP 413)."""
+
+    status_code = 413
+
+
+class CvatUnreachable(CvatError):
+    """The CVAT server does not answer at its URL."""
+
+    status_code = 502
+
+
+class CvatAuthError(CvatError):
+    """CVAT refused the access token (401) or the token may not see the resource (403)."""
+
+    status_code = 502
+
+
+class CvatVersionError(CvatError):
+    """The CVAT server's version is one the installed cvat-sdk cannot talk to."""
+
+    status_code = 502
+
+
+class CvatNotFound(CvatError):
+    """The task (or request) does not exist on the CVAT server."""
+
+    status_code = 404
+
+
+class Retry(Exception):
+    """A step that may succeed later (CVAT or a Secret not reachable yet): status to record, then retry."""
+
+    def __init__(self, message: str, status: dict[str, Any], delay: float = 30.0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.delay = delay
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding of a validation: where it is, what is wrong, and how to fix it."""
@@ -84,3 +171,14 @@ class ProblemsError(CvatflowError):
 def errors_only(problems: list[Problem]) -> list[Problem]:
     """The problems that block (warnings are reported but do not fail)."""
     return [p for p in problems if p.severity == "error"]
+
+
+def codes() -> dict[str, int]:
+    """Every CvatflowError class by name, with the HTTP status the API answers it with."""
+    found: dict[str, int] = {}
+    pending: list[type] = [CvatflowError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = int(cls.status_code)
+        pending.extend(cls.__subclasses__())
+    return dict(sorted(found.items()))

@@ -5,18 +5,15 @@ import json
 import re
 from typing import Any
 
-from cvatflow.errors import CvatflowError
+from cvatflow.errors import (
+    CvatflowError,
+    JsonTooLarge,
+)
 
 MAX_DEPTH = 64  # COCO nests 5 deep, API bodies 4; CPython's parser overflows its stack near 1,000
 MAX_REQUEST_BYTES = 1024 * 1024  # an API request or webhook payload (CVAT's are a few kB)
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
-
-
-class JsonTooLarge(CvatflowError):
-    """A JSON document over the size limit (HTTP 413)."""
-
-    status_code = 413
 
 
 def depth(data: bytes | str) -> int:

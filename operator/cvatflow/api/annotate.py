@@ -13,6 +13,7 @@ from cvatflow import events as ev
 from cvatflow.api.jobs import Job
 from cvatflow.api.launch import ConflictError
 from cvatflow.api.services import Services
+from cvatflow.argo import Phase
 from cvatflow.errors import CvatflowError, RunError
 
 PREDICTIONS = "annotations/instances_default.json"  # what `cvatflow-train <model> predict` writes for CVAT
@@ -21,7 +22,7 @@ COCO_FORMAT = "COCO 1.0"
 
 def predict_command(services: Services) -> list[str]:
     """`cvatflow-train` as this environment runs it (the config may point elsewhere, e.g. a wrapper script)."""
-    configured = services.settings.extra.get("predictCommand")
+    configured = services.settings.predict_command
     if configured:
         return [str(part) for part in configured]
     return [sys.executable, "-m", "cvatflow.training.cli"]
@@ -31,7 +32,7 @@ def start(services: Services, execution: str, cvat_task: int, threshold: float) 
     """Check the run is finished and has a model, then queue the annotation; returns the job."""
     run = services.client.run(execution)  # 404 for an unknown execution
     status = run.status()
-    if status.phase != "Succeeded":
+    if status.phase != Phase.SUCCEEDED:
         raise ConflictError(f"execution {execution} is {status.phase}; only a Succeeded run has a model to apply")
     model_uri = run.outputs().get("model")
     if not model_uri:

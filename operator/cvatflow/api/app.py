@@ -18,6 +18,8 @@ from cvatflow.api import (
     onepanel_export,
     templates,
     ui,
+    uploads,
+    vocabulary,
     webhooks,
 )
 from cvatflow.api.auth import Authenticator
@@ -27,6 +29,7 @@ from cvatflow.config import Settings, load_settings
 
 ROUTERS = (templates.router, executions.router, job_routes.router, cvat_tasks.router, webhooks.router,
            onepanel.router, onepanel_export.router)
+ROUTERS += (vocabulary.router, uploads.router)  # the UI's words; export uploads for runs without CVAT
 
 
 def _version() -> str:

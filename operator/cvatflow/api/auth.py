@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,16 +31,16 @@ class Authenticator:
     token_review: bool = False
     audiences: list[str] = field(default_factory=list)
     api: Any = None  # a kubernetes ApiClient for TokenReview; made from kubeconfig/in-cluster when None
+    kubeconfig: str = ""
+    kube_url: str = ""
     _cache: dict[str, tuple[float, bool]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, api: Any = None) -> Authenticator:
-        auth = settings.extra.get("auth") or {}
-        review = os.environ.get("CVATFLOW_TOKEN_REVIEW", "").lower() in ("1", "true", "yes") \
-            or bool(auth.get("tokenReview"))
-        return cls(tokens=list(settings.api_tokens), token_review=review,
-                   audiences=list(auth.get("audiences") or []), api=api)
+        return cls(tokens=list(settings.api_tokens), token_review=settings.token_review,
+                   audiences=list(settings.token_audiences), api=api, kubeconfig=settings.kubeconfig,
+                   kube_url=settings.kube_url)
 
     @property
     def configured(self) -> bool:
@@ -79,9 +78,9 @@ class Authenticator:
         from urllib3.exceptions import HTTPError
 
         if self.api is None:
-            from cvatflow.runs.kubernetes import _api_client
+            from cvatflow.kube import api_client
 
-            self.api = _api_client(os.environ.get("KUBECONFIG"))
+            self.api = api_client(self.kubeconfig or None, url=self.kube_url or None)
         review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token, audiences=self.audiences or None))
         try:
             result = client.AuthenticationV1Api(self.api).create_token_review(review)

@@ -17,8 +17,7 @@ TOKEN_FILE = "api-token"
 def ensure_token(settings: Settings, echo=typer.echo) -> None:
     """With no token configured, make one and keep it in <home>/api-token (mode 600): the API is never open,
     and the token is never printed (logs are read by more people than the machine's owner)."""
-    if settings.api_tokens or (settings.extra.get("auth") or {}).get("tokenReview") \
-            or os.environ.get("CVATFLOW_TOKEN_REVIEW"):
+    if settings.api_tokens or settings.token_review:
         return
     path = settings.home / TOKEN_FILE
     if not path.exists():

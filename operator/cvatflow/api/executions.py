@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from cvatflow.api import annotate, launch
@@ -25,8 +25,9 @@ from cvatflow.api.models import (
 from cvatflow.api.present import execution_of_job, execution_of_run, summary_of_job, summary_of_status
 from cvatflow.api.services import Services, get_services
 from cvatflow.api.templates import parse_labels
+from cvatflow.argo import Phase, status_from_workflow
 from cvatflow.errors import NotFoundError
-from cvatflow.runs.kubernetes import status_from_workflow
+from cvatflow.storage.keys import key_in_store
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], dependencies=[Depends(require_token)],
                    responses=ERROR_RESPONSES)
@@ -83,7 +84,7 @@ def get_execution(id: ExecutionId, services: ServicesDep) -> Execution:
     job = services.jobs.get(id)
     if job is not None and job.kind == "execution" and job.state != "succeeded":
         return execution_of_job(services.jobs, job)
-    return execution_of_run(services.client.run(id), job, services.jobs)
+    return execution_of_run(services.client.run(id), job, services.jobs, services.settings.store)
 
 
 def existing(id: ExecutionId, services: ServicesDep) -> str:
@@ -103,7 +104,7 @@ async def execution_events(
 ) -> AsyncIterable[ServerSentEvent]:
     """`preparation` (the export/submit job), `status` (phase, progress, steps) on each change, `training`
     for each JSON event the training printed (id = its index, so a reconnect resumes), then `end`."""
-    interval = float(services.settings.extra.get("eventsInterval") or 1.0)
+    interval = services.settings.events_interval
     sent = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 0
     job_version, status_key = -1, None
     while not await request.is_disconnected():
@@ -112,7 +113,7 @@ async def execution_events(
             job_version = job.version
             yield ServerSentEvent(event="preparation", data=services.jobs.snapshot(job).model_dump())
         if job is not None and job.state == "failed":
-            yield ServerSentEvent(event="end", data={"phase": "Error", "message": job.message})
+            yield ServerSentEvent(event="end", data={"phase": Phase.ERROR, "message": job.message})
             return
         if job is None or job.state == "succeeded":
             try:
@@ -146,6 +147,22 @@ def execution_logs(id: ExecutionId, services: ServicesDep,
         lines = [f"[cvatflow] {job.stage}: {job.message}".rstrip(": ")]
         return PlainTextResponse("\n".join(lines) + "\n")
     return PlainTextResponse(services.client.run(id).logs(step))
+
+
+ReportFile = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}\.(png|json)$",
+                                 description="A file of report/: metrics.json, pr_curve.png, loss.png, map.png.")]
+
+
+@router.get("/{id}/report/{file}", summary="A file of the run's report (metrics, PR curve and other plots)",
+            responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+def report_file(id: ExecutionId, file: ReportFile, services: ServicesDep) -> Response:
+    """Read from the run's output in the store; 404 until the training has written it."""
+    prefix = services.client.run(id).output_prefix()
+    key = key_in_store(prefix, services.settings.store) if prefix else None
+    if key is None:
+        raise NotFoundError(f"execution {id} has no output in the store (yet)")
+    data = services.client.store.get_bytes(f"{key.rstrip('/')}/report/{file}")
+    return Response(data, media_type="image/png" if file.endswith(".png") else "application/json")
 
 
 @router.post("/{id}/annotate", status_code=202, response_model=Job, responses=CONFLICT,

@@ -8,21 +8,22 @@ from typing import Any
 from cvatflow.api.jobs import Job
 from cvatflow.api.lookup import template_by_name
 from cvatflow.api.services import Services
+from cvatflow.argo import run_name
 from cvatflow.datasets.safety import check_tree
-from cvatflow.errors import CvatflowError, DatasetError, NotFoundError, Problem, ProblemsError
+from cvatflow.errors import (
+    ConflictError,
+    CvatflowError,
+    DatasetError,
+    NotFoundError,
+    Problem,
+    ProblemsError,
+)
 from cvatflow.params import CvatTask
-from cvatflow.runs.kubernetes import run_name
 from cvatflow.templates.template import Template
 
 # Labels cvatflow sets itself; a request may not forge them.
 RESERVED_LABELS = ("cvatflow.io/", "app.kubernetes.io/managed-by", "workflows.argoproj.io/", "cvat-job-id",
                    "workspace-uid")
-
-
-class ConflictError(CvatflowError):
-    """The request is fine but the thing it names is in the wrong state (a run name taken, a run not done)."""
-
-    status_code = 409
 
 
 @dataclass
@@ -82,7 +83,7 @@ def _request_problems(services: Services, launch: Launch) -> list[Problem]:
             problems.append(Problem("dataset", str(exc), "give a URI in the configured store"))
     if launch.dataset and "://" not in launch.dataset:
         # A path is read on the server: only under the folders the operator allowed, never anywhere.
-        allowed = [Path(p).expanduser().resolve() for p in services.settings.extra.get("datasetDirs") or []]
+        allowed = [Path(p).expanduser().resolve() for p in services.settings.dataset_dirs]
         allowed.append((services.settings.home / "datasets").resolve())
         try:
             path = Path(launch.dataset).expanduser()

@@ -25,7 +25,7 @@ class RequestLimits:
         self.app, self.max_bytes, self.max_depth = app, int(max_bytes), int(max_depth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS or self._streamed(scope):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
@@ -62,6 +62,13 @@ class RequestLimits:
                 return
         await self.app(scope, _replay(body, receive), send)
 
+    @staticmethod
+    def _streamed(scope: Scope) -> bool:
+        """An export upload is streamed to disk by its route, under its own limit (maxUploadBytes)."""
+        from cvatflow.api.uploads import PREFIX
+
+        return scope["method"] == "PUT" and str(scope.get("path", "")).startswith(PREFIX + "/")
+
     def _too_large(self, size: int, at_least: bool = False) -> ErrorBody:
         amount = f"{'more than ' if at_least else ''}{size if not at_least else self.max_bytes} bytes"
         return ErrorBody(message=f"the request body is {amount}, over the limit of {self.max_bytes} bytes",
@@ -91,6 +98,5 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def install(app: Any, settings: Any) -> None:
     """Add the limits to `app`; `maxRequestBytes` and `maxJsonDepth` in the config file change them."""
-    extra = getattr(settings, "extra", {}) or {}
-    app.add_middleware(RequestLimits, max_bytes=int(extra.get("maxRequestBytes") or MAX_REQUEST_BYTES),
-                       max_depth=int(extra.get("maxJsonDepth") or MAX_DEPTH))
+    app.add_middleware(RequestLimits, max_bytes=getattr(settings, "max_request_bytes", MAX_REQUEST_BYTES),
+                       max_depth=getattr(settings, "max_json_depth", MAX_DEPTH))

@@ -175,6 +175,8 @@ class Execution(ExecutionSummary):
     preparation: Job | None = None
     metrics: Metrics | None = None
     outputs: dict[str, str] = {}
+    outputKey: str | None = Field(None, description="The output prefix as a key in the store (what "
+                                  "cvat-finetune-checkpoint takes), once known.")
     problems: list[Problem] = []
 
 

@@ -1,7 +1,6 @@
 """/onepanelio/: the endpoints the Onepanel CVAT fork's "Execute training Workflow" dialog calls, in its shapes."""
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -32,6 +31,7 @@ from cvatflow.api.models import (
 )
 from cvatflow.api.services import Services, get_services
 from cvatflow.api.templates import parse_labels
+from cvatflow.argo import Phase
 from cvatflow.errors import NotFoundError
 from cvatflow.output_path import task_output_path
 from cvatflow.params import node_pool_options
@@ -49,8 +49,7 @@ VERSION = "1"  # templates are not versioned here: the one version is the latest
 
 def cvat_label(services: Services) -> dict[str, str]:
     """The label of templates offered to CVAT: `used-by=cvat`, or Onepanel's `key=used-by,value=cvat` override."""
-    text = os.environ.get("CVAT_ONEPANEL_WORKFLOWS_LABEL") or os.environ.get("ONEPANEL_CVAT_WORKFLOWS_LABEL") \
-        or services.settings.extra.get("cvatTemplatesLabel") or "used-by=cvat"
+    text = services.settings.cvat_templates_label or "used-by=cvat"
     parts = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
     if set(parts) == {"key", "value"}:
         return {parts["key"]: parts["value"]}
@@ -152,7 +151,7 @@ def get_base_model(services: ServicesDep,
     root = services.settings.store.rstrip("/") + "/"
     keys = []
     for run in services.client.runs():
-        if (body and body.uid and run.template != body.uid) or run.status().phase != "Succeeded":
+        if (body and body.uid and run.template != body.uid) or run.status().phase != Phase.SUCCEEDED:
             continue
         prefix = run.outputs().get("output", "")
         if prefix.startswith(root):
@@ -168,7 +167,7 @@ def execute_workflow(task: TaskId, body: OnepanelExecuteRequest, request: Reques
     values: dict[str, Any] = {k: v for k, v in body.parameters.items() if v is not None}
     if body.dump_format and DUMP_FORMAT not in values:
         values[DUMP_FORMAT] = body.dump_format
-    workspace = os.environ.get("ONEPANEL_RESOURCE_UID") or str(services.settings.extra.get("workspaceUid") or "")
+    workspace = services.settings.workspace_uid
     job = launch.start(services, launch.Launch(template=body.workflow_template, cvat_task=task, parameters=values,
                                                workspace_uid=workspace))
     name = job.execution or job.id

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from cvatflow.api.jobs import Job, JobStore
 from cvatflow.api.models import Execution, ExecutionSummary, Metrics, Step
+from cvatflow.argo import Phase
 from cvatflow.events import Summary
 from cvatflow.one_value import from_annotations
 from cvatflow.runs.run import Run, RunStatus
+from cvatflow.storage.keys import key_in_store
 
 TASK_LABEL = "cvatflow.io/cvat-task-id"
 
@@ -17,7 +19,7 @@ def _task_id(labels: dict[str, str]) -> int | None:
 
 def job_phase(job: Job) -> str:
     """Before a run exists: Preparing while the dump and submission go on, Error if they failed."""
-    return "Error" if job.state == "failed" else "Preparing"
+    return Phase.ERROR if job.state == "failed" else Phase.PREPARING
 
 
 def summary_of_job(jobs: JobStore, job: Job) -> ExecutionSummary:
@@ -45,11 +47,13 @@ def execution_of_job(jobs: JobStore, job: Job) -> Execution:
     return Execution(**summary_of_job(jobs, job).model_dump(), preparation=snap, problems=snap.problems)
 
 
-def execution_of_run(run: Run, job: Job | None, jobs: JobStore) -> Execution:
+def execution_of_run(run: Run, job: Job | None, jobs: JobStore, store_uri: str = "") -> Execution:
     status = run.status()
+    outputs = run.outputs()
+    key = key_in_store(outputs["output"], store_uri) if outputs.get("output") and store_uri else None
     metrics = metrics_of(run.metrics())
     steps = [Step(name=s.name, phase=s.phase, startedAt=s.started_at, finishedAt=s.finished_at, message=s.message,
                   template=s.template) for s in status.steps]
     return Execution(**summary_of_status(status, metrics.bestMap).model_dump(), parameters=dict(status.parameters),
                      hyperparameters=from_annotations(status.annotations), steps=steps, preparation=jobs.snapshot(job) if job else None, metrics=metrics,
-                     outputs=run.outputs())
+                     outputs=outputs, outputKey=key or None)

@@ -34,9 +34,9 @@ class Services:
             from cvatflow.runs import Client
 
             client = Client(settings=settings)
-        workers = int(settings.extra.get("apiWorkers") or 4)
+        workers = settings.api_workers
         # Remember deliveries at least as long as the replay window accepts them, so none inside it repeats.
-        window = float(settings.extra.get("webhookReplayWindow") or 0)
+        window = settings.webhook_replay_window
         return cls(settings=settings, client=client, jobs=JobStore(workers), rules=parse_rules(settings.webhook_rules),
                    auth=auth or Authenticator.from_settings(settings), cvat_factory=cvat,
                    deliveries=Deliveries(ttl=max(7 * 24 * 3600.0, window)))

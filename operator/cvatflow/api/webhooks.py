@@ -18,7 +18,7 @@ from cvatflow.api.models import ErrorBody, WebhookAnswer
 from cvatflow.api.rules import RULE_LABEL, label_value
 from cvatflow.api.services import Services, get_services
 from cvatflow.errors import CvatflowError, NotFoundError
-from cvatflow.jsonlimits import MAX_DEPTH, loads
+from cvatflow.jsonlimits import loads
 
 log = logging.getLogger("cvatflow.api")
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -104,7 +104,7 @@ async def cvat_webhook(
     verify(body, x_signature_256, services.settings.webhook_secret)
     # The request limits (api/limits.py) already refused big and deep bodies; this is the second line.
     payload = loads(body, "the webhook body", max_bytes=MAX_BODY,
-                    max_depth=int(services.settings.extra.get("maxJsonDepth") or MAX_DEPTH))
+                    max_depth=services.settings.max_json_depth)
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         raise CvatflowError("the body has no `event`; is this a CVAT webhook?")
     event = payload["event"]
@@ -150,7 +150,7 @@ def _handle(services: Services, payload: dict[str, Any], rules: list, keys: list
 
 def replay_window(services: Services) -> float:
     """Seconds a signed delivery stays acceptable: `webhookReplayWindow` in the config, default a day."""
-    return float(services.settings.extra.get("webhookReplayWindow") or REPLAY_WINDOW)
+    return services.settings.webhook_replay_window
 
 
 def _started_before(services: Services, key: str) -> list[str] | None:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 from typing import Any
 
 from cvatflow.controller.resource import GROUP, PLURAL, VERSION
 from cvatflow.errors import NotFoundError
+from cvatflow.kube import api_client as build_api_client
 from cvatflow.runs import kubernetes as argo
 from cvatflow.templates.template import Template
 
@@ -17,21 +17,11 @@ URL_ENV = "CVATFLOW_KUBE_URL"
 
 
 def api_client():
-    """A kubernetes ApiClient: $CVATFLOW_KUBE_URL, else in-cluster, else the kubeconfig."""
-    from kubernetes import client, config
+    """A kubernetes ApiClient: the CVATFLOW_KUBE_URL setting, else in-cluster, else the kubeconfig."""
+    from cvatflow.config import load_settings
 
-    configuration = client.Configuration()
-    if url := os.environ.get(URL_ENV):
-        configuration.host = url
-        configuration.verify_ssl = False
-    else:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration)
-    # kopf runs sync handlers in a thread pool; let each worker keep its own connection.
-    configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
+    settings = load_settings()
+    return build_api_client(settings.kubeconfig or None, url=settings.kube_url or None)
 
 
 class Cluster:

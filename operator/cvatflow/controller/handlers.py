@@ -4,13 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from typing import Any
 
 import kopf
 
+from cvatflow import config
 from cvatflow.controller import resource as r
-from cvatflow.controller.cluster import URL_ENV
 from cvatflow.controller.deps import Deps
 from cvatflow.controller.mirror import follow, transition
 from cvatflow.controller.submit import Retry, submit
@@ -18,13 +17,13 @@ from cvatflow.controller.submit import Retry, submit
 RUN = (r.GROUP, r.VERSION, r.PLURAL)
 WORKFLOWS = ("argoproj.io", "v1alpha1", "workflows")
 # How often a running run's metrics are re-read from its pod logs (the Workflow does not change meanwhile).
-METRICS_INTERVAL = float(os.environ.get("CVATFLOW_METRICS_INTERVAL", "30"))
+METRICS_INTERVAL = config.metrics_interval()
 
 
 @kopf.on.login()
 def login(**kwargs: Any):
     """$CVATFLOW_KUBE_URL (tests, local development), else in-cluster or the kubeconfig."""
-    if url := os.environ.get(URL_ENV):
+    if url := config.load_settings().kube_url:
         return kopf.ConnectionInfo(server=url, insecure=True)
     return kopf.login_via_client(**kwargs)
 

@@ -5,11 +5,11 @@ from collections.abc import Callable
 from typing import Any
 
 from cvatflow import events as ev
+from cvatflow.argo import Phase, pod_name, status_from_workflow
 from cvatflow.controller import resource as r
-from cvatflow.runs.kubernetes import pod_name, status_from_workflow
 from cvatflow.runs.run import output_uris
 
-STARTED = ("Running", "Succeeded", "Failed", "Error")
+STARTED = (Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED, Phase.ERROR)
 
 
 def workflow_status(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def read_events(workflow: dict[str, Any], read_log: Callable[[str, str], str | N
             continue
         found = True
         parsed = list(ev.parse_lines(text.splitlines()))
-        if cache is not None and phase != "Running":  # a finished pod's log is final
+        if cache is not None and phase != Phase.RUNNING:  # a finished pod's log is final
             cache[key] = parsed
         events += parsed
     return events if found else None

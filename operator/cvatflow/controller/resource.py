@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cvatflow.argo import FINISHED, Phase
 from cvatflow.runs.run import now
 
 GROUP, VERSION, PLURAL, KIND = "cvatflow.io", "v1alpha1", "trainingruns", "TrainingRun"
@@ -12,9 +13,9 @@ RUN_LABEL = "cvatflow.io/trainingrun"
 FINALIZER = "cvatflow.io/finalizer"
 
 # Phases: Pending (accepted, not yet submitted), Invalid (nothing submitted; see problems), then Argo's own.
-PENDING, INVALID, SUBMITTED = "Pending", "Invalid", "Submitted"
-RUNNING, SUCCEEDED, FAILED, ERROR = "Running", "Succeeded", "Failed", "Error"
-DONE = (SUCCEEDED, FAILED, ERROR)
+PENDING, INVALID, SUBMITTED = Phase.PENDING, Phase.INVALID, Phase.SUBMITTED
+RUNNING, SUCCEEDED, FAILED, ERROR = Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED, Phase.ERROR
+DONE = FINISHED
 
 
 def workflow_name(run_name: str) -> str:

@@ -7,25 +7,20 @@ from typing import Any
 from cvatflow.controller import resource as r
 from cvatflow.controller.deps import Deps
 from cvatflow.controller.mirror import outputs, workflow_status
-from cvatflow.errors import CvatflowError, NotFoundError, Problem, ProblemsError
-from cvatflow.params import CvatTask, Filled, autofill
-from cvatflow.runs.kubernetes import workflow_object
+from cvatflow.errors import (
+    CvatflowError,
+    NotFoundError,
+    Problem,
+    ProblemsError,
+    Retry,
+)
+from cvatflow.params import CvatTask
+from cvatflow.submission import PENDING_DUMP, Pipeline, Request
 from cvatflow.templates.parameter import ANNOTATION_PATH, DUMP_FORMAT, NODE_POOL, NUM_CLASSES, OUTPUT_PATH
 from cvatflow.templates.template import Template
 
 # Labels a WorkflowTemplate may carry its version in (ours, Onepanel's, the Kubernetes recommended one).
 VERSION_LABELS = ("cvatflow.io/version", "onepanel.io/version", "app.kubernetes.io/version")
-# Stands in for the dump while parameters are checked, so an invalid run never costs an export.
-PENDING_DUMP = "annotations/pending/"
-
-
-class Retry(Exception):
-    """A step that may succeed later (CVAT or a Secret not reachable yet): status to record, then retry."""
-
-    def __init__(self, message: str, status: dict[str, Any], delay: float = 30.0) -> None:
-        super().__init__(message)
-        self.status = status
-        self.delay = delay
 
 
 def invalid(problems: list[Problem], body: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -68,16 +63,18 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     task_spec = source.get("cvatTask")
 
     # First pass: every parameter problem, before anything is exported from CVAT.
+    pipeline = pipeline_for(deps)
     recorded = status.get("annotationPath")
-    dataset_path = None if task_spec else _dataset_path(source.get("dataset", ""), deps, problems)
+    dataset_path = None if task_spec else _dataset_path(source.get("dataset", ""), pipeline, problems)
     values = _values(template, spec, problems)
     if not task_spec and template.has_parameter(NUM_CLASSES) and template.parameter(NUM_CLASSES).name not in values:
         problems.append(Problem(f"spec.parameters.{template.parameter(NUM_CLASSES).name}",
                                 "a dataset source does not say how many classes it has",
                                 "set it to the number of labels, without background"))
+    request = _request(template, values, spec, name, task_spec, status.get("taskLabels"),
+                       recorded or dataset_path)
     try:
-        _fill(template, values, spec, deps, name, task_spec, status.get("taskLabels") or ["label"],
-              recorded or dataset_path or PENDING_DUMP)
+        pipeline.check(replace(request, annotation_path=request.annotation_path or PENDING_DUMP))
     except ProblemsError as exc:
         problems += exc.problems
     except NotFoundError as exc:  # only a missing fine-tune checkpoint
@@ -88,17 +85,11 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
 
     dumped: dict[str, Any] = {}
     if task_spec and not recorded:
-        dumped = _dump(task_spec, spec, template, values, deps, namespace)
+        dumped = _dump(task_spec, pipeline, request, deps, namespace)
+        request.annotation_path, request.task_labels = dumped["annotationPath"], dumped["taskLabels"]
         status.update(dumped)
-    annotation_path = status.get("annotationPath") or dataset_path
-    filled = _fill(template, values, spec, deps, name, task_spec, status.get("taskLabels"), annotation_path)
-
-    output_uri = _output_uri(filled, deps, name)
-    workflow = workflow_object(filled, r.workflow_name(name), namespace, owner=r.owner_reference(body),
-                               output_prefix=output_uri)
-    account = deps.settings.extra.get("workflowServiceAccount")
-    if account:  # the chart's service account, allowed what Argo's executor needs
-        workflow["spec"]["serviceAccountName"] = str(account)
+    filled = pipeline.fill(request, pipeline.data(request))
+    workflow = pipeline.manifest(filled, r.workflow_name(name), namespace, owner=r.owner_reference(body))
     existing = deps.cluster.create_workflow(workflow)
     owner = _owner_uid(existing)
     if owner not in (None, metadata.get("uid")):
@@ -161,61 +152,47 @@ def _values(template: Template, spec: dict[str, Any], problems: list[Problem]) -
     return values
 
 
-def _fill(template: Template, values: dict[str, str], spec: dict[str, Any], deps: Deps, name: str,
-          task_spec: dict[str, Any] | None, labels: list[str] | None, annotation_path: str) -> Filled:
+def pipeline_for(deps: Deps) -> Pipeline:
+    """The submission pipeline with the operator's collaborators (its store check, the cluster's nodes, its dump)."""
+    return Pipeline(deps.settings, exists=deps.checkpoint_exists,
+                    node_allocatable=getattr(deps.cluster, "node_allocatable", None), dump=deps.dump)
+
+
+def _request(template: Template, values: dict[str, str], spec: dict[str, Any], name: str,
+             task_spec: dict[str, Any] | None, labels: list[str] | None, annotation_path: str | None) -> Request:
+    """A TrainingRun's spec as the pipeline's Request; its one label names the run (no user labels)."""
     task = CvatTask(id=task_spec["id"], labels=list(labels or [])) if task_spec else None
-    # A pool's allocatable comes from the cluster's nodes where the chart lets the operator read them.
-    pools = replace(deps.settings.node_pools, lookup=getattr(deps.cluster, "node_allocatable", None))
-    return autofill(template, values, task=task, annotation_path=annotation_path,
-                    output_path=spec.get("outputPrefix") or None, node_pools=pools,
-                    checkpoint_exists=deps.checkpoint_exists, labels={r.RUN_LABEL: name})
+    return Request(template, task=task, parameters=values, labels={r.RUN_LABEL: name},
+                   output_path=spec.get("outputPrefix") or None, annotation_path=annotation_path,
+                   task_labels=list(labels) if labels else None,
+                   cvat_url=(task_spec or {}).get("url") or None)
 
 
-def _dataset_path(dataset: str, deps: Deps, problems: list[Problem]) -> str | None:
+def _dataset_path(dataset: str, pipeline: Pipeline, problems: list[Problem]) -> str | None:
     """A dataset source as the store-relative prefix `cvat-annotation-path` takes (ends with /)."""
     if not dataset:
         problems.append(Problem("spec.source", "name a cvatTask or a dataset", "set spec.source.dataset"))
         return None
-    if "://" in dataset:
-        store = deps.settings.store.rstrip("/") + "/"
-        if not dataset.startswith(store):
-            problems.append(Problem("spec.source.dataset", f"{dataset} is not in the configured store {store}",
-                                    "upload the dataset there, or give a path relative to the store"))
-            return None
-        dataset = dataset[len(store):]
-    return dataset.strip("/") + "/"
+    try:  # the operator may not list the store: what is there is the pod's to find
+        return pipeline.dataset_key(dataset, check_exists=False)
+    except CvatflowError as exc:
+        problems.append(Problem("spec.source.dataset", str(exc),
+                                "upload the dataset there, or give a path relative to the store"))
+        return None
 
 
-def _dump(task_spec: dict[str, Any], spec: dict[str, Any], template: Template, values: dict[str, str],
-          deps: Deps, namespace: str) -> dict[str, Any]:
+def _dump(task_spec: dict[str, Any], pipeline: Pipeline, request: Request, deps: Deps,
+          namespace: str) -> dict[str, Any]:
     """Export the task into the store once; what it returns is recorded so a resumed run reuses it."""
-    settings = deps.settings
-    url = task_spec.get("url") or settings.cvat_url
-    dump_format = spec.get("dumpFormat") or "cvat_coco"
-    if template.has_parameter(DUMP_FORMAT):  # spec.dumpFormat is already among the values
-        parameter = template.parameter(DUMP_FORMAT)
-        dump_format = values.get(parameter.name) or parameter.value or dump_format
     try:
         secret = task_spec.get("credentialsSecret") or {}
-        token = (deps.cluster.secret_value(namespace, secret["name"], secret.get("key") or "token")
-                 if secret.get("name") else settings.cvat_token)
-        annotation_path, labels = deps.dump(url, int(task_spec["id"]), dump_format, settings.store,
-                                            token=token or None, repository=settings.artifact_repository)
-    except CvatflowError as exc:
+        if secret.get("name"):
+            request.cvat_token = deps.cluster.secret_value(namespace, secret["name"], secret.get("key") or "token")
+        data = pipeline.dump(request)
+    except (CvatflowError, OSError) as exc:  # CVAT or the store unreachable, or a Secret not there yet
         raise Retry(f"dumping CVAT task {task_spec['id']}: {exc}", {"phase": r.PENDING, "message": str(exc)},
                     delay=60) from None
-    except OSError as exc:  # CVAT or the store unreachable
-        raise Retry(f"dumping CVAT task {task_spec['id']}: {exc}", {"phase": r.PENDING, "message": str(exc)},
-                    delay=60) from None
-    return {"annotationPath": annotation_path, "taskLabels": list(labels), "dumpedAt": r.now()}
-
-
-def _output_uri(filled: Filled, deps: Deps, name: str) -> str:
-    """Where Argo uploads /mnt/output: `<store>/<cvat-output-path>/<workflow name>/`."""
-    template = filled.template
-    prefix = filled.values.get(template.parameter(OUTPUT_PATH).name, "outputs") \
-        if template.has_parameter(OUTPUT_PATH) else "outputs"
-    return f"{deps.settings.store.rstrip('/')}/{prefix.strip('/')}/{r.workflow_name(name)}/"
+    return {"annotationPath": data.annotation_path, "taskLabels": list(data.labels or []), "dumpedAt": r.now()}
 
 
 def _owner_uid(workflow: dict[str, Any]) -> str | None:

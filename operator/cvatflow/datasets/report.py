@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cvatflow.atomic import atomic_write
+
 REPORT_FILE = "dataset_report.json"
 VERSION = 1
 
@@ -131,10 +133,7 @@ class DatasetReport:
     def write(self, folder: Path) -> Path:
         """Write `dataset_report.json` into `folder` (temp name, then rename)."""
         path = Path(folder) / REPORT_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
-        return path
+        return atomic_write(path, json.dumps(self.to_dict(), indent=1))
 
     def table(self):
         """A rich Table of every (kind, outcome, reason) row."""

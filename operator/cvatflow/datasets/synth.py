@@ -4,13 +4,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from cvatflow.atomic import atomic_path
 
 CATEGORIES = ("circle", "square", "triangle")
 
@@ -151,21 +152,16 @@ def make_export(out: Path, images: int = 60, seed: int = 0, size: int = 256) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     coco, files = make_coco(rng, images, size)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            def add(name: str, data: bytes, compress: int) -> None:
-                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-                info.compress_type = compress
-                info.external_attr = 0o644 << 16
-                archive.writestr(info, data)
+    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        def add(name: str, data: bytes, compress: int) -> None:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = compress
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
 
-            add("annotations/instances_default.json", json.dumps(coco).encode(), zipfile.ZIP_DEFLATED)
-            for file_name, data in files:
-                add(f"images/{file_name}", data, zipfile.ZIP_STORED)  # JPEGs do not compress further
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+        add("annotations/instances_default.json", json.dumps(coco).encode(), zipfile.ZIP_DEFLATED)
+        for file_name, data in files:
+            add(f"images/{file_name}", data, zipfile.ZIP_STORED)  # JPEGs do not compress further
     return out
 
 

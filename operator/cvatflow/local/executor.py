@@ -14,7 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cvatflow.errors import CvatflowError, RunError
+from cvatflow.atomic import atomic_write
+from cvatflow.errors import (
+    CvatflowError,
+    RunError,
+    StepFailed,
+)
 from cvatflow.local.expressions import evaluate_when, substitute, substitute_all
 from cvatflow.runs.run import now
 
@@ -29,17 +34,11 @@ FAILED = ("Failed", "Error", "Omitted")
 
 def write_json(path: Path, data: Any) -> None:
     """Write atomically, so a reader never sees half a status."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=2))
 
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
-
-
-class StepFailed(CvatflowError):
-    """A step could not run or exited non-zero; the message says which and why."""
 
 
 class LocalExecutor:

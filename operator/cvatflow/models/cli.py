@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from cvatflow.atomic import atomic_path
 from cvatflow.errors import TrainingError
 
 app = typer.Typer(help="Model states: pack a folder into a .tar, inspect one, import weights trained elsewhere.",
@@ -58,11 +58,9 @@ def pack(folder: Path = typer.Argument(..., help="Model state folder (or a run's
     if check:
         verify(source)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    with tarfile.open(tmp, "w") as archive:
+    with atomic_path(output) as tmp, tarfile.open(tmp, "w") as archive:
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             archive.add(path, arcname=str(path.relative_to(source)))
-    os.replace(tmp, output)
     typer.echo(f"{output} ({output.stat().st_size} bytes)")
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cvatflow.argo import output_prefix_of, run_name, status_from_workflow, workflow_manifest
 from cvatflow.errors import NotFoundError, RunError
 from cvatflow.params import Filled
-from cvatflow.runs.kubernetes import run_name, status_from_workflow, workflow_object
+from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import Run, RunStatus
 from cvatflow.templates.manifest import load_dict
 from cvatflow.templates.template import Template
@@ -30,18 +31,20 @@ class ArgoServerRun(Run):
         return self.backend.workflow_logs(self.name, step)
 
     def output_prefix(self) -> str | None:
-        return ((self._workflow.get("metadata") or {}).get("annotations") or {}).get("cvatflow.io/output-prefix")
+        return output_prefix_of(self._workflow)
 
 
-class ArgoServerBackend:
+class ArgoServerBackend(Backend):
     """Talks to https://argo-server:2746 with a bearer token (ARGO_TOKEN), as the `argo` CLI does."""
 
-    def __init__(self, url: str, namespace: str = "default", token: str | None = None, verify_ssl: bool = True):
+    def __init__(self, url: str, namespace: str = "default", token: str | None = None, verify_ssl: bool = True,
+                 service_account: str | None = None):
         from hera.workflows import WorkflowsService
 
         self.url = url.rstrip("/")
         self.namespace = namespace
         self.token = token
+        self.service_account = service_account
         self.service = WorkflowsService(host=self.url, token=token, namespace=namespace, verify_ssl=verify_ssl)
 
     def _call(self, what: str, fn, *args, **kwargs):
@@ -71,8 +74,8 @@ class ArgoServerBackend:
     def submit(self, filled: Filled, name: str | None = None, output_prefix: str | None = None) -> ArgoServerRun:
         from hera.workflows.models import Workflow, WorkflowCreateRequest
 
-        body = workflow_object(filled, name or run_name(filled.template.name), self.namespace,
-                               output_prefix=output_prefix)
+        body = workflow_manifest(filled, name or run_name(filled.template.name), self.namespace,
+                                 output_prefix=output_prefix, service_account=self.service_account)
         created = self._call("submit", self.service.create_workflow,
                              WorkflowCreateRequest(workflow=Workflow.model_validate(body)), namespace=self.namespace)
         return ArgoServerRun(self, _plain(created) or body)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cvatflow.argo import Phase
 from cvatflow.errors import CvatflowError
 from cvatflow.one_value import from_annotations
 
@@ -53,7 +54,7 @@ def run(
                   f"`cvatflow runs watch {started.name}`")
     if wait:
         status = watch(started, console)
-        if status.phase != "Succeeded":
+        if status.phase != Phase.SUCCEEDED:
             _print_failure(status)  # no outputs: a failed run's output folders were never (fully) written
             raise typer.Exit(1)
         _print_outputs(started)
@@ -63,7 +64,7 @@ def _print_failure(status) -> None:
     """Which step failed and why, as `runs get` shows it, and where to read its log."""
     from rich.markup import escape
 
-    failed = [s for s in status.steps if s.phase in ("Failed", "Error")]
+    failed = [s for s in status.steps if s.phase in (Phase.FAILED, Phase.ERROR)]
     console.print(f"[red]{escape(status.name)} {escape(status.phase)}[/red]"
                   + (f": {escape(status.message)}" if status.message else ""), highlight=False)
     for step in failed:
@@ -163,7 +164,7 @@ def watch_run(name: str, local: bool = Local, kube: bool = Kube,
     run_ = _find(name, local, kube, argo_server)
     status = watch(run_, console)
     _print_outputs(run_)
-    if status.phase != "Succeeded":
+    if status.phase != Phase.SUCCEEDED:
         raise typer.Exit(1)
 
 

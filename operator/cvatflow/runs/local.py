@@ -6,10 +6,11 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from cvatflow.argo import TEMPLATE_LABEL, Phase, run_name
 from cvatflow.errors import NotFoundError
 from cvatflow.local.executor import LocalExecutor, read_json
 from cvatflow.params import Filled
-from cvatflow.runs.kubernetes import TEMPLATE_LABEL, run_name
+from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import DONE, Run, RunStatus, StepStatus
 from cvatflow.templates.render import render
 from cvatflow.templates.template import Template
@@ -32,11 +33,11 @@ class LocalRun(Run):
 
     def status(self) -> RunStatus:
         status = read_json(self.dir / "status.json")
-        phase = status.get("phase", "Pending")
+        phase = Phase.of(status.get("phase"))
         message = status.get("message", "")
         if phase not in DONE and not self._alive(status):
-            phase, message = "Error", f"the executor process stopped; see {self.dir / 'executor.log'}"
-        steps = [StepStatus(name=name, phase=node.get("phase", "Pending"), started_at=node.get("startedAt"),
+            phase, message = Phase.ERROR, f"the executor process stopped; see {self.dir / 'executor.log'}"
+        steps = [StepStatus(name=name, phase=Phase.of(node.get("phase")), started_at=node.get("startedAt"),
                             finished_at=node.get("finishedAt"), message=node.get("message", ""),
                             template=node.get("template", ""))
                  for name, node in status.get("nodes", {}).items()]
@@ -92,7 +93,7 @@ class LocalRun(Run):
         return self.workflow.get("outputPrefix")
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Templates from the catalog (and <home>/templates/*.yaml); runs executed by the local executor."""
 
     def __init__(self, home: Path, store_uri: str, repository=None) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cvatflow import events as ev
+from cvatflow.argo import ARGO_PHASES, FINISHED, Phase
 from cvatflow.errors import RunError
 
 
@@ -17,8 +18,8 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
-DONE = ("Succeeded", "Failed", "Error")
+PHASES = ARGO_PHASES  # older name, kept for importers
+DONE = FINISHED
 OUTPUT_FOLDERS = ("model", "checkpoints", "report", "tensorboard", "export")
 OUTPUT_FILES = {"dataset_report": "dataset_report.json"}  # what of the CVAT annotations reached the model
 
@@ -35,7 +36,7 @@ class StepStatus:
     """One step (pod) of a run, as Argo reports a node."""
 
     name: str
-    phase: str
+    phase: Phase | str  # a Phase; an unknown phase from a newer Argo stays a plain string
     started_at: str | None = None
     finished_at: str | None = None
     message: str = ""
@@ -48,7 +49,7 @@ class RunStatus:
 
     name: str
     template: str
-    phase: str
+    phase: Phase | str  # a Phase; an unknown phase from a newer Argo stays a plain string
     progress: str = ""
     started_at: str | None = None
     finished_at: str | None = None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time
@@ -12,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cvatflow.atomic import atomic_path, temporary_name
 from cvatflow.errors import NotFoundError, StorageError
 
 # progress(done_bytes, total_bytes): called from worker threads as transfers advance.
@@ -133,9 +133,8 @@ class Store(ABC):
         if self.head(key) is None:
             raise NotFoundError(f"{self.uri_for(key)}: no such object")
         local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.part")
-        retry(f"download {self.uri_for(key)}", lambda: self._get(key, tmp), self.transient)
-        tmp.replace(local)
+        with atomic_path(local, ".part") as tmp:  # a failed download leaves nothing behind
+            retry(f"download {self.uri_for(key)}", lambda: self._get(key, tmp), self.transient)
         return local
 
     def put_bytes(self, data: bytes, key: str) -> ObjectInfo:
@@ -274,5 +273,5 @@ class Store(ABC):
 
 
 def free_name(path: Path) -> Path:
-    """A temporary sibling name for atomic writes."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    """A temporary sibling name for atomic writes (`.part`: listings skip it)."""
+    return temporary_name(path, ".part")

@@ -25,3 +25,16 @@ def key_problem(value: str) -> str | None:
     if ".." in value.split("/"):
         return "goes up with '..'; give a key inside the store"
     return None
+
+
+def key_in_store(uri: str, store_uri: str) -> str | None:
+    """The key of `uri` inside the store at `store_uri` ('' for the store's root), or None when it lies outside.
+
+    The one place a store URI is cut into a key: `s3://b/p` holds `s3://b/p/x` but not `s3://b/px`.
+    """
+    root = store_uri.rstrip("/") + "/"
+    if uri.rstrip("/") + "/" == root:
+        return ""
+    if not uri.startswith(root):
+        return None
+    return uri[len(root):]

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from cvatflow.artifact_repository import ArtifactRepository
+from cvatflow.atomic import atomic_write
 from cvatflow.errors import Problem, TemplateError, errors_only
 
 app = typer.Typer(help="Workflow templates: list, render, validate, import, form.", no_args_is_help=True)
@@ -62,9 +63,7 @@ def render(
                 stale.append(str(path))
             continue
         out.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, text)
         console.print(f"wrote {path}")
     if stale:
         raise TemplateError(f"stale or missing: {', '.join(stale)}; run `cvatflow templates render` and commit")
@@ -194,12 +193,9 @@ def import_manifest(
         raise typer.Exit(1)
     text = to_yaml(template)
     if output:
-        tmp = output.with_name(output.name + ".tmp")
         try:
-            tmp.write_text(text)
-            tmp.replace(output)
+            atomic_write(output, text)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise TemplateError(f"{output}: cannot be written ({exc.strerror}); give another -o path") from None
         err.print(f"wrote {escape(str(output))}", highlight=False)
     else:

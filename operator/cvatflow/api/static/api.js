@@ -44,6 +44,17 @@ export async function api(path, {method = "GET", body, signal} = {}) {
   return answer.status === 204 ? null : answer.json();
 }
 
+/** PUT a file as the raw request body (an export upload); resolves to the parsed answer. */
+export async function apiUpload(path, file, {signal} = {}) {
+  const init = {method: "PUT", signal, body: file, headers: headers({"Content-Type": "application/zip"})};
+  return (await check(await fetch(path, init))).json();
+}
+
+/** A file (an image) as an object URL the page may show; revoke it when the page goes. */
+export async function apiBlobUrl(path, {signal} = {}) {
+  return URL.createObjectURL(await (await check(await fetch(path, {headers: headers(), signal}))).blob());
+}
+
 export async function apiText(path, {signal} = {}) {
   return (await check(await fetch(path, {headers: headers(), signal}))).text();
 }

@@ -6,10 +6,23 @@ import {route, show, start, stop} from "./router.js";
 import {runPage} from "./run.js";
 import {runsPage} from "./runs.js";
 import {trainPage} from "./train.js";
+import {loadVocabulary, vocabularyLoaded} from "./vocabulary.js";
 
-route(/^\/ui$/, trainPage);
-route(/^\/ui\/runs$/, runsPage);
-route(/^\/ui\/runs\/([^/]+)$/, runPage);
+/** A page that uses the server's vocabulary: rendered once it is loaded (one request per tab). */
+function withVocabulary(page) {
+  return (main, match, search) => {
+    if (vocabularyLoaded()) return page(main, match, search);
+    let stopped = false;
+    fill(main, h("p", {class: "loading"}, "Loading…"));
+    loadVocabulary().then(() => { if (!stopped) show({focus: false}); },
+                          (error) => { if (!stopped) fill(main, h("p", {class: "error"}, error.message)); });
+    return () => { stopped = true; };
+  };
+}
+
+route(/^\/ui$/, withVocabulary(trainPage));
+route(/^\/ui\/runs$/, withVocabulary(runsPage));
+route(/^\/ui\/runs\/([^/]+)$/, withVocabulary(runPage));
 
 function signInBox(reason) {
   const input = h("input", {id: "token", name: "token", type: "password", autocomplete: "current-password",

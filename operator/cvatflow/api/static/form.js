@@ -1,11 +1,8 @@
 // The parameter form of a template: one control per public parameter, by its type, with its own errors.
 
 import {h, safeHint} from "./dom.js";
+import {vocab} from "./vocabulary.js";
 
-// Filled in by the server from the CVAT task when left empty; sending "" would only get in its way.
-const AUTO_FILLED = new Set(["cvat-annotation-path", "cvat-output-path", "cvat-num-classes",
-                             "sys-annotation-path", "sys-output-path", "sys-num-classes"]);
-export const CHECKPOINT = ["cvat-finetune-checkpoint", "sys-finetune-checkpoint"];
 
 const id = (name) => `param-${name}`;
 
@@ -68,7 +65,8 @@ export function collect(form, fields) {
   for (const field of fields) {
     if (field.type === "hidden" || !data.has(field.name)) continue;
     const value = String(data.get(field.name));
-    if (value === "" && AUTO_FILLED.has(field.name)) continue;
+    // Filled in by the server from the data when left empty; sending "" would only get in its way.
+    if (value === "" && vocab.autoFilled.includes(field.name)) continue;
     values[field.name] = value;
   }
   return values;

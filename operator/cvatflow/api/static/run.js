@@ -1,13 +1,12 @@
 // One run, live: phase and progress from the server-sent events, loss and mAP charts, steps, logs, outputs,
 // and what to do with a finished model (fine-tune from it, annotate a CVAT task with it).
 
-import {api, apiText, ApiError, followEvents} from "./api.js";
+import {api, apiBlobUrl, apiText, ApiError, followEvents} from "./api.js";
 import {drawChart} from "./chart.js";
 import {announce, fill, formatMap, h, phaseBadge, when} from "./dom.js";
-import {CHECKPOINT} from "./form.js";
 import {navigate} from "./router.js";
+import {checkpointNames, isFinished, vocab} from "./vocabulary.js";
 
-const DONE = ["Succeeded", "Failed", "Error"];
 const LOG_REFRESH_MS = 3000;
 const JOB_POLL_MS = 1500;
 
@@ -16,7 +15,7 @@ export function runPage(main, match) {
   const abort = new AbortController();
   const view = layout(id);
   fill(main, view.root);
-  const run = {id, execution: null, phase: "", trainProgress: null, history: [], logsAt: 0, logTimer: null};
+  const run = {id, execution: null, phase: "", trainProgress: null, history: [], logsAt: 0, logTimer: null, blobs: []};
 
   const redraw = throttle(() => drawCharts(view, run.history));
   const refreshLogs = async () => {
@@ -25,7 +24,11 @@ export function runPage(main, match) {
     try {
       const text = await apiText(`/api/v1/executions/${encodeURIComponent(id)}/logs`, {signal: abort.signal});
       const atBottom = view.logs.scrollTop + view.logs.clientHeight >= view.logs.scrollHeight - 4;
-      view.logs.textContent = text || "(no log lines yet)";
+      const {plain, events} = splitLog(text);
+      view.logs.textContent = plain.join("\n") || "(no log lines yet)";
+      view.eventLines.hidden = !events.length;
+      view.eventCount.textContent = `${events.length} JSON event line${events.length === 1 ? "" : "s"} (drawn above)`;
+      view.eventText.textContent = events.join("\n");
       if (atBottom) view.logs.scrollTop = view.logs.scrollHeight;
     } catch (error) {
       if (!abort.signal.aborted) view.logs.textContent = `Could not read the logs: ${error.message}`;
@@ -50,7 +53,7 @@ export function runPage(main, match) {
 
   const onEvent = (type, data) => {
     if (type === "preparation") {
-      setPhase(view, run, data.state === "failed" ? "Error" : "Preparing");
+      setPhase(view, run, data.state === "failed" ? vocab.phase.ERROR : vocab.phase.PREPARING);
       setProgress(view, data.total ? data.done : null, data.total, `Preparing: ${data.stage || data.state}`
         + (data.total ? ` ${data.done}/${data.total}` : "") + (data.message ? ` (${data.message})` : ""));
     } else if (type === "status") {
@@ -70,7 +73,7 @@ export function runPage(main, match) {
     } else if (type === "end") {
       setPhase(view, run, data.phase);
       announce(`Run ${id} ended: ${data.phase}${data.message ? `, ${data.message}` : ""}.`,
-               data.phase === "Succeeded" ? "info" : "error");
+               data.phase === vocab.phase.SUCCEEDED ? "info" : "error");
       reload().then(refreshLogs);
     }
   };
@@ -91,7 +94,7 @@ export function runPage(main, match) {
     if (width !== drawnWidth) { drawnWidth = width; redraw(); }
   });
   resized.observe(view.loss);
-  return () => { abort.abort(); clearTimeout(run.logTimer); resized.disconnect(); };
+  return () => { abort.abort(); clearTimeout(run.logTimer); resized.disconnect(); run.blobs.forEach((u) => URL.revokeObjectURL(u)); };
 }
 
 function layout(id) {
@@ -110,9 +113,16 @@ function layout(id) {
   v.loss = h("figure", {class: "chart-box", id: "loss-chart"}, h("figcaption", {}, "Loss"));
   v.map = h("figure", {class: "chart-box", id: "map-chart"}, h("figcaption", {}, "mAP"));
   v.outputs = h("dl", {class: "outputs", id: "run-outputs"});
+  v.reportBody = h("div", {class: "report"});
+  v.report = h("section", {"aria-labelledby": "report-title", class: "span-2", id: "run-report", hidden: true},
+    h("h2", {id: "report-title"}, "Report"), v.reportBody);
   v.settings = h("dl", {class: "outputs", id: "run-hyperparameters"});
   v.logs = h("pre", {class: "logs", id: "run-logs", tabindex: "0", "aria-label": "Logs"}, "Loading…");
   v.refreshLogs = h("button", {type: "button", class: "link"}, "Refresh");
+  // The JSON event lines feed the charts; folded away so the log reads as the training printed it.
+  v.eventCount = h("summary", {}, "");
+  v.eventText = h("pre", {class: "logs", id: "run-events", tabindex: "0", "aria-label": "JSON event lines"});
+  v.eventLines = h("details", {id: "run-event-lines", hidden: true}, v.eventCount, v.eventText);
   v.error = h("div", {class: "error-box", role: "alert", hidden: true});
   v.root = h("div", {class: "run"},
     h("p", {class: "crumbs"}, h("a", {href: "/ui/runs"}, "Runs"), " / "),
@@ -126,13 +136,31 @@ function layout(id) {
     h("div", {class: "grid"},
       h("section", {"aria-labelledby": "charts-title", class: "span-2"}, h("h2", {id: "charts-title"}, "Metrics"),
         h("div", {class: "charts"}, v.loss, v.map)),
+      v.report,
       h("section", {"aria-labelledby": "steps-title"}, h("h2", {id: "steps-title"}, "Steps"), v.steps),
       h("section", {"aria-labelledby": "outputs-title"}, h("h2", {id: "outputs-title"}, "Outputs"), v.outputs),
       h("section", {"aria-labelledby": "hp-title"}, h("h2", {id: "hp-title"}, "Hyperparameters"), v.settings),
       h("section", {"aria-labelledby": "logs-title", class: "span-2"},
-        h("div", {class: "section-head"}, h("h2", {id: "logs-title"}, "Logs"), v.refreshLogs), v.logs)));
+        h("div", {class: "section-head"}, h("h2", {id: "logs-title"}, "Logs"), v.refreshLogs), v.logs,
+        v.eventLines)));
   drawCharts(v, []);
   return v;
+}
+
+/** The log's lines split into plain ones and JSON event lines (DESIGN.md, Events: an object with event_type). */
+export function splitLog(text) {
+  const plain = [];
+  const events = [];
+  for (const line of (text || "").split("\n")) {
+    const trimmed = line.trim();
+    if (!trimmed) continue;
+    let event = null;
+    if (trimmed.startsWith("{")) {
+      try { event = JSON.parse(trimmed); } catch { /* a line that only looks like JSON stays plain */ }
+    }
+    (event && typeof event === "object" && "event_type" in event ? events : plain).push(line);
+  }
+  return {plain, events};
 }
 
 function showError(view, error) {
@@ -144,11 +172,43 @@ function setPhase(view, run, phase) {
   if (!phase || phase === run.phase) return;
   run.phase = phase;
   fill(view.phase, phaseBadge(phase));
-  const done = phase === "Succeeded";
+  const done = phase === vocab.phase.SUCCEEDED;
   view.useCheckpoint.disabled = !done;
   view.annotateToggle.disabled = !done;
   view.actionNote.textContent = done ? "" : "The model can be used once the run has succeeded.";
-  if (DONE.includes(phase)) setProgress(view, 1, 1, phase === "Succeeded" ? "Done" : `Ended: ${phase}`);
+  if (isFinished(phase)) setProgress(view, 1, 1, phase === vocab.phase.SUCCEEDED ? "Done" : `Ended: ${phase}`);
+  if (done) showReport(view, run);
+}
+
+/** The training's report (report/ in the run's output): the PR curve it plotted and the per-class AP. */
+async function showReport(view, run) {
+  const base = `/api/v1/executions/${encodeURIComponent(run.id)}/report`;
+  view.report.hidden = false;
+  fill(view.reportBody, h("p", {class: "loading"}, "Loading the report…"));
+  const parts = [];
+  try {
+    const metrics = await api(`${base}/metrics.json`);
+    const perClass = Object.entries(metrics.per_class || {});
+    if (perClass.length) {
+      parts.push(h("table", {id: "per-class-ap"},
+        h("caption", {}, "AP per class (best model, validation)"),
+        h("thead", {}, h("tr", {}, ["Class", "AP", ""].map((t) => h("th", {scope: "col"}, t)))),
+        h("tbody", {}, perClass.map(([name, value]) => h("tr", {dataset: {cls: name}},
+          h("td", {}, name), h("td", {}, formatMap(value.AP)),
+          h("td", {}, h("meter", {min: 0, max: 1, value: Math.max(0, value.AP), "aria-label": `AP of ${name}`})))))));
+    }
+  } catch (error) {
+    parts.push(h("p", {class: "muted"}, `No metrics.json in the report: ${error.message}`));
+  }
+  for (const [file, alt] of [["pr_curve.png", "Precision-recall curve"], ["loss.png", "Training loss, as plotted by the training"],
+                             ["map.png", "Validation mAP, as plotted by the training"]]) {
+    try {
+      const url = await apiBlobUrl(`${base}/${file}`);
+      run.blobs.push(url);
+      parts.push(h("figure", {class: "report-plot"}, h("img", {src: url, alt, dataset: {file}}), h("figcaption", {}, alt)));
+    } catch { /* this training did not plot it */ }
+  }
+  fill(view.reportBody, ...(parts.length ? parts : [h("p", {class: "muted"}, "The training wrote no report.")]));
 }
 
 function setProgress(view, value, total, text) {
@@ -158,7 +218,7 @@ function setProgress(view, value, total, text) {
 }
 
 function showProgress(view, run, argoProgress) {
-  if (DONE.includes(run.phase)) return;
+  if (isFinished(run.phase)) return;
   const p = run.trainProgress;
   if (p && p.total) setProgress(view, p.current, p.total, `Training: step ${p.current} of ${p.total}`);
   else {
@@ -195,7 +255,7 @@ function showExecution(view, run) {
     fill(view.error, h("ul", {}, e.problems.map((p) => h("li", {}, `${p.path ? `${p.path}: ` : ""}${p.message}`))));
     view.error.hidden = false;
   }
-  if (DONE.includes(e.phase)) setProgress(view, 1, 1, e.phase === "Succeeded" ? "Done" : `Ended: ${e.phase}`);
+  if (isFinished(e.phase)) setProgress(view, 1, 1, e.phase === vocab.phase.SUCCEEDED ? "Done" : `Ended: ${e.phase}`);
   else showProgress(view, run, e.progress);
 }
 
@@ -229,11 +289,11 @@ function throttle(fn) {
 async function useAsCheckpoint(run, view) {
   const e = run.execution;
   try {
-    // The store-relative prefix of the run's output, as `cvat-finetune-checkpoint` takes it.
-    const {keys} = await api("/onepanelio/get_base_model", {method: "POST", body: {uid: e.template}});
-    const key = keys.find((k) => k.replace(/\/+$/, "").endsWith(`/${e.id}`)) || keys.find((k) => k.includes(e.id));
+    // The store-relative prefix of the run's output, as `cvat-finetune-checkpoint` takes it (the server says).
+    const key = e.outputKey;
     if (!key) throw new Error("the run's output prefix is not in the object store");
-    const name = CHECKPOINT.find((n) => n in (e.parameters || {})) || CHECKPOINT[0];
+    const names = checkpointNames();
+    const name = names.find((n) => n in (e.parameters || {})) || names[0];
     const search = new URLSearchParams({template: e.template});
     if (e.cvatTask) search.set("task", e.cvatTask);
     search.set(`param.${name}`, key);

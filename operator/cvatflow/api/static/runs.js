@@ -2,8 +2,8 @@
 
 import {api, query} from "./api.js";
 import {fill, formatMap, h, phaseBadge, when} from "./dom.js";
+import {vocab} from "./vocabulary.js";
 
-const PHASES = ["Preparing", "Pending", "Running", "Succeeded", "Failed", "Error"];
 const REFRESH_MS = 5000;
 
 export function runsPage(main, _match, search) {
@@ -14,7 +14,7 @@ export function runsPage(main, _match, search) {
   const taskInput = h("input", {id: "filter-task", name: "cvatTask", type: "text", inputmode: "numeric",
                                 pattern: "[0-9]*", value: filters.cvatTask, placeholder: "any", size: 6});
   const phaseSelect = h("select", {id: "filter-phase", name: "phase"}, h("option", {value: ""}, "Any phase"),
-    PHASES.map((p) => h("option", {value: p, selected: p === filters.phase || undefined}, p)));
+    vocab.runPhases.map((p) => h("option", {value: p, selected: p === filters.phase || undefined}, p)));
   const count = h("p", {class: "muted", "aria-live": "polite", id: "runs-count"});
   const table = h("div", {class: "loading"}, "Loading runs…");
   const form = h("form", {class: "filters", role: "search", "aria-label": "Filter runs"},

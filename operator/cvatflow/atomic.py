@@ -1,0 +1,44 @@
+"""Write files atomically: a temporary name in the same folder, then one rename, so no reader sees half a file."""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temporary_name(path: Path, suffix: str = ".tmp") -> Path:
+    """A hidden name next to `path` that no other process or thread picks: `.<name>.<pid>-<random><suffix>`."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path to write `path`'s new content to; on success it replaces `path` in one rename
+    (readers see the old file or the whole new one), on any failure it is removed and `path` is untouched.
+
+    The temporary file is in the same folder, so the rename never crosses file systems; `suffix` lets a
+    reader that lists the folder skip it (the local store skips `.part`).
+    """
+    path = Path(path)
+    tmp = temporary_name(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:
+    """Write `data` (text in `encoding`, or bytes) to `path` atomically; returns `path`.
+
+    Raises OSError as `open` does (a missing folder, no permission, a full disk), leaving `path` as it was.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding=encoding)
+    return path
