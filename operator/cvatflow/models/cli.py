@@ -1,4 +1,4 @@
-"""`cvatflow model pack|inspect|import`: model states (config.json + weights) as folders and .tar files."""
+"""`cvatflow model pack|inspect|import|export-serverless`: model states as folders, .tar files and nuclio functions."""
 from __future__ import annotations
 
 import json
@@ -142,3 +142,20 @@ def import_(weights: Path = typer.Argument(..., help="Weights trained elsewhere 
         verify(candidate)  # refuse weights that do not fit before writing the output
     write_model_state(output, config, state)
     typer.echo(f"{output}: {variant} with classes {', '.join(titles)}")
+
+
+@app.command("export-serverless")
+def export_serverless(model: Path = typer.Argument(..., help="Model state folder, a run's output, or a .tar."),
+                      output: Path = typer.Option(..., "-o", "--output", help="Folder to write the function to."),
+                      name: str = typer.Option("", help="nuclio function name (default cvatflow-<model>-<variant>)."),
+                      base_image: str = typer.Option("", help="Image to build on (default: the official PyTorch "
+                                                              "runtime image)."),
+                      ) -> None:
+    """Write a nuclio function (function.yaml, function-gpu.yaml, handler, model) that self-hosted CVAT lists under
+    AI Tools -> Detectors; deploy it with nuctl (the command is printed)."""
+    from cvatflow.serverless import BASE_IMAGE, export
+
+    folder = export(_state_folder(model), output, name or None, base_image or BASE_IMAGE)
+    typer.echo(f"{folder}: nuclio function for CVAT; deploy it with\n"
+               f"  nuctl deploy --project-name cvat --path {folder} --file {folder}/function-gpu.yaml "
+               f"--platform local")
