@@ -39,8 +39,8 @@ def annotate(model: str, cvat_url: str, task_id: int, threshold: float = 0.5, cl
         def progress(done: int, total: int) -> None:
             events.emit(events.progress("annotate", done, total))
 
+        # shape=polygon makes the function trace polygons itself, so CVAT's conv_mask_to_poly stays off.
         client.auto_annotate(task_id, function, threshold=threshold, clear_existing=clear_existing,
-                             conv_mask_to_poly=function.shape == "mask" and shape == "polygon",
                              progress=progress)
     counts = function.counts
     print(f"task {task_id}: {counts} uploaded ({'replacing' if clear_existing else 'added to'} its annotations; "
