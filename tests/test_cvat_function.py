@@ -119,3 +119,21 @@ def test_unmatched_labels_are_skipped_and_bad_parameters_are_clear(states, tmp_p
         create(model=str(states["detr"]), shape="polygon")
     with pytest.raises(TrainingError, match="does not exist"):
         create(model=str(tmp_path / "nowhere"))
+
+
+def test_the_demo_s_cvat_cli_line_parses_as_cvat_cli_reads_it():
+    import argparse
+    import shlex
+
+    from cvat_cli._internal.commands_all import COMMANDS
+    from cvat_cli._internal.common import configure_common_arguments
+
+    from cvatflow.demo import cvat_cli_command
+
+    line = cvat_cli_command("/tmp/my runs/model", task="42")
+    parser = argparse.ArgumentParser()
+    configure_common_arguments(parser)
+    COMMANDS.configure_parser(parser)
+    args = parser.parse_args(shlex.split(line.replace("$CVAT_URL", "http://cvat:8080"))[1:])
+    assert args.task_id == 42 and args.function_module == "cvatflow.cvat_function"
+    assert args.function_parameters == {"model": "/tmp/my runs/model"}
