@@ -54,3 +54,20 @@ def test_the_step_refuses_a_clear_existing_that_is_not_a_boolean():
     with pytest.raises(CvatflowError, match="--clear-existing 'maybe': true or false"):
         annotate_task(model="m", cvat_task=1, threshold=0.5, clear_existing="maybe", shape="auto", cvat_url="",
                       device="")
+
+
+def test_the_step_explains_a_task_whose_label_types_the_model_cannot_give(tmp_path):
+    from cvatflow.auto_annotate import annotate
+    from fake_cvat import FakeCvat, FakeTask
+    from model_states import CLASSES, tiny_state
+
+    state = tiny_state("detr", tmp_path / "detr")
+    task = FakeTask(id=5, labels=CLASSES, images=1, label_types={"square": "polygon"})
+    with FakeCvat(tasks=[task]) as cvat:
+        with pytest.raises(CvatflowError, match="'rectangle' in the function, but 'polygon' in the dataset.*--shape"):
+            annotate(str(state), cvat.url, 5, token=cvat.token, device="cpu")
+        with pytest.raises(CvatflowError, match="none of the model's classes"):
+            cvat.tasks[5].labels = ["dog"]
+            cvat.tasks[5].label_ids = {"dog": 501}
+            annotate(str(state), cvat.url, 5, token=cvat.token, device="cpu")
+    assert task.annotations["version"] == 0  # nothing uploaded

@@ -100,6 +100,12 @@ def test_maskrcnn_masks_and_polygons_match_predict(states, tmp_path):
     for poly in polys:
         xs, ys = poly["points"][0::2], poly["points"][1::2]
         assert len(xs) >= 3 and 0 <= min(xs) and max(xs) < 64 and 0 <= min(ys) and max(ys) < 64
+    # shape=polygon: the function traces the same polygons itself, for tasks whose labels are polygons
+    task = fresh()
+    task.label_types = {name: "polygon" for name in CLASSES}
+    _, own, _ = _annotate(states["maskrcnn"], task, shape="polygon", clear_existing=True)
+    assert [(s["frame"], s["label"], s["points"]) for s in own] == [(s["frame"], s["label"], s["points"])
+                                                                      for s in polys]
 
 
 def test_unmatched_labels_are_skipped_and_bad_parameters_are_clear(states, tmp_path):

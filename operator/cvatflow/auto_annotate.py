@@ -39,9 +39,15 @@ def annotate(model: str, cvat_url: str, task_id: int, threshold: float = 0.5, cl
         def progress(done: int, total: int) -> None:
             events.emit(events.progress("annotate", done, total))
 
-        # shape=polygon makes the function trace polygons itself, so CVAT's conv_mask_to_poly stays off.
-        client.auto_annotate(task_id, function, threshold=threshold, clear_existing=clear_existing,
-                             progress=progress)
+        from cvat_sdk.auto_annotation import BadFunctionError
+
+        try:
+            # shape=polygon makes the function trace polygons itself, so CVAT's conv_mask_to_poly stays off.
+            client.auto_annotate(task_id, function, threshold=threshold, clear_existing=clear_existing,
+                                 progress=progress)
+        except BadFunctionError as exc:  # e.g. a label whose CVAT type is not the shape the model gives
+            raise CvatflowError(f"task {task_id}: {exc}; choose the shape the task's labels take (--shape "
+                                f"mask, polygon or rectangle) or set those labels to type 'any' in CVAT") from None
     counts = function.counts
     print(f"task {task_id}: {counts} uploaded ({'replacing' if clear_existing else 'added to'} its annotations; "
           f"score >= {threshold})", flush=True)
