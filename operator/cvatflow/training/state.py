@@ -185,7 +185,8 @@ class ModelState:
     @classmethod
     def fetch(cls, source: str, what: str = "model") -> ModelState:
         """Read a model state from a local path or a store URI (s3://, gs://, file://: a state folder, a run's
-        output prefix or a .tar object), downloading a URI into a temporary folder first."""
+        output prefix or a .tar object), downloading a URI into a temporary folder first (it stays for the
+        process's life: one per model a process loads). S3 and GCS credentials come from the environment."""
         if "://" not in source:
             return cls.read(Path(source), what)
         from cvatflow.storage import open_store
