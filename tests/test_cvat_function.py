@@ -143,3 +143,23 @@ def test_the_demo_s_cvat_cli_line_parses_as_cvat_cli_reads_it():
     args = parser.parse_args(shlex.split(line.replace("$CVAT_URL", "http://cvat:8080"))[1:])
     assert args.task_id == 42 and args.function_module == "cvatflow.cvat_function"
     assert args.function_parameters == {"model": "/tmp/my runs/model"}
+
+
+def test_cvat_cli_auto_annotate_runs_the_module_as_the_readme_writes_it(states, tmp_path):
+    """The README's command, run by the real cvat-cli against the fake CVAT (frames cached under tmp_path)."""
+    import os
+    import subprocess
+    import sys
+
+    task = FakeTask(id=42, labels=[*CLASSES, "person"], images=2, annotations={
+        "version": 0, "tags": [], "shapes": [], "tracks": []})
+    with FakeCvat(tasks=[task]) as cvat:
+        env = {**os.environ, "CVAT_ACCESS_TOKEN": cvat.token, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+        done = subprocess.run([sys.executable, "-m", "cvat_cli", "--server-host", cvat.url, "task", "auto-annotate",
+                               "42", "--function-module", "cvatflow.cvat_function", "-p",
+                               f"model=str:{states['detr']}", "-p", "device=str:cpu", "--conf-threshold", "0.0"],
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shapes = task.annotations["shapes"]
+    assert shapes and {s["type"] for s in shapes} == {"rectangle"} and {s["frame"] for s in shapes} == {0, 1}
+    assert {s["label_id"] for s in shapes} <= {task.label_ids[c] for c in CLASSES}
