@@ -21,6 +21,12 @@ What it serves (what cvat-sdk 2.80 calls for cvatflow.cvat):
   GET  /api/tasks/{id}/dataset?action=download&rq_id=   the zip: CVAT's COCO 1.0 layout
        (annotations/instances_default.json + images/default/<file>); other formats converted with datumaro
   POST /api/tasks/{id}/annotations/ + TUS     annotation import (COCO 1.0 JSON), replacing the task's shapes
+And what cvat_sdk.auto_annotation.annotate_task calls (through cvat_sdk.datasets.TaskDataset):
+  GET  /api/tasks/{id}/data/meta              frame names and sizes
+  GET  /api/tasks/{id}/data/?type=chunk       an "imageset" chunk: a zip of the original frames in order
+  PUT  /api/tasks/{id}/annotations/           replace the annotations (LabeledData JSON; clear_existing)
+  PATCH /api/tasks/{id}/annotations/?action=create   add shapes and tags
+Request bodies of PUT and PATCH are checked against the schema's request body too (`.schema_errors`).
 
 Auth is `Authorization: Bearer <token>` (personal access token) or `Token <token>` (legacy key); anything
 else is 401. A JSON answer that does not match the schema's response for its operation (or an
@@ -58,6 +64,7 @@ DATUMARO_EXPORTERS = {
     "LabelMe 3.0": "label_me", "MOT 1.1": "mot_seq_gt",
 }
 EXPORT_FORMATS = ("COCO 1.0", *DATUMARO_EXPORTERS)
+CHUNK_SIZE = 2  # frames per data chunk: small, so a test of a few frames crosses chunks
 
 
 # -- the schema check ----------------------------------------------------------------------------------
@@ -94,6 +101,20 @@ def _validator(template: str, method: str, status: int):
         return None
     # Refs are "#/components/...": resolve them against a document that carries the components.
     return OAS30ReadValidator({**schema, "components": _spec()["components"]})
+
+
+def request_problems(template: str, method: str, body: Any) -> list[str]:
+    """Why `body` is not what CVAT's schema says `method template` accepts as its JSON request body."""
+    from openapi_schema_validator import OAS30WriteValidator
+
+    operation = _spec()["paths"][template][method.lower()]
+    content = (operation.get("requestBody") or {}).get("content") or {}
+    schema = (content.get("application/json") or content.get(JSON_TYPE) or {}).get("schema")
+    if schema is None:
+        return [f"{method} {template}: the schema documents no JSON request body"]
+    validator = OAS30WriteValidator({**schema, "components": _spec()["components"]})
+    return [f"{method} {template} request: {error.message} at /{'/'.join(map(str, error.absolute_path))}"
+            for error in validator.iter_errors(body)]
 
 
 def schema_problems(template: str, method: str, status: int, body: Any) -> list[str]:
@@ -335,6 +356,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self._dispatch("HEAD")
 
+    def do_PUT(self):
+        self._dispatch("PUT")
+
     # -- plumbing -------------------------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
@@ -539,6 +563,70 @@ class _Handler(BaseHTTPRequestHandler):
         self.cvat.requests[request.id] = request
         self._json(202, {"rq_id": request.id})
 
+    # -- what annotate_task (cvat_sdk.auto_annotation) calls -----------------------------------------------
+
+    @route("GET", r"/api/tasks/(\d+)/data/meta", "/api/tasks/{id}/data/meta")
+    def data_meta(self, task_id):
+        if task := self._task(task_id):
+            frames = [{"width": task.size, "height": task.size, "name": name, "related_files": 0,
+                       "has_related_context": False} for name, _ in task.frames]
+            self._json(200, {"chunks_updated_date": "2026-01-02T00:00:00Z", "chunk_size": CHUNK_SIZE,
+                             "size": len(frames), "image_quality": 70, "start_frame": 0,
+                             "stop_frame": max(0, len(frames) - 1), "frame_filter": "", "frames": frames,
+                             "deleted_frames": [], "included_frames": None})
+
+    @route("GET", r"/api/tasks/(\d+)/data/?", None)
+    def data(self, task_id):
+        task = self._task(task_id)
+        if task is None:
+            return
+        kind, number = self.query.get("type"), int(self.query.get("number", -1))
+        first = number * CHUNK_SIZE
+        if kind != "chunk" or self.query.get("quality") != "original" or not 0 <= first < len(task.frames):
+            self._json(400, {"detail": "the fake CVAT serves original chunks of existing frames only"})
+            return
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for name, data in task.frames[first:first + CHUNK_SIZE]:
+                archive.writestr(name, data)
+        self._send(200, buffer.getvalue(), "application/zip")
+
+    @route("PUT", r"/api/tasks/(\d+)/annotations/?", "/api/tasks/{id}/annotations/")
+    @route("PATCH", r"/api/tasks/(\d+)/annotations/?", "/api/tasks/{id}/annotations/")
+    def write_annotations(self, task_id):
+        task = self._task(task_id)
+        if task is None:
+            return
+        body = json.loads(self.body or b"{}")
+        problems = request_problems(self.template, self.command, body)
+        if self.command == "PATCH" and self.query.get("action") not in ("create", "update", "delete"):
+            problems.append("PATCH /api/tasks/{id}/annotations/: action must be create, update or delete")
+        if problems:
+            self.cvat.schema_errors.extend(problems)
+            self._json(400, {"detail": "; ".join(problems)})
+            return
+        known = set(task.label_ids.values())
+        if any(item.get("label_id") not in known for key in ("shapes", "tags") for item in body.get(key) or []):
+            self._json(400, {"detail": "a label_id is not a label of this task"})
+            return
+        current = task.annotations if self.command == "PATCH" else {"shapes": [], "tags": [], "tracks": []}
+        if self.command == "PATCH" and self.query["action"] != "create":
+            self._json(400, {"detail": "the fake CVAT implements action=create only"})
+            return
+        next_id = max([s["id"] for s in current.get("shapes") or []], default=0) + 1
+        shapes = list(current.get("shapes") or [])
+        for i, shape in enumerate(body.get("shapes") or []):
+            shapes.append({"id": next_id + i, "group": 0, "occluded": False, "outside": False, "z_order": 0,
+                           "rotation": 0.0, "attributes": [], "elements": [], "source": "manual", **shape})
+        task.annotations = {"version": task.annotations.get("version", 0) + 1,
+                            "tags": list(current.get("tags") or []) + list(body.get("tags") or []),
+                            "shapes": shapes, "tracks": list(current.get("tracks") or [])}
+        # CVAT answers both with the task's annotations; the schema documents that body for PATCH only.
+        problems = schema_problems(self.template, "PATCH", 200, task.annotations)
+        if problems:
+            self.cvat.schema_errors.extend(problems)
+        self._send(200, json.dumps(task.annotations).encode(), JSON_TYPE)
+
     def _task_json(self, task: FakeTask) -> dict[str, Any]:
         url = f"{self.cvat.url}/api/tasks/{task.id}"
         return {
@@ -547,7 +635,7 @@ class _Handler(BaseHTTPRequestHandler):
                       "last_name": ""},
             "assignee": None, "bug_tracker": "", "created_date": "2026-01-01T00:00:00Z",
             "updated_date": "2026-01-02T00:00:00Z", "overlap": 0, "segment_size": max(1, len(task.frames)),
-            "status": task.status, "data_chunk_size": 36, "data_compressed_chunk_type": "imageset",
+            "status": task.status, "data_chunk_size": CHUNK_SIZE, "data_compressed_chunk_type": "imageset",
             "guide_id": None, "data_original_chunk_type": "imageset", "size": len(task.frames),
             "image_quality": 70, "data": task.id, "dimension": "2d", "subset": "", "organization": None,
             "target_storage": None, "source_storage": None,
@@ -557,4 +645,4 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
 
-__all__ = ["FakeCvat", "FakeTask", "coco_of", "export_zip", "schema_problems"]
+__all__ = ["FakeCvat", "FakeTask", "coco_of", "export_zip", "request_problems", "schema_problems"]

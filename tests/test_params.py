@@ -39,7 +39,10 @@ def test_cvat_task_fills_reserved_parameters_and_labels():
                          ids=lambda t: t.name)
 def test_autofill_works_on_every_builtin_and_reference_template(template):
     # Onepanel, too, accepted only `default` or a configured pool (the seed's Standard_NC6 is neither here).
-    filled = autofill(template, {"sys-node-pool": "default"}, task=CvatTask(id=7, labels=["a", "b"]),
+    given = {"sys-node-pool": "default"}
+    if template.has_parameter("model-path"):  # annotate-task: a run's model has no default
+        given["model-path"] = "outputs/run/model/"
+    filled = autofill(template, given, task=CvatTask(id=7, labels=["a", "b"]),
                       annotation_path="annotations/7/x/", node_pools=POOLS)
     for p in template.parameters:
         if p.role == "cvat-annotation-path":

@@ -342,7 +342,8 @@ def test_use_as_fine_tune_checkpoint_prefills_the_form_with_the_run_s_output_pre
     expect(page.get_by_role("heading", name="3. Parameters of UI training")).to_be_visible()
 
 
-def test_annotate_a_cvat_task_posts_the_task_and_threshold_and_follows_the_job(page, ui, finished_run):
+def test_annotate_a_cvat_task_posts_the_task_threshold_and_clear_existing_and_follows_the_job(page, ui,
+                                                                                             finished_run):
     """The UI's part only: the annotation itself (inference, upload to CVAT) is tested in test_api_annotate."""
     posted = []
 
@@ -363,12 +364,13 @@ def test_annotate_a_cvat_task_posts_the_task_and_threshold_and_follows_the_job(p
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(page.get_by_label("CVAT task", exact=True)).to_have_value(str(ui.task))
     page.get_by_label("Score threshold (0 to 1)").fill("1.5")
-    page.get_by_role("button", name="Predict and upload annotations").click()
+    page.get_by_role("button", name="Run annotate-task on the cluster").click()
     expect(page.locator("#annotate-state")).to_have_text("The threshold must be a number from 0 to 1.")
     page.get_by_label("Score threshold (0 to 1)").fill("0.4")
-    page.get_by_role("button", name="Predict and upload annotations").click()
+    page.get_by_label("Replace the task's annotations").check()
+    page.get_by_role("button", name="Run annotate-task on the cluster").click()
     expect(page.locator("#annotate-state")).to_contain_text("Annotation job job-1: succeeded")
-    assert posted == [{"cvatTask": ui.task, "threshold": 0.4}]
+    assert posted == [{"cvatTask": ui.task, "threshold": 0.4, "clearExisting": True}]
 
 
 # -- the runs dashboard -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "runs": "cvatflow.runs.cli",
     "serve": "cvatflow.api.cli",
     "operator": "cvatflow.controller.cli",
+    "annotate": "cvatflow.auto_annotate_cli",
 }
 
 

@@ -201,6 +201,28 @@ class CvatClient:
 
     # -- helpers ------------------------------------------------------------------------------------
 
+    def auto_annotate(self, task_id: int, function, *, threshold: float | None = None, clear_existing: bool = False,
+                      allow_unmatched_labels: bool = True, conv_mask_to_poly: bool = False,
+                      progress: Progress | None = None) -> None:
+        """Run cvat_sdk.auto_annotation.annotate_task: the task's frames through `function` (a DetectionFunction),
+        the shapes uploaded (added, or replacing all annotations with `clear_existing`). Labels match by name; a
+        function label the task lacks is skipped (`allow_unmatched_labels`). Frames are cached in a temporary
+        folder removed afterwards. Raises CvatError subclasses; BadFunctionError for a function breaking the
+        interface."""
+        from cvat_sdk.auto_annotation import annotate_task
+
+        client = self._sdk()
+        with tempfile.TemporaryDirectory(prefix="cvatflow-frames-") as cache, \
+                self._errors(f"annotate task {task_id}", task_id):
+            before = client.config.cache_dir
+            client.config.cache_dir = Path(cache)
+            try:
+                annotate_task(client, task_id, function, pbar=_SdkProgress(progress), clear_existing=clear_existing,
+                              allow_unmatched_labels=allow_unmatched_labels, conf_threshold=threshold,
+                              conv_mask_to_poly=conv_mask_to_poly)
+            finally:
+                client.config.cache_dir = before
+
     def _label_names(self, task) -> list[str]:
         # Skeleton points are sublabels (parent_id set) and tag labels mark whole images: training classes are
         # the other top-level labels.

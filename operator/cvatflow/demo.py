@@ -64,7 +64,16 @@ def main() -> int:
     console.print(f"model:    {_path(outputs['model'])}")
     console.print(f"report:   {_path(outputs['report'])}")
     console.print(f"logs:     {run.dir / 'logs'}")
+    console.print(f"in CVAT:  {cvat_cli_command(_path(outputs['model']))}")
     return 0
+
+
+def cvat_cli_command(model: str, task: str = "TASK_ID") -> str:
+    """The one line that annotates a CVAT task with this model from this machine (cvat-cli, README)."""
+    import shlex
+
+    return (f"cvat-cli --server-host $CVAT_URL task auto-annotate {task} --function-module cvatflow.cvat_function "
+            f"-p {shlex.quote('model=str:' + str(model))}")
 
 
 def _final_metrics(client, report_uri: str) -> dict:

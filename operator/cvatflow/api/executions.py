@@ -166,8 +166,8 @@ def report_file(id: ExecutionId, file: ReportFile, services: ServicesDep) -> Res
 
 
 @router.post("/{id}/annotate", status_code=202, response_model=Job, responses=CONFLICT,
-             summary="Predict a CVAT task with the run's model and upload the predictions to it")
+             summary="Annotate a CVAT task with the run's model (a Workflow of the annotate-task template)")
 def annotate_task(id: ExecutionId, body: AnnotateRequest, services: ServicesDep) -> Job:
-    """Runs batch inference in the background; follow it with GET /api/v1/jobs/{job id}."""
-    job = annotate.start(services, id, body.cvatTask, body.threshold)
+    """Submits annotate-task in the background; follow it with GET /api/v1/jobs/{job id}."""
+    job = annotate.start(services, id, body.cvatTask, body.threshold, body.clearExisting)
     return services.jobs.snapshot(job)

@@ -188,6 +188,7 @@ class ExecutionList(BaseModel):
 class AnnotateRequest(Strict):
     cvatTask: int = Field(ge=1, le=2**31 - 1, description="The CVAT task whose images are annotated.")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum score of a kept object.")
+    clearExisting: bool = Field(False, description="Replace the task's annotations instead of adding to them.")
 
 
 # -- webhooks -------------------------------------------------------------------------------------

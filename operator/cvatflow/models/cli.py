@@ -1,4 +1,4 @@
-"""`cvatflow model pack|inspect|import`: model states (config.json + weights) as folders and .tar files."""
+"""`cvatflow model pack|inspect|import|export-serverless`: model states as folders, .tar files and nuclio functions."""
 from __future__ import annotations
 
 import json
@@ -25,28 +25,15 @@ def _state_folder(path: Path) -> Path:
 
 def verify(folder: Path) -> dict[str, Any]:
     """Check that the weights load into the model config.json describes; a summary of the model state."""
-    from cvatflow.models import get_adapter
-    from cvatflow.training.state import class_titles, load_weights, read_model_state
+    from cvatflow.training.state import ModelState, load_weights
 
-    config, weights_path = read_model_state(folder)
-    settings = config["settings"]
-    name = settings.get("model") or ("detr" if settings["variant"].startswith("detr") else "maskrcnn")
-    adapter = get_adapter(name)
-    adapter.check_variant(settings["variant"])
-    titles = class_titles(config)
-    model = adapter.build(dict(settings), len(titles), pretrained=False)
-    weights = load_weights(weights_path)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise TrainingError(f"{weights_path}: weights do not fit {settings['variant']} with {len(titles)} classes "
-                            f"({'; '.join(lines[1:3])[:300]}); check settings.variant and out_classes in "
-                            f"config.json") from None
+    state = ModelState.read(folder, what="model")
+    state.build("cpu")  # raises TrainingError when the weights do not fit
+    weights = load_weights(state.weights)
     params = sum(int(v.numel()) for v in weights.values() if hasattr(v, "numel"))
-    return {"model": name, "variant": settings["variant"], "classes": titles, "tensors": len(weights),
-            "parameters": params, "image_size": settings.get("image_size"),
-            "weights_bytes": weights_path.stat().st_size}
+    return {"model": state.family, "variant": state.variant, "classes": list(state.classes), "tensors": len(weights),
+            "parameters": params, "image_size": state.config["settings"].get("image_size"),
+            "weights_bytes": state.weights.stat().st_size}
 
 
 @app.command("pack")
@@ -153,3 +140,20 @@ def import_(weights: Path = typer.Argument(..., help="Weights trained elsewhere 
         verify(candidate)  # refuse weights that do not fit before writing the output
     write_model_state(output, config, state)
     typer.echo(f"{output}: {variant} with classes {', '.join(titles)}")
+
+
+@app.command("export-serverless")
+def export_serverless(model: Path = typer.Argument(..., help="Model state folder, a run's output, or a .tar."),
+                      output: Path = typer.Option(..., "-o", "--output", help="Folder to write the function to."),
+                      name: str = typer.Option("", help="nuclio function name (default cvatflow-<model>-<variant>)."),
+                      base_image: str = typer.Option("", help="Image to build on (default: the official PyTorch "
+                                                              "runtime image)."),
+                      ) -> None:
+    """Write a nuclio function (function.yaml, function-gpu.yaml, handler, model) that self-hosted CVAT lists under
+    AI Tools -> Detectors; deploy it with nuctl (the command is printed)."""
+    from cvatflow.serverless import BASE_IMAGE, export
+
+    folder = export(_state_folder(model), output, name or None, base_image or BASE_IMAGE)
+    typer.echo(f"{folder}: nuclio function for CVAT; deploy it with\n"
+               f"  nuctl deploy --project-name cvat --path {folder} --file {folder}/function-gpu.yaml "
+               f"--platform local")

@@ -118,7 +118,36 @@ def rtdetr_training() -> Template:
         parameters, TrainStep(model="rtdetr"))
 
 
+
+
+def annotate_task() -> Template:
+    """Annotate a CVAT task with a run's model (cvatflow.auto_annotate): what the API, the CLI and the UI submit."""
+    from cvatflow.templates.annotate import annotate_template
+
+    return annotate_template([
+        Parameter("model-path", "", "Model path",
+                  "Key of the model in default object storage: a training run's output prefix "
+                  "(outputs/RUN/) or its model/ folder.", required=True),
+        Parameter("cvat-task-id", "1", "CVAT task", "The id of the CVAT task to annotate.", type="input.number",
+                  required=True, min="1"),
+        Parameter("threshold", "0.5", "Score threshold", "Shapes with a lower score are not uploaded (0 - 1).",
+                  type="input.number", min="0", max="1"),
+        Parameter("clear-existing", "false", "Clear existing annotations",
+                  "Remove the task's annotations before uploading the model's.", type="select.select",
+                  options=[Option("No: add to them", "false"), Option("Yes: replace them", "true")]),
+        Parameter("shape", "auto", "Shapes", "What a Mask R-CNN uploads: masks, polygons traced from them, or "
+                  "boxes; the DETR family uploads boxes.", type="select.select",
+                  options=[Option("The model's own (masks or boxes)", "auto"), Option("Masks", "mask"),
+                           Option("Polygons", "polygon"), Option("Boxes", "rectangle")]),
+        Parameter("image", f"{IMAGE_REPOSITORY}/detr:{IMAGE_TAG}", "Image",
+                  "Container image with cvatflow and its model code.", visibility="protected"),
+        Parameter("sys-node-pool", "default", "Node pool", NODE_POOL_HINT, type="select.nodepool", required=True),
+        node_pool_patch_parameter(),
+    ])
+
+
 BUILDERS = {"detr-training": detr_training, "maskrcnn-training": maskrcnn_training, "rtdetr-training": rtdetr_training}
+BUILDERS["annotate-task"] = annotate_task  # not a training: its own label, kept out of the CVAT dialog
 
 
 @cache

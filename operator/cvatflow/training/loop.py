@@ -111,8 +111,8 @@ class Setup:
         self.init_config: dict[str, Any] | None = None
         self.init_weights: Path | None = None
         if run.models:
-            folder = statelib.find_model_dir(run.models)
-            self.init_config, self.init_weights = statelib.read_model_state(folder)
+            state = statelib.ModelState.read(run.models, what="--models")
+            self.init_config, self.init_weights = state.config, state.weights
             checkpoint_variant = self.init_config["settings"]["variant"]
             if run.variant and run.variant != checkpoint_variant:
                 raise TrainingError(f"--model {run.variant}: the checkpoint in --models {run.models} is a "

@@ -14,23 +14,17 @@ from cvatflow.training import state as statelib
 
 def load_model(adapter_name: str, model_dir: Path, device):
     """(adapter, model in eval mode, config.json) of a model state folder, a run's output or a .tar."""
-    from cvatflow.models import get_adapter
+    state = _state(adapter_name, model_dir)
+    return state.adapter(), state.build(device), state.config
 
-    adapter = get_adapter(adapter_name)
-    config, weights = statelib.read_model_state(statelib.find_model_dir(model_dir))
-    settings = dict(config["settings"])
-    if settings.get("model", adapter.name) != adapter.name:
-        raise TrainingError(f"--model {model_dir}: a {settings['model']} model, not {adapter.name} (run "
-                            f"`cvatflow-train {settings['model']} predict`)")
-    adapter.check_variant(settings["variant"])
-    titles = statelib.class_titles(config)
-    model = adapter.build(settings, len(titles), pretrained=False)
-    try:
-        model.load_state_dict(statelib.load_weights(weights))
-    except RuntimeError as exc:
-        raise TrainingError(f"--model {model_dir}: weights do not match config.json ({str(exc).splitlines()[0]})") \
-            from None
-    return adapter, model.to(device).eval(), config
+
+def _state(adapter_name: str, model_dir: Path) -> statelib.ModelState:
+    """The model state, checked to be of the family the command names."""
+    state = statelib.ModelState.read(model_dir)
+    if state.family != adapter_name:
+        raise TrainingError(f"--model {model_dir}: a {state.family} model, not {adapter_name} (run "
+                            f"`cvatflow-train {state.family} predict`)")
+    return state
 
 
 def _images(root: Path) -> list[dict[str, Any]]:
@@ -54,38 +48,24 @@ def _images(root: Path) -> list[dict[str, Any]]:
 def predict(adapter_name: str, model_dir: Path, data: Path, output: Path, threshold: float = 0.5,
             batch_size: int = 4, device: str | None = None) -> dict[str, Any]:
     """Predict every image of `data`; write predictions.json and annotations/instances_default.json."""
-    import torch
-    from torchvision.transforms.v2 import functional as F
-
     from cvatflow.datasets.images import decode_rgb
     from cvatflow.training.evaluation import to_results
-    from cvatflow.training.loop import pick_device
+    from cvatflow.training.infer import Detector
 
-    dev = pick_device(device)
-    adapter, model, config = load_model(adapter_name, Path(model_dir), dev)
-    titles = statelib.class_titles(config)
+    detector = Detector(_state(adapter_name, Path(model_dir)), device)
+    titles = list(detector.state.classes)
     images = _images(Path(data))
     if not images:
         raise TrainingError(f"--data {data}: no images found (put .jpg/.png files under {Path(data) / 'images'})")
-    size = int(config["settings"].get("image_size", 800))
     category_ids = list(range(1, len(titles) + 1))
     results: list[dict[str, Any]] = []
     coco_images = []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        tensors, metas = [], []
-        for img in chunk:
-            pixels = decode_rgb(img["path"], apply_exif=img.get("exif", True))
-            h, w = pixels.shape[-2:]
-            scale = size / max(h, w)
-            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-            tensors.append(F.resize(pixels, [nh, nw], antialias=True))
-            metas.append(((nh / h, nw / w), (h, w)))
+        pixels = [decode_rgb(img["path"], apply_exif=img.get("exif", True)) for img in chunk]
+        for img, (pred, scale, (h, w)) in zip(chunk, detector.raw(pixels, threshold)):
             coco_images.append({"id": img["id"], "file_name": img["file_name"], "width": w, "height": h})
-        with torch.inference_mode():
-            predictions = adapter.predict(model, tensors, dev, threshold)
-        for img, pred, (scale, orig) in zip(chunk, predictions, metas):
-            results += to_results(img["id"], pred, scale, orig, category_ids, adapter.masks)
+            results += to_results(img["id"], pred, scale, (h, w), category_ids, detector.adapter.masks)
         events.emit(events.progress("predict", min(start + batch_size, len(images)), len(images)))
     output = Path(output)
     statelib.write_json(output / "predictions.json", results)

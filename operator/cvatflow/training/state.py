@@ -6,6 +6,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,102 @@ def dir_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# -- the one loader: read -> build model -> load weights --------------------------------------------------
+
+def family_of(settings: dict[str, Any], where: str) -> str:
+    """The model family (adapter name) config.json records: settings.model, or for states written before it was
+    recorded, the one family whose variant list holds settings.variant (variant names are unique across families).
+    Raises TrainingError when neither tells."""
+    from cvatflow.models import ADAPTERS, variants
+
+    recorded = settings.get("model")
+    if recorded:
+        if recorded not in ADAPTERS:
+            raise TrainingError(f"{where}: settings.model {recorded!r} is not a model family cvatflow knows "
+                                f"({', '.join(ADAPTERS)})")
+        return str(recorded)
+    owners = [name for name in ADAPTERS if settings.get("variant") in variants(name)]
+    if len(owners) != 1:
+        raise TrainingError(f"{where}: settings.model is missing and variant {settings.get('variant')!r} belongs "
+                            f"to no single family; add \"model\": one of {', '.join(ADAPTERS)} to settings")
+    return owners[0]
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A model state read and checked: config.json (settings, classes) and the weights file beside it.
+
+    `family` is the adapter name config.json records (`detr`, `maskrcnn`, `rtdetr`); `classes` are the class titles
+    in model-index order (0-based, no background); `image_size` is the longest side, in pixels, the model was
+    trained at (images are resized to it before inference).
+    """
+
+    folder: Path
+    config: dict[str, Any]
+    family: str
+    variant: str
+    classes: tuple[str, ...]
+    weights: Path
+    image_size: int
+
+    @classmethod
+    def read(cls, path: Path | str, what: str = "--model") -> ModelState:
+        """The model state in `path`: a state folder, a run's output folder, or a .tar (see find_model_dir).
+        `what` names the user's input in errors. Raises TrainingError."""
+        path = Path(path)
+        if not path.exists():
+            raise TrainingError(f"{what} {path}: does not exist (pass a model state folder, a run's output "
+                                f"folder or a .tar)")
+        folder = find_model_dir(path)
+        config, weights = read_model_state(folder)
+        settings = config["settings"]
+        family = family_of(settings, f"{what} {path}")
+        return cls(folder=folder, config=config, family=family, variant=str(settings["variant"]),
+                   classes=tuple(class_titles(config)), weights=weights,
+                   image_size=int(settings.get("image_size") or 800))
+
+    @classmethod
+    def fetch(cls, source: str, what: str = "model") -> ModelState:
+        """Read a model state from a local path or a store URI (s3://, gs://, file://: a state folder, a run's
+        output prefix or a .tar object), downloading a URI into a temporary folder first (it stays for the
+        process's life: one per model a process loads). S3 and GCS credentials come from the environment."""
+        if "://" not in source:
+            return cls.read(Path(source), what)
+        from cvatflow.storage import open_store
+
+        parent, _, name = source.rstrip("/").rpartition("/")
+        if "://" not in parent or not name:
+            raise TrainingError(f"{what} {source}: name a folder or object under the bucket, e.g. "
+                                f"s3://bucket/runs/RUN/output/model")
+        target = Path(tempfile.mkdtemp(prefix="cvatflow-model-"))
+        open_store(parent).download_prefix(name, target)
+        local = target / name if (target / name).is_file() else target
+        return cls.read(local, f"{what} {source}")
+
+    def adapter(self):
+        from cvatflow.models import get_adapter
+
+        adapter = get_adapter(self.family)
+        adapter.check_variant(self.variant)
+        return adapter
+
+    @property
+    def masks(self) -> bool:
+        """Whether the model predicts instance masks (Mask R-CNN)."""
+        return bool(self.adapter().masks)
+
+    def build(self, device: Any = "cpu"):
+        """The torch model in eval mode on `device`, with the weights loaded. Raises TrainingError when the weights
+        do not fit the variant and class count config.json gives."""
+        adapter = self.adapter()
+        model = adapter.build(dict(self.config["settings"]), len(self.classes), pretrained=False)
+        try:
+            model.load_state_dict(load_weights(self.weights))
+        except RuntimeError as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise TrainingError(f"{self.weights}: weights do not fit {self.variant} with {len(self.classes)} "
+                                f"classes ({'; '.join(lines[1:3] or lines[:1])[:300]}); check settings.variant and "
+                                f"out_classes in config.json") from None
+        return model.to(device).eval()

@@ -310,12 +310,14 @@ async function toggleAnnotate(view, run, signal) {
   if (!open || view.annotate.childElementCount) return;
   const select = h("select", {id: "annotate-task", name: "cvatTask", required: true});
   const threshold = h("input", {id: "annotate-threshold", name: "threshold", type: "text", inputmode: "decimal", value: "0.5"});
+  const clear = h("input", {id: "annotate-clear", name: "clearExisting", type: "checkbox"});
   const state = h("p", {id: "annotate-state", "aria-live": "polite"});
-  const submit = h("button", {type: "submit", class: "primary"}, "Predict and upload annotations");
+  const submit = h("button", {type: "submit", class: "primary"}, "Run annotate-task on the cluster");
   const form = h("form", {class: "annotate", novalidate: true, "aria-labelledby": "annotate-title"},
     h("h2", {id: "annotate-title"}, "Annotate a CVAT task with this model"),
     h("div", {class: "field"}, h("label", {for: "annotate-task"}, "CVAT task"), select),
     h("div", {class: "field"}, h("label", {for: "annotate-threshold"}, "Score threshold (0 to 1)"), threshold),
+    h("div", {class: "field"}, clear, h("label", {for: "annotate-clear"}, "Replace the task's annotations")),
     h("div", {class: "actions"}, submit), state);
   fill(view.annotate, form);
   try {
@@ -333,7 +335,7 @@ async function toggleAnnotate(view, run, signal) {
     submit.disabled = true;
     try {
       let job = await api(`/api/v1/executions/${encodeURIComponent(run.id)}/annotate`, {method: "POST",
-        body: {cvatTask: Number(select.value), threshold: value}});
+        body: {cvatTask: Number(select.value), threshold: value, clearExisting: clear.checked}});
       while (!signal.aborted) {
         state.textContent = `Annotation job ${job.id}: ${job.state}${job.stage ? `, ${job.stage}` : ""}`
           + (job.total ? ` ${job.done}/${job.total}` : "") + (job.message ? ` (${job.message})` : "");
