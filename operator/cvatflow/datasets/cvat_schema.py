@@ -30,7 +30,10 @@ NEEDED = {"box": ("xtl", "ytl", "xbr", "ybr"), "polygon": ("points",), "ellipse"
 
 def _number(value: Any) -> float:
     """An XML attribute as a finite number (CVAT writes "12.5", "0.00")."""
-    number = float(value.strip()) if isinstance(value, str) else value
+    try:
+        number = float(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise ValueError("not a number") from None
     if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
         raise ValueError("not a finite number")
     return float(number)
@@ -165,7 +168,7 @@ class Image(BaseModel):
         name_length(value, info)
         problem = name_problem(value)
         if problem:  # a name reaching outside the export would read a file of the server
-            raise ValueError(f"name {problem}")
+            raise ValueError(problem)
         return value
 
 
