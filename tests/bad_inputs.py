@@ -432,6 +432,9 @@ FORMAT_MUTATIONS: dict[str, tuple[str, dict[str, bytes], str]] = {
     "cvat-label-5000": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('label="circle"',
                                                                                      'label="' + "c" * 5000 + '"'))},
                         "CVATFLOW_MAX_NAME_LENGTH"),
+    "cvat-image-twice": ("cvat", {"annotations.xml": cvat_xml(  # found by tests/test_fuzz_formats.py
+        image='<image id="0" name="a.png" width="32" height="32">{shapes}</image><image id="1" name="a.png" '
+              'width="32" height="32"/>')}, "same file"),
     "video-frame-negative": ("video", {"annotations.xml": format_files("video")["annotations.xml"].replace(
         b'frame="0"', b'frame="-1"')}, "frame"),
     "video-frame-missing": ("video", {"annotations.xml": format_files("video")["annotations.xml"].replace(

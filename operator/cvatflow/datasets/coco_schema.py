@@ -104,7 +104,7 @@ class Annotation(_Record):
             if len(value) > most or not all(isinstance(p, list) for p in value):
                 raise ValueError("polygons must be a list of lists of numbers")
             if sum(len(p) for p in value) > most:
-                raise ValueError(f"polygons have more than {most} coordinates (CVATFLOW_most)")
+                raise ValueError(f"polygons have more than {most} coordinates (CVATFLOW_MAX_COORDINATES)")
             if not all(_finite(v) for p in value for v in p):
                 raise ValueError("a polygon coordinate is not a finite number")
             return value

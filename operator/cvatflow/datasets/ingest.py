@@ -303,8 +303,8 @@ def _gather_images(source: Path, data: dict, images_dir: Path, report: DatasetRe
         on_subset = subset and found == source / "images" / subset / name
         relative = f"{subset}/{name}" if (on_subset or (subset and found != source / "images" / name)) else name
         if relative in used:
-            raise DatasetError(f"images[{i}] ({name!r}) is the same file as images[{used[relative]}]; each image "
-                               f"needs its own file_name (export the task again)")
+            raise DatasetError(f"{source}: images[{i}] ({name!r}) is the same file as images[{used[relative]}]; "
+                               f"each image needs its own file_name (export the task again)")
         used[relative] = i
         outcome, reason, detail = _check_image(imagelib.probe(found), image)
         if outcome == DROPPED and not fix:
