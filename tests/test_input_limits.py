@@ -90,3 +90,15 @@ def test_a_bad_limit_is_one_error_line_in_the_cli(cli, tmp_path, monkeypatch):
     expected = ("error: CVATFLOW_MAX_IMAGES='many': Input should be a valid integer, unable to parse string as an "
                 "integer; give a positive whole number (or unset it for the default 10000000)")
     assert [line for line in result.err.splitlines() if line.startswith("error:")] == [expected]
+
+
+def test_the_readme_lists_every_limit_with_its_default():
+    from pathlib import Path
+
+    from cvatflow.config import LIMIT_VARIABLES
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("## Limits on exports"):]
+    for variable, name in LIMIT_VARIABLES.items():
+        default = InputLimits.model_fields[name].default
+        assert f"| `{variable}` | {default:g} " in section or f"| `{variable}` | {default} " in section, variable

@@ -154,7 +154,7 @@ def check(data: Any, source: str | Path, limit: int = 5, limits: InputLimits | N
         _DOCUMENT.validate_python(data, context={"limits": limits or input_limits()})
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        lines = [f"{_where(e['loc'])}: {e['msg']}{_got(e)}" for e in errors[:limit]]
+        lines = [f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}{_got(e)}" for e in errors[:limit]]
         more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
         raise DatasetError(f"{source}: not a COCO file cvatflow can read: {'; '.join(lines)}{more}; export the "
                            f"task again from CVAT, or correct these records") from None
