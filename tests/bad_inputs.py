@@ -420,9 +420,9 @@ FORMAT_MUTATIONS: dict[str, tuple[str, dict[str, bytes], str]] = {
     "cvat-mask-negative-run": ("cvat", {"annotations.xml": cvat_xml(
         shapes='<mask label="circle" rle="1, -2" left="0" top="0" width="2" height="2"/>')}, "rle"),
     "cvat-image-traversal": ("cvat", {"annotations.xml": cvat_xml(
-        image='<image id="0" name="../../../etc/passwd" width="32" height="32">{shapes}</image>')}, "name"),
+        image='<image id="0" name="../../../etc/passwd" width="32" height="32">{shapes}</image>')}, "name: goes up"),
     "cvat-image-absolute": ("cvat", {"annotations.xml": cvat_xml(
-        image='<image id="0" name="/etc/passwd" width="32" height="32">{shapes}</image>')}, "absolute"),
+        image='<image id="0" name="/etc/passwd" width="32" height="32">{shapes}</image>')}, "name: is an absolute"),
     "cvat-image-width-negative": ("cvat", {"annotations.xml": cvat_xml(
         image='<image id="0" name="a.png" width="-32" height="32">{shapes}</image>')}, "width"),
     "cvat-image-height-huge": ("cvat", {"annotations.xml": cvat_xml(
@@ -436,17 +436,17 @@ FORMAT_MUTATIONS: dict[str, tuple[str, dict[str, bytes], str]] = {
         image='<image id="0" name="a.png" width="32" height="32">{shapes}</image><image id="1" name="a.png" '
               'width="32" height="32"/>')}, "same file"),
     "video-frame-negative": ("video", {"annotations.xml": format_files("video")["annotations.xml"].replace(
-        b'frame="0"', b'frame="-1"')}, "frame"),
+        b'frame="0"', b'frame="-1"')}, "frame: Input should be greater"),
     "video-frame-missing": ("video", {"annotations.xml": format_files("video")["annotations.xml"].replace(
-        b'frame="0" ', b"")}, "frame"),
+        b'frame="0" ', b"")}, "needs its frame number"),
     "ultralytics-yaml-not-yaml": ("ultralytics", {"data.yaml": b"names: [unclosed\n"}, "data.yaml"),
     "ultralytics-yaml-no-names": ("ultralytics", {"data.yaml": b"path: ./\n"}, "names"),
     "ultralytics-yaml-names-nested": ("ultralytics", {"data.yaml": b"names: [[a], {b: c}]\n"}, "names"),
     "ultralytics-yaml-alias-bomb": ("ultralytics", {"data.yaml": b"a: &a [x,x,x,x,x,x,x,x,x]\n"
                                     b"b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
                                     b"names: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"}, "data.yaml"),
-    "ultralytics-yaml-binary": ("ultralytics", {"data.yaml": bytes(range(256))}, "data.yaml"),
-    "ultralytics-labels-binary": ("ultralytics", {"labels/train/a.txt": b"\xff\xfe\x00garbage"}, "a.txt"),
+    "ultralytics-yaml-binary": ("ultralytics", {"data.yaml": bytes(range(256))}, "data.yaml: not UTF-8"),
+    "ultralytics-labels-binary": ("ultralytics", {"labels/train/a.txt": b"\xff\xfe\x00garbage"}, "a.txt: not UTF-8"),
     "ultralytics-name-5000": ("ultralytics", {"data.yaml": b"names: [" + b"a" * 5000 + b"]\n"},
                               "CVATFLOW_MAX_NAME_LENGTH"),
     "yolo-line-nan": ("yolo", {"obj_train_data/a.txt": b"0 nan 0.5 0.25 0.25\n"}, "a.txt:1"),
