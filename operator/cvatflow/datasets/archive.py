@@ -14,11 +14,11 @@ from cvatflow.errors import DatasetError
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
-def _member_problem(info: zipfile.ZipInfo, max_name: int) -> str | None:
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
     if info.flag_bits & 0x1:
         return "is encrypted (cvatflow reads no passwords); export the task again without a password"
     # Many zips carry permission bits only (file type 0), which mode_problem accepts.
-    return name_problem(info.filename, max_name) or mode_problem(info.external_attr >> 16)
+    return name_problem(info.filename) or mode_problem(info.external_attr >> 16)
 
 
 def extract_archive(archive: Path, target: Path, max_bytes: int | None = None, max_files: int | None = None) -> Path:
@@ -121,7 +121,7 @@ def extract_zip(archive: Path, target: Path, max_bytes: int | None = None, max_f
                                f"(CVATFLOW_MAX_ARCHIVE_FILES)")
         total = packed = 0
         for info in members:
-            problem = _member_problem(info, limits.entry_name)
+            problem = _member_problem(info)
             if problem:
                 raise DatasetError(f"{archive}: entry {info.filename!r} {problem}; refusing to extract anything")
             total += info.file_size
