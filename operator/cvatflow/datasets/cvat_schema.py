@@ -66,7 +66,7 @@ def _numbers(text: Any, info: ValidationInfo, separator: str) -> list[float]:
     return parts  # type: ignore[return-value]  (converted by the caller)
 
 
-Number = Annotated[float, BeforeValidator(_number)]
+Number = Annotated[float, Field(allow_inf_nan=False)]  # pydantic reads "12.5" itself: fast for millions
 Whole = Annotated[int, BeforeValidator(_whole), Field(ge=0)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 Text = Annotated[str, Field(strict=True)]
@@ -219,7 +219,7 @@ class Document(BaseModel):
 def _raw(element: ET.Element) -> dict[str, Any]:
     """An element's XML attributes, its <attribute> children by name, and its tag."""
     return {**element.attrib, "tag": element.tag,
-            "attributes": {a.get("name", ""): a.text for a in element.iterfind("attribute")}}
+            "attributes": {a.get("name", ""): a.text for a in element if a.tag == "attribute"}}
 
 
 def load(xml: Path, limits: InputLimits | None = None, limit: int = 5) -> Document:
