@@ -342,8 +342,144 @@ ARCHIVES: dict[str, Callable[[Path], Path]] = {
 }
 
 
+# -- the other formats' files: CVAT XML, Ultralytics, YOLO 1.1, VOC, MOT, LabelMe ---------------------------
+
+CVAT_HEAD = ('<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task><labels>'
+             '<label><name>circle</name></label></labels></task></meta>')
+CVAT_BOX = '<box label="circle" occluded="0" xtl="1" ytl="2" xbr="10" ybr="12" z_order="0"/>'
+
+
+def cvat_xml(image: str = '<image id="0" name="a.png" width="32" height="32">{shapes}</image>',
+             shapes: str = CVAT_BOX, head: str = CVAT_HEAD) -> bytes:
+    """A CVAT for images 1.1 annotations.xml with one image (a.png) and `shapes` on it."""
+    return (head + image.format(shapes=shapes) + "</annotations>").encode()
+
+
+def format_files(fmt: str) -> dict[str, bytes]:
+    """A small valid export of `fmt` (cvat, video, ultralytics, yolo, voc, mot, labelme): 32x32 PNG images."""
+    image = png()
+    if fmt == "cvat":
+        return {"annotations.xml": cvat_xml(), "images/a.png": image}
+    if fmt == "video":
+        track = ('<track id="0" label="circle" source="manual"><box frame="0" keyframe="1" outside="0" occluded="0" '
+                 'xtl="1" ytl="2" xbr="10" ybr="12" z_order="0"/></track>')
+        head = CVAT_HEAD.replace("</labels>", "</labels><original_size><width>32</width><height>32</height>"
+                                              "</original_size>")
+        return {"annotations.xml": (head + track + "</annotations>").encode(), "images/frame_000000.png": image}
+    if fmt == "ultralytics":
+        return {"data.yaml": b"path: ./\ntrain: train.txt\nnames:\n  0: circle\n", "train.txt": b"images/train/a.png\n",
+                "images/train/a.png": image, "labels/train/a.txt": b"0 0.5 0.5 0.25 0.25\n"}
+    if fmt == "yolo":
+        return {"obj.names": b"circle\n", "obj.data": b"classes = 1\ntrain = data/train.txt\nnames = data/obj.names\n",
+                "train.txt": b"data/obj_train_data/a.png\n", "obj_train_data/a.png": image,
+                "obj_train_data/a.txt": b"0 0.5 0.5 0.25 0.25\n"}
+    if fmt == "voc":
+        return {"Annotations/a.xml": b"<annotation><filename>a.png</filename><size><width>32</width><height>32</height>"
+                                     b"<depth>3</depth></size><object><name>circle</name><bndbox><xmin>1</xmin>"
+                                     b"<ymin>2</ymin><xmax>10</xmax><ymax>12</ymax></bndbox></object></annotation>",
+                "JPEGImages/a.png": image, "ImageSets/Main/default.txt": b"a\n",
+                "labelmap.txt": b"# label:color_rgb:parts:actions\ncircle:1,2,3::\n"}
+    if fmt == "mot":
+        return {"gt/gt.txt": b"1,1,1,2,9,10,1,1,1.0\n", "gt/labels.txt": b"circle\n", "img1/000001.png": image}
+    if fmt == "labelme":
+        return {"a.xml": b"<annotation><filename>a.png</filename><folder></folder><object><name>circle</name>"
+                         b"<deleted>0</deleted><verified>0</verified><occluded>no</occluded><attributes/><id>0</id>"
+                         b"<polygon><username>u</username><pt><x>1</x><y>2</y></pt><pt><x>10</x><y>2</y></pt>"
+                         b"<pt><x>10</x><y>12</y></pt></polygon></object><imagesize><nrows>32</nrows>"
+                         b"<ncols>32</ncols></imagesize></annotation>", "a.png": image}
+    raise ValueError(fmt)
+
+
+LAUGHS = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+          b'<!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+          b'<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]>'
+          b'<annotations><version>&lol2;</version></annotations>')
+XXE = (b'<?xml version="1.0"?>\n<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+       b'<annotations><image id="0" name="&x;" width="32" height="32"/></annotations>')
+
+# name -> (format, the files replaced or added, what the error must mention)
+FORMAT_MUTATIONS: dict[str, tuple[str, dict[str, bytes], str]] = {
+    "cvat-billion-laughs": ("cvat", {"annotations.xml": LAUGHS}, "entities"),
+    "cvat-external-entity": ("cvat", {"annotations.xml": XXE}, "entities"),
+    "cvat-not-xml": ("cvat", {"annotations.xml": cvat_xml()[:-30]}, "not valid XML"),
+    "cvat-box-nan": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('xtl="1"', 'xtl="nan"'))}, "xtl"),
+    "cvat-box-inf": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('ybr="12"', 'ybr="inf"'))}, "ybr"),
+    "cvat-box-text": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('xbr="10"', 'xbr="ten"'))}, "xbr"),
+    "cvat-box-no-corner": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('xtl="1" ', ''))}, "xtl"),
+    "cvat-occluded-maybe": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('occluded="0"',
+                                                                                         'occluded="maybe"'))},
+                            "occluded"),
+    "cvat-polygon-half-point": ("cvat", {"annotations.xml": cvat_xml(
+        shapes='<polygon label="circle" points="1,2;3,4;5" z_order="0"/>')}, "points"),
+    "cvat-polygon-million-points": ("cvat", {"annotations.xml": cvat_xml(
+        shapes='<polygon label="circle" points="' + ";".join(f"{i % 9973},{i % 7919}" for i in range(600_000)) + '" z_order="0"/>')},
+                                    "CVATFLOW_MAX_COORDINATES"),
+    "cvat-mask-huge": ("cvat", {"annotations.xml": cvat_xml(
+        shapes='<mask label="circle" rle="1, 2" left="0" top="0" width="100000" height="100000"/>')},
+                       "CVATFLOW_MAX_MASK_PIXELS"),
+    "cvat-mask-negative-run": ("cvat", {"annotations.xml": cvat_xml(
+        shapes='<mask label="circle" rle="1, -2" left="0" top="0" width="2" height="2"/>')}, "rle"),
+    "cvat-image-traversal": ("cvat", {"annotations.xml": cvat_xml(
+        image='<image id="0" name="../../../etc/passwd" width="32" height="32">{shapes}</image>')}, "name: goes up"),
+    "cvat-image-absolute": ("cvat", {"annotations.xml": cvat_xml(
+        image='<image id="0" name="/etc/passwd" width="32" height="32">{shapes}</image>')}, "name: is an absolute"),
+    "cvat-image-width-negative": ("cvat", {"annotations.xml": cvat_xml(
+        image='<image id="0" name="a.png" width="-32" height="32">{shapes}</image>')}, "width"),
+    "cvat-image-height-huge": ("cvat", {"annotations.xml": cvat_xml(
+        image='<image id="0" name="a.png" width="32" height="1e9">{shapes}</image>')}, "CVATFLOW_MAX_IMAGE_SIDE"),
+    "cvat-image-id-text": ("cvat", {"annotations.xml": cvat_xml(
+        image='<image id="first" name="a.png" width="32" height="32">{shapes}</image>')}, "id"),
+    "cvat-label-5000": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('label="circle"',
+                                                                                     'label="' + "c" * 5000 + '"'))},
+                        "CVATFLOW_MAX_NAME_LENGTH"),
+    "cvat-image-twice": ("cvat", {"annotations.xml": cvat_xml(  # found by tests/test_fuzz_formats.py
+        image='<image id="0" name="a.png" width="32" height="32">{shapes}</image><image id="1" name="a.png" '
+              'width="32" height="32"/>')}, "same file"),
+    "video-frame-negative": ("video", {"annotations.xml": format_files("video")["annotations.xml"].replace(
+        b'frame="0"', b'frame="-1"')}, "frame: Input should be greater"),
+    "video-frame-missing": ("video", {"annotations.xml": format_files("video")["annotations.xml"].replace(
+        b'frame="0" ', b"")}, "needs its frame number"),
+    "ultralytics-yaml-not-yaml": ("ultralytics", {"data.yaml": b"names: [unclosed\n"}, "data.yaml"),
+    "ultralytics-yaml-no-names": ("ultralytics", {"data.yaml": b"path: ./\n"}, "names"),
+    "ultralytics-yaml-names-nested": ("ultralytics", {"data.yaml": b"names: [[a], {b: c}]\n"}, "names"),
+    "ultralytics-yaml-alias-bomb": ("ultralytics", {"data.yaml": b"a: &a [x,x,x,x,x,x,x,x,x]\n"
+                                    b"b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+                                    b"names: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"}, "data.yaml"),
+    "ultralytics-yaml-binary": ("ultralytics", {"data.yaml": bytes(range(256))}, "data.yaml: not UTF-8"),
+    "ultralytics-labels-binary": ("ultralytics", {"labels/train/a.txt": b"\xff\xfe\x00garbage"}, "a.txt: not UTF-8"),
+    "ultralytics-name-5000": ("ultralytics", {"data.yaml": b"names: [" + b"a" * 5000 + b"]\n"},
+                              "CVATFLOW_MAX_NAME_LENGTH"),
+    "yolo-line-nan": ("yolo", {"obj_train_data/a.txt": b"0 nan 0.5 0.25 0.25\n"}, "a.txt:1"),
+    "yolo-line-short": ("yolo", {"obj_train_data/a.txt": b"0 0.5 0.5\n"}, "a.txt:1"),
+    "yolo-image-list-traversal": ("yolo", {"train.txt": b"../../../etc/passwd\n"}, "train.txt:1"),
+    "yolo-image-list-absolute": ("yolo", {"train.txt": b"/etc/passwd\n"}, "train.txt:1"),
+    "voc-billion-laughs": ("voc", {"Annotations/a.xml": LAUGHS.replace(b"annotations", b"annotation")}, "entities"),
+    "voc-box-nan": ("voc", {"Annotations/a.xml": format_files("voc")["Annotations/a.xml"].replace(
+        b"<xmin>1</xmin>", b"<xmin>nan</xmin>")}, "xmin"),
+    "voc-box-text": ("voc", {"Annotations/a.xml": format_files("voc")["Annotations/a.xml"].replace(
+        b"<ymax>12</ymax>", b"<ymax>twelve</ymax>")}, "ymax"),
+    "voc-size-huge": ("voc", {"Annotations/a.xml": format_files("voc")["Annotations/a.xml"].replace(
+        b"<width>32</width>", b"<width>99999999</width>")}, "CVATFLOW_MAX_IMAGE_SIDE"),
+    "voc-filename-traversal": ("voc", {"Annotations/a.xml": format_files("voc")["Annotations/a.xml"].replace(
+        b"<filename>a.png", b"<filename>../../etc/passwd")}, "filename"),
+    "mot-line-text": ("mot", {"gt/gt.txt": b"1,1,one,2,9,10,1,1,1.0\n"}, "gt.txt:1"),
+    "mot-line-nan": ("mot", {"gt/gt.txt": b"1,1,1,2,nan,10,1,1,1.0\n"}, "gt.txt:1"),
+    "mot-line-short": ("mot", {"gt/gt.txt": b"1,1,1\n"}, "gt.txt:1"),
+    "mot-frame-negative": ("mot", {"gt/gt.txt": b"-5,1,1,2,9,10,1,1,1.0\n"}, "gt.txt:1"),
+    "labelme-folder-traversal": ("labelme", {"a.xml": format_files("labelme")["a.xml"].replace(
+        b"<folder></folder>", b"<folder>../../../escaped</folder>")}, "folder"),
+    "labelme-external-entity": ("labelme", {"a.xml": XXE.replace(b"annotations", b"annotation")}, "entities"),
+}
+
+
+def _format_case(fmt: str, files: dict[str, bytes]) -> Callable[[Path], Path]:
+    return lambda work: write_zip(work / "export.zip", {**format_files(fmt), **files})
+
+
 def archive_cases() -> list[Case]:
     cases = [Case("archive", f"coco-{name}", _coco_case(name, mutate)) for name, mutate in COCO_MUTATIONS.items()]
+    cases += [Case("archive", f"format-{name}", _format_case(fmt, files), names)
+              for name, (fmt, files, names) in FORMAT_MUTATIONS.items()]
     cases += [Case("archive", f"coco-file-{name}", _file_case(name, make)) for name, make in WHOLE_FILE.items()]
     cases += [Case("archive", name, build) for name, build in ARCHIVES.items()]
     return cases

@@ -104,7 +104,7 @@ def test_archive(case: Case, cli, home, tmp_path):
     def check() -> None:
         before = snapshot(store, work)
         result = cli("dataset", "prepare", export, "--out", work / "out")
-        clean_cli(result, str(export))
+        clean_cli(result, str(export), case.names)
         assert snapshot(store, work) == before, "prepare wrote something"
         result = cli("dataset", "upload", export)
         clean_cli(result, str(export))

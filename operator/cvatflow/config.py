@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cvatflow.artifact_repository import ArtifactRepository
 from cvatflow.errors import (
@@ -315,3 +316,66 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             values[f.name] = _convert(f, found, source)
     known = {f.metadata["key"].split(".")[0] for f in fields(Settings) if f.metadata.get("key")}
     return Settings(**special, **values, extra={k: v for k, v in data.items() if k not in known})
+
+
+# -- Input limits (issue 13): what cvatflow reads from an export, set by environment variables ---------------
+
+class InputLimits(BaseModel):
+    """Limits on an export cvatflow reads (archives, folders, COCO JSON, CVAT XML, YOLO and MOT text files).
+
+    Each field is set by the environment variable `CVATFLOW_MAX_<FIELD IN CAPITALS>` (see `LIMIT_VARIABLES`);
+    the defaults fit any export CVAT writes. Read them with `input_limits()`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    archive_bytes: int = Field(50 * 1024 ** 3, gt=0)
+    """Bytes an export archive may unpack to, or a folder export may hold (default 50 GiB)."""
+    archive_files: int = Field(2_000_000, gt=0)
+    """Entries (files and folders) in an export archive or folder."""
+    archive_ratio: float = Field(200, gt=1)
+    """Unpacked : packed size of a zip (or one entry over 1 MiB) above which it is refused as a compression bomb."""
+    entry_name: int = Field(4096, gt=0)
+    """Characters in one entry's path inside an archive or folder (Linux's PATH_MAX)."""
+    annotation_file_bytes: int = Field(2 * 1024 ** 3, gt=0)
+    """Bytes of one annotation file read whole: CVAT XML, VOC/LabelMe XML, YOLO/MOT text, data.yaml (2 GiB)."""
+    images: int = Field(10_000_000, gt=0)
+    """Images in one annotation file (COCO `images`, CVAT XML `<image>`s or video frames)."""
+    annotations: int = Field(50_000_000, gt=0)
+    """Objects (COCO annotations, CVAT shapes and track frames, YOLO and MOT lines) in one export."""
+    categories: int = Field(100_000, gt=0)
+    """Classes (COCO categories, CVAT labels, YOLO names)."""
+    name_length: int = Field(1024, gt=0)
+    """Characters in an image file name, class name or attribute (S3 keys are at most 1,024 bytes)."""
+    coordinates: int = Field(1_000_000, gt=0)
+    """Numbers in one polygon or mask run-length list."""
+    image_side: int = Field(100_000, gt=0)
+    """Pixels on an image side as an annotation file declares it; larger is no photograph CVAT can show."""
+    mask_pixels: int = Field(400_000_000, gt=0)
+    """Pixels of an image a CVAT XML mask is drawn on (the mask is decoded at full size: one byte a pixel)."""
+
+
+#: Environment variable -> InputLimits field.
+LIMIT_VARIABLES = {f"CVATFLOW_MAX_{name.upper()}": name for name in InputLimits.model_fields}
+
+
+def input_limits(env: dict[str, str] | None = None) -> InputLimits:
+    """The input limits: defaults, overridden by CVATFLOW_MAX_* environment variables (read on every call).
+
+    Raises ConfigError naming the variable when a value is not a positive number.
+    """
+    env = os.environ if env is None else env
+    values = {name: env[variable] for variable, name in LIMIT_VARIABLES.items() if env.get(variable, "").strip()}
+    if not values:
+        return _DEFAULT_LIMITS
+    try:
+        return InputLimits(**{name: value.strip().replace("_", "") for name, value in values.items()})
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        variable = f"CVATFLOW_MAX_{str(error['loc'][0]).upper()}"
+        raise ConfigError(f"{variable}={env.get(variable)!r}: {error['msg']}; give a positive whole number "
+                          f"(or unset it for the default {InputLimits.model_fields[error['loc'][0]].default})") \
+            from None
+
+
+_DEFAULT_LIMITS = InputLimits()

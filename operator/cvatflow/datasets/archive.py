@@ -7,10 +7,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from cvatflow.datasets.safety import MAX_BYTES, MAX_FILES, mode_problem, name_problem
+from cvatflow.config import InputLimits, input_limits
+from cvatflow.datasets.safety import mode_problem, name_problem
 from cvatflow.errors import DatasetError
 
-MAX_RATIO = 200  # unpacked:packed; images and JSON compress far less than this
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -21,8 +21,11 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     return name_problem(info.filename) or mode_problem(info.external_attr >> 16)
 
 
-def extract_archive(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> Path:
-    """Unpack a zip or tar export into `target`, refusing unsafe members before anything is written."""
+def extract_archive(archive: Path, target: Path, max_bytes: int | None = None, max_files: int | None = None) -> Path:
+    """Unpack a zip or tar export into `target`, refusing unsafe members before anything is written.
+
+    `max_bytes` and `max_files` default to the `archive_bytes` and `archive_files` input limits (config.py).
+    """
     archive = Path(archive)
     if archive.name.lower().endswith(TAR_SUFFIXES) or (archive.is_file() and not zipfile.is_zipfile(archive)
                                                        and _is_tar(archive)):
@@ -37,9 +40,16 @@ def _is_tar(archive: Path) -> bool:
         return False
 
 
-def extract_tar(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> Path:
+def _limits(max_bytes: int | None, max_files: int | None) -> tuple[InputLimits, int, int]:
+    limits = input_limits()
+    return (limits, limits.archive_bytes if max_bytes is None else max_bytes,
+            limits.archive_files if max_files is None else max_files)
+
+
+def extract_tar(archive: Path, target: Path, max_bytes: int | None = None, max_files: int | None = None) -> Path:
     """Unpack a (compressed) tar into `target`: links, devices and escaping names refuse the whole archive."""
     archive = Path(archive)
+    limits, max_bytes, max_files = _limits(max_bytes, max_files)
     try:
         tf = tarfile.open(archive)  # noqa: SIM115 (closed by the `with tf` below; open errors differ)
     except FileNotFoundError:
@@ -54,8 +64,9 @@ def extract_tar(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_fil
             for member in tf:
                 members.append(member)
                 if len(members) > max_files:
-                    raise DatasetError(f"{archive}: more than {max_files} entries; refusing")
-                problem = name_problem(member.name)
+                    raise DatasetError(f"{archive}: more than {max_files} entries; refusing (the limit is "
+                                       f"CVATFLOW_MAX_ARCHIVE_FILES)")
+                problem = name_problem(member.name, limits.entry_name)
                 if problem is None and member.issym():
                     problem = "is a symbolic link"
                 elif problem is None and member.islnk():
@@ -66,7 +77,8 @@ def extract_tar(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_fil
                     raise DatasetError(f"{archive}: entry {member.name!r} {problem}; refusing to extract anything")
                 total += member.size
                 if total > max_bytes:
-                    raise DatasetError(f"{archive}: unpacks to more than {max_bytes / 1024 ** 3:.0f} GiB; refusing")
+                    raise DatasetError(f"{archive}: unpacks to more than {max_bytes / 1024 ** 3:.0f} GiB; refusing "
+                                       f"(the limit is CVATFLOW_MAX_ARCHIVE_BYTES)")
             target = Path(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
@@ -87,10 +99,15 @@ def extract_tar(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_fil
     return target
 
 
-def extract_zip(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
-                max_ratio: float = MAX_RATIO) -> Path:
-    """Unpack `archive` into `target` (created), refusing unsafe members before anything is written."""
+def extract_zip(archive: Path, target: Path, max_bytes: int | None = None, max_files: int | None = None,
+                max_ratio: float | None = None) -> Path:
+    """Unpack `archive` into `target` (created), refusing unsafe members before anything is written.
+
+    The limits default to the `archive_bytes`, `archive_files` and `archive_ratio` input limits (config.py).
+    """
     archive = Path(archive)
+    limits, max_bytes, max_files = _limits(max_bytes, max_files)
+    max_ratio = limits.archive_ratio if max_ratio is None else max_ratio
     try:
         zf = zipfile.ZipFile(archive)
     except FileNotFoundError:
@@ -100,7 +117,8 @@ def extract_zip(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_fil
     with zf:
         members = zf.infolist()
         if len(members) > max_files:
-            raise DatasetError(f"{archive}: {len(members)} entries, more than the limit of {max_files}")
+            raise DatasetError(f"{archive}: {len(members)} entries, more than the limit of {max_files} "
+                               f"(CVATFLOW_MAX_ARCHIVE_FILES)")
         total = packed = 0
         for info in members:
             problem = _member_problem(info)
@@ -110,13 +128,14 @@ def extract_zip(archive: Path, target: Path, max_bytes: int = MAX_BYTES, max_fil
             packed += info.compress_size
             if info.compress_size and info.file_size / info.compress_size > max_ratio and info.file_size > 1 << 20:
                 raise DatasetError(f"{archive}: entry {info.filename!r} unpacks {info.file_size / info.compress_size:.0f}"
-                                   f" times larger than it is packed (a compression bomb?); refusing")
+                                   f" times larger than it is packed (a compression bomb?); refusing (the limit "
+                                   f"is CVATFLOW_MAX_ARCHIVE_RATIO)")
         if total > max_bytes:
             raise DatasetError(f"{archive}: unpacks to {total / 1024 ** 3:.1f} GiB, over the "
-                               f"{max_bytes / 1024 ** 3:.0f} GiB limit")
+                               f"{max_bytes / 1024 ** 3:.0f} GiB limit (CVATFLOW_MAX_ARCHIVE_BYTES)")
         if packed and total / packed > max_ratio and total > 1 << 20:
             raise DatasetError(f"{archive}: unpacks {total / packed:.0f} times larger than it is packed "
-                               f"(a compression bomb?); refusing")
+                               f"(a compression bomb?); refusing (the limit is CVATFLOW_MAX_ARCHIVE_RATIO)")
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))

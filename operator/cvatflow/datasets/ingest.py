@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cvatflow.datasets import ultralytics
+from cvatflow.datasets import precheck, ultralytics
 from cvatflow.datasets.archive import extract_archive
 from cvatflow.datasets.coco import COCO_FILE, Report, merge, validate
 from cvatflow.datasets.images import IMAGE_SUFFIXES
@@ -120,6 +120,7 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False, crowd: st
                 data = merge({Path(p).stem.removeprefix(prefix): p for p in
                               sorted((source / "annotations").glob(f"{prefix}*.json"))})
             else:
+                precheck.check(source, fmt)  # typed and within the limits before datumaro reads a file
                 source, tags = _convert(source, fmt, work / "converted", ingest_report)
                 data = merge({Path(p).stem.removeprefix("instances_"): p for p in
                               sorted((source / "annotations").glob("instances_*.json"))})
@@ -249,15 +250,12 @@ def _datumaro_context() -> None:
 def _labelme_layout(source: Path, target: Path) -> Path:
     """CVAT writes LabelMe flat (img.xml beside img.jpg); datumaro reads Annotations/, Images/<folder>/ and
     Masks/<folder>/, where <folder> is each XML's `<folder>` element."""
-    import xml.etree.ElementTree as ET
+    from cvatflow.datasets.xmlsafe import parse
 
     xmls = [p for p in source.rglob("*.xml") if p.is_file()]
     folders = set()
     for xml in xmls:
-        try:
-            folder = ET.parse(xml).getroot().findtext("folder") or ""
-        except ET.ParseError:
-            raise DatasetError(f"{xml}: not valid XML; export the task again") from None
+        folder = parse(xml, "LabelMe annotation file").findtext("folder") or ""  # checked by precheck: no '..'
         folders.add(folder)
         destination = target / "Annotations" / folder / xml.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -305,8 +303,8 @@ def _gather_images(source: Path, data: dict, images_dir: Path, report: DatasetRe
         on_subset = subset and found == source / "images" / subset / name
         relative = f"{subset}/{name}" if (on_subset or (subset and found != source / "images" / name)) else name
         if relative in used:
-            raise DatasetError(f"images[{i}] ({name!r}) is the same file as images[{used[relative]}]; each image "
-                               f"needs its own file_name (export the task again)")
+            raise DatasetError(f"{source}: images[{i}] ({name!r}) is the same file as images[{used[relative]}]; "
+                               f"each image needs its own file_name (export the task again)")
         used[relative] = i
         outcome, reason, detail = _check_image(imagelib.probe(found), image)
         if outcome == DROPPED and not fix:

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cvatflow.config import input_limits
 from cvatflow.datasets.images import IMAGE_SUFFIXES
 from cvatflow.datasets.report import DROPPED, DatasetReport
 from cvatflow.datasets.shapes import polygon_box
-from cvatflow.errors import DatasetError
+from cvatflow.datasets.yolo_schema import data_yaml, label_lines, parse_line
 
 META = "data.yaml"
 
@@ -19,29 +20,20 @@ def is_ultralytics(root: Path) -> bool:
 
 def names(root: Path) -> tuple[list[str], bool]:
     """Class names in class-index order from data.yaml (`names` as a list or {index: name}), and whether it is a
-    Pose export (`kpt_shape`)."""
-    import yaml
-
-    try:
-        meta = yaml.safe_load((root / META).read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DatasetError(f"{META}: not valid YAML ({str(exc).splitlines()[0]}); export the task again") from None
-    raw = meta.get("names") if isinstance(meta, dict) else None
-    if isinstance(raw, dict):
-        labels = [str(raw[k]) for k in sorted(raw, key=int)]
-    elif isinstance(raw, list):
-        labels = [str(n) for n in raw]
-    else:
-        raise DatasetError(f"{META}: no `names` of the classes; export the task again")
-    return labels, "kpt_shape" in meta
+    Pose export (`kpt_shape`). Raises DatasetError naming data.yaml (yolo_schema.data_yaml)."""
+    meta = data_yaml(root / META)
+    return meta.labels(), "kpt_shape" in meta.model_fields_set
 
 
 def fmt(root: Path) -> str:
     """The CVAT format name, by the label lines: 5 values a box, 9 an oriented box, more a polygon."""
     if names(root)[1]:
         return "Ultralytics YOLO Pose 1.0"
-    lengths = {len(line.split()) for path in (root / "labels").rglob("*.txt")
-               for line in path.read_text().splitlines() if line.strip()}
+    limits, seen, lengths = input_limits(), 0, set()
+    for path in sorted((root / "labels").rglob("*.txt")):
+        lines = label_lines(path, str(root / "labels"), limits, seen)
+        seen += len(lines)
+        lengths |= {len(line.split()) for _, line in lines}
     if lengths and lengths <= {5, 6}:
         return "Ultralytics YOLO Detection 1.0"
     if lengths == {9}:
@@ -51,8 +43,12 @@ def fmt(root: Path) -> str:
 
 def read(root: Path, report: DatasetReport) -> dict[str, Any]:
     """A COCO document of the export: normalised coordinates scaled by each image's size (read from the file,
-    EXIF orientation applied, as CVAT shows it). Lines that cannot be read are counted as dropped."""
+    EXIF orientation applied, as CVAT shows it). Lines that are no class index and finite numbers are counted as
+    dropped. Raises DatasetError naming the file for a data.yaml or label file that cannot be read (not UTF-8,
+    over the input limits)."""
     from cvatflow.datasets.images import probe
+
+    limits, seen = input_limits(), 0
 
     labels, pose = names(root)
     kind_of_format = fmt(root)
@@ -71,22 +67,21 @@ def read(root: Path, report: DatasetReport) -> dict[str, Any]:
         label_file = (root / "labels" / relative).with_suffix(".txt")
         if not label_file.is_file() or not facts.width:
             continue
-        for number, line in enumerate(label_file.read_text().splitlines(), start=1):
-            if line.strip():
-                _line(line, f"{label_file.relative_to(root)}:{number}", image_id, facts.width, facts.height,
-                      pose, kind_of_format, coco, report)
+        lines = label_lines(label_file, str(root / "labels"), limits, seen)
+        seen += len(lines)
+        for number, line in lines:
+            _line(line, f"{label_file.relative_to(root)}:{number}", image_id, facts.width, facts.height,
+                  pose, kind_of_format, coco, report)
     return coco
 
 
 def _line(line: str, where: str, image_id: int, width: int, height: int, pose: bool, kind_of_format: str,
           coco: dict[str, Any], report: DatasetReport) -> None:
-    try:
-        values = [float(v) for v in line.split()]
-        category = int(values[0]) + 1
-    except (ValueError, IndexError):
+    parsed = parse_line(line)
+    if parsed is None:
         report.obj("line", DROPPED, "broken segmentation", where)
         return
-    numbers = values[1:]
+    category, numbers = parsed.index + 1, parsed.numbers
     ann: dict[str, Any] = {"id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": category,
                            "iscrowd": 0, "segmentation": [], "attributes": {}}
     if pose or len(numbers) in (4, 5):  # cx cy w h [track id] (Pose: then the key points)
