@@ -1,8 +1,6 @@
 """`cvatflow annotate RUN --cvat-task N` (submits annotate-task) and `cvatflow annotate-task` (the step itself)."""
 from __future__ import annotations
 
-import os
-
 import typer
 
 from cvatflow.errors import CvatflowError
@@ -36,7 +34,7 @@ def annotate_task(model: str = typer.Option(..., help="Model state: folder, run 
                   threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Lowest score uploaded."),
                   clear_existing: str = typer.Option("false", help="true: replace the task's annotations."),
                   shape: str = typer.Option("auto", help="auto, mask, polygon or rectangle."),
-                  cvat_url: str = typer.Option("", envvar="CVAT_URL", help="CVAT server (or $CVAT_URL)."),
+                  cvat_url: str = typer.Option("", help="CVAT server (default: the cvatUrl setting, $CVAT_URL)."),
                   device: str = typer.Option("", help="torch device (default: CUDA when there is one).")) -> None:
     """Run a model over a CVAT task's frames and upload the shapes (the annotate-task template's step). The token
     comes from $CVAT_ACCESS_TOKEN."""
@@ -44,7 +42,9 @@ def annotate_task(model: str = typer.Option(..., help="Model state: folder, run 
 
     if clear_existing.lower() not in (*TRUE, "false", "0", "no"):
         raise CvatflowError(f"--clear-existing {clear_existing!r}: true or false")
-    run_annotation(model, cvat_url or os.environ.get("CVAT_URL", ""), cvat_task, threshold,
+    from cvatflow.config import load_settings
+
+    run_annotation(model, cvat_url or load_settings().cvat_url, cvat_task, threshold,
                    clear_existing.lower() in TRUE, shape, device=device or None)
 
 
