@@ -8,6 +8,7 @@ import pytest
 import requests
 from kmock import Response
 
+import kube_mock as mock
 from controller_fixtures import (
     STORE,
     RecordedDump,
@@ -17,7 +18,6 @@ from controller_fixtures import (
     training_run,
     workflow_template,
 )
-import kube_mock as mock
 from cvatflow.controller.cluster import URL_ENV, Cluster
 from cvatflow.controller.deps import kopf_event
 

@@ -60,7 +60,21 @@ def fake_training(argv: list[str] | None = None) -> None:
     model.mkdir(parents=True, exist_ok=True)
     (model / "config.json").write_text(json.dumps({"settings": {}, "out_classes": [], "class_title_to_idx": {}}))
     events.emit(events.checkpoint(args.epochs, "checkpoints/best", 64, True))
+    write_report(args.output / "report")
     print("done", flush=True)
+
+
+# The smallest valid PNG (1x1, grey): the report's plots, as far as the page is concerned.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010800000000"
+                    "3a7e9b550000000a49444154789c63680000008200811a8f8f0a0000000049454e44ae426082")
+
+
+def write_report(folder: Path) -> None:
+    """report/ as cvatflow.training.report writes it: metrics.json with per-class AP, and a PR-curve plot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(
+        {"mAP": 0.8, "per_class": {"square": {"AP": 0.9}, "triangle": {"AP": 0.7}}, "history": []}))
+    (folder / "pr_curve.png").write_bytes(PNG)
 
 
 def install_trainer(folder: Path) -> Path:

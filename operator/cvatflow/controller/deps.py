@@ -7,18 +7,9 @@ from typing import Any
 
 from cvatflow.config import Settings, load_settings
 
-# dump(cvat_url, task_id, dump_format, store_uri, token=..., repository=...) -> (annotation_path, label names)
-DumpFn = Callable[..., tuple[str, list[str]]]
-
-
-def dump_task(cvat_url: str, task_id: int, dump_format: str, store_uri: str, *, token: str | None = None,
-              repository: Any = None) -> tuple[str, list[str]]:
-    """Export the CVAT task into the store (cvatflow.cvat, imported only when a run needs a dump)."""
-    from cvatflow.cvat import dump_task as dump
-
-    annotation_path, labels = dump(cvat_url, task_id, dump_format, store_uri, token=token, repository=repository)
-    return annotation_path, [label if isinstance(label, str) else getattr(label, "name", str(label))
-                             for label in labels]
+# dump(cvat_url, task_id, dump_format, store_uri, token=..., repository=...) -> (annotation_path, label names);
+# the submission pipeline's, so the operator and the Client export a task the same way.
+from cvatflow.submission import DumpFn, dump_task
 
 
 def kopf_event(obj: Any, type: str, reason: str, message: str) -> None:

@@ -8,14 +8,14 @@ from typing import Any
 
 import kopf
 
-from cvatflow import config
+from cvatflow import argo, config
 from cvatflow.controller import resource as r
 from cvatflow.controller.deps import Deps
 from cvatflow.controller.mirror import follow, transition
 from cvatflow.controller.submit import Retry, submit
 
 RUN = (r.GROUP, r.VERSION, r.PLURAL)
-WORKFLOWS = ("argoproj.io", "v1alpha1", "workflows")
+WORKFLOWS = (argo.GROUP, argo.VERSION, argo.WORKFLOWS)
 # How often a running run's metrics are re-read from its pod logs (the Workflow does not change meanwhile).
 METRICS_INTERVAL = config.metrics_interval()
 

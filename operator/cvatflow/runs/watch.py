@@ -8,11 +8,12 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from cvatflow.argo import Phase
 from cvatflow.events import Summary
 from cvatflow.runs.run import Run, RunStatus
 
-COLOURS = {"Succeeded": "green", "Failed": "red", "Error": "red", "Running": "cyan", "Pending": "yellow",
-           "Skipped": "dim", "Omitted": "dim"}
+COLOURS = {Phase.SUCCEEDED: "green", Phase.FAILED: "red", Phase.ERROR: "red", Phase.RUNNING: "cyan",
+           Phase.PENDING: "yellow", Phase.SKIPPED: "dim", Phase.OMITTED: "dim"}
 
 
 def view(status: RunStatus, summary: Summary) -> Group:

@@ -6,11 +6,12 @@ from typing import Any
 
 import yaml
 
+from cvatflow import argo
 from cvatflow.templates.parameter import hint_text
 from cvatflow.templates.template import Template
 from cvatflow.templates.yamlsafe import needs_quotes
 
-API_VERSION = "argoproj.io/v1alpha1"
+API_VERSION = argo.API_VERSION
 PARAMETERS_ANNOTATION = "cvatflow.io/parameters"
 TITLE_ANNOTATION = "workflows.argoproj.io/title"
 DESCRIPTION_ANNOTATION = "workflows.argoproj.io/description"
