@@ -58,6 +58,19 @@ def test_loss_falls_events_checkpoints_and_model_state(run):
     assert info["framework_name"] == "transformers" and info["model_name"] == "rtdetr_v2_tiny"
 
 
+def assert_same_detections(got, expected, score_atol=1e-4, box_atol=1e-2):
+    """ONNX detections equal torch's: scores elementwise (both sorted), and every detection's label and box
+    (xyxy pixels) equal to one of torch's with the same score. Queries whose scores tie within float rounding may
+    come out in either order (torch.topk and onnxruntime's TopK break ties differently), nothing else may differ."""
+    boxes, scores, labels = got
+    want_boxes, want_scores, want_labels = expected
+    np.testing.assert_allclose(scores, want_scores, atol=score_atol)
+    for box, score, label in zip(boxes, scores, labels):
+        same = (np.abs(want_scores - score) <= score_atol) & (want_labels == label) & \
+            (np.abs(want_boxes - box).max(-1) <= box_atol)
+        assert same.any(), f"ONNX detection {label} {score:.6f} {box} is not among torch's"
+
+
 def test_onnx_matches_torch(run):
     import torch
 
@@ -70,30 +83,28 @@ def test_onnx_matches_torch(run):
     image = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = [t.numpy() for t in module(image)]
-    got = run_onnx(output / "export/best.onnx", image)
-    # 12 steps leave the queries nearly alike: their scores tie to 1e-4, so which query comes first may differ
-    np.testing.assert_allclose(got[1], expected[1], atol=1e-3)
+    assert_same_detections(run_onnx(output / "export/best.onnx", image), expected, score_atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: the traced graph (torch.jit.trace) equals eager and the encoder "
-                   "output of the ONNX model equals torch's, but the decoder's logits and boxes differ (an op's "
-                   "ONNX conversion, not yet found); remove this mark when fixed")
 @pytest.mark.parametrize("variant", ["rtdetr_v2_tiny", "dfine_tiny"])
 def test_onnx_export_of_distinct_queries_matches_torch(variant, tmp_path):
+    """A fresh model whose box heads are perturbed (so boxes depend on the image, not only on the anchors)."""
     import torch
 
     from cvatflow.training.export import export_onnx, run_onnx
 
-    adapter, model = _tiny(variant)  # fresh weights: every query scores differently
+    adapter, model = _tiny(variant)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "bbox_embed" in name or "enc_bbox_head" in name:
+                param.add_(torch.randn_like(param) * 0.05)
     path = export_onnx(adapter, model, tmp_path / "m.onnx", 64)
     module, _, _ = adapter.export_module(model.eval(), 64)
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = [t.numpy() for t in module(image)]
-    got = run_onnx(path, image)
-    np.testing.assert_allclose(got[1], expected[1], atol=1e-4)
-    np.testing.assert_allclose(got[0], expected[0], atol=1e-2)  # input pixels
-    np.testing.assert_array_equal(got[2], expected[2])
+    assert np.unique(expected[1].round(5)).size > len(expected[1]) // 2  # the queries score differently
+    assert_same_detections(run_onnx(path, image), expected)
 
 
 def test_predict_output_imports_with_cvats_coco_importer(run, dataset, tmp_path):
@@ -201,3 +212,18 @@ def test_every_variant_builds_offline_and_the_template_offers_them():
                                                                         if BY_NAME[n].hub]
     assert model.value == adapter.default_variant == "rtdetr_v2_r18vd"
     assert "48.1 COCO AP" in model.options[0].name
+
+
+@pytest.mark.parametrize("variant", ["rtdetr_v2_tiny", "dfine_tiny"])
+def test_fresh_model_is_not_dead(variant):
+    """Built from scratch with the reference repositories' init, the encoder's query scores differ per position
+    (transformers' N(0, 0.01) init leaves them equal to ~1e-7, so top-k order was arbitrary and training slow)."""
+    import torch
+
+    _, model = _tiny(variant)
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model.eval().model(pixel_values=image)
+    assert out.enc_outputs_class.std(dim=1).min() > 1e-2
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(bool((m.weight == 1).all()) for m in norms)

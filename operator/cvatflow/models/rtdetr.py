@@ -21,6 +21,40 @@ def _classes(family: str):
     return DFineForObjectDetection, DFineConfig
 
 
+# Kept as transformers initialises them (they follow the reference repositories' _reset_parameters): the class
+# heads' prior-probability bias, the zeroed last box layers, deformable attention's sampling grid, D-FINE's gates
+# and localization-quality head.
+_SPECIAL_INIT = ("class_embed", "bbox_embed", "enc_score_head", "Deformable", "Gate", "LQE")
+
+
+def reference_init(model) -> int:
+    """Re-initialise a model built from scratch as the reference repositories do; returns the modules reset.
+
+    transformers draws every Linear and Conv2d from N(0, 0.01) and every BatchNorm weight from N(0, 0.01)
+    (`PreTrainedModel._init_weights`, `RTDetrV2PreTrainedModel._init_weights`, 5.23.0). At the tiny variants' widths
+    that shrinks the signal ~10x per layer: the encoder's output is ~1e-11, every query scores the same (so top-k
+    order is arbitrary: torch and onnxruntime pick different queries) and training starts from a dead network.
+    lyuwenyu/RT-DETR and Peterande/D-FINE keep PyTorch's defaults (kaiming-uniform Linear/Conv2d, BatchNorm weight 1,
+    bias 0) and then set the heads (`RTDETRTransformerv2._reset_parameters`, `DFINETransformer._reset_parameters`);
+    the heads keep transformers' values, which follow those. Only for random init: hub weights are left alone.
+    """
+    import torch
+
+    kept = {id(p) for name, mod in model.named_modules()
+            if any(k in name or k in type(mod).__name__ for k in _SPECIAL_INIT) for p in mod.parameters()}
+    reset = 0
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.LayerNorm)) and \
+                not any(id(p) in kept for p in mod.parameters(recurse=False)):
+            mod.reset_parameters()
+            reset += 1
+    inner = _inner(model)
+    with torch.no_grad():  # as RTDETRTransformerv2._reset_parameters: the encoder's box head starts at the anchors
+        last = inner.enc_bbox_head.layers[-1]
+        last.weight.zero_(), last.bias.zero_()
+    return reset
+
+
 def _decode(logits, pred_boxes, height: int, width: int):
     """Boxes (xyxy, input pixels), scores and labels of the top `queries` (query, class) pairs by sigmoid score,
     as RT-DETR's post-processor does (focal-loss heads: one query may name several classes).
@@ -92,6 +126,8 @@ class RtDetrAdapter(Adapter):
             model = model_cls(config_cls.from_dict({**settings["hf_config"], **label_kwargs}))
         else:
             model = model_cls(offline_config(variant, num_classes))
+        if not (pretrained and info.hub):
+            reference_init(model)  # checkpoints overwrite it; from scratch it decides whether training starts
         config = model.config.to_dict()
         config.pop("id2label", None), config.pop("label2id", None)
         settings["hf_config"] = config  # rebuild offline from config.json alone
