@@ -227,3 +227,60 @@ def test_fresh_model_is_not_dead(variant):
     assert out.enc_outputs_class.std(dim=1).min() > 1e-2
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert norms and all(bool((m.weight == 1).all()) for m in norms)
+
+
+def test_queries_grow_to_the_densest_image_within_the_encoders_cells():
+    from cvatflow.models import get_adapter
+    from cvatflow.models.rtdetr import query_candidates
+
+    adapter = get_adapter("rtdetr")
+    settings = adapter.settings("rtdetr_v2_tiny", 128)
+    assert adapter.fit_capacity(settings, 30) == [] and "num_queries" in settings  # 50 queries suffice
+    lines = adapter.fit_capacity(settings, 150)
+    assert settings["num_queries"] == 188 and lines == [
+        ("num_queries 50 -> 188: the data has up to 150 objects on one image and RT-DETR/D-FINE give one "
+        "detection per query")]
+    model = adapter.build(settings, 3, pretrained=False)
+    assert model.config.num_queries == settings["hf_config"]["num_queries"] == 188
+    # 64 px: 8x8 + 4x4 + 2x2 cells, top-k cannot pick more; said, not silently capped
+    small = adapter.settings("dfine_tiny", 64)
+    lines = adapter.fit_capacity(small, 150)
+    assert query_candidates("dfine_tiny", 64) == 84 and small["num_queries"] == 84
+    assert "raise image_size" in lines[-1]
+    assert adapter.min_object_size("rtdetr_v2_r18vd") == 4.0 and adapter.min_object_size("dfine_n") == 8.0
+
+
+@pytest.mark.parametrize("variant", ["rtdetr_v2_tiny", "dfine_tiny"])
+def test_more_queries_train_and_predict_one_detection_per_query(variant):
+    import torch
+
+    from cvatflow.models import get_adapter
+
+    adapter = get_adapter("rtdetr")
+    settings = adapter.settings(variant, 64)
+    adapter.fit_capacity(settings, 60)
+    model = adapter.build(settings, 3, pretrained=False).train()
+    images = [torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8) for _ in range(2)]
+    adapter.losses(model, images, _targets([60, 1]), torch.device("cpu"))["sum"].backward()
+    with torch.no_grad():
+        out = adapter.predict(model.eval(), images, torch.device("cpu"))
+    assert len(out[0]["scores"]) == settings["num_queries"] == 75
+
+
+def test_learned_initial_queries_grow_keeping_the_checkpoints():
+    import torch
+
+    from cvatflow.models import get_adapter
+    from cvatflow.models.rtdetr import QUERY_KEY
+
+    adapter = get_adapter("rtdetr")
+    settings = adapter.settings("rtdetr_v2_tiny", 64)
+    settings["hf_config"] = {**adapter.build(dict(settings), 3, False).config.to_dict(), "learn_initial_query": True}
+    small = adapter.build(dict(settings), 3, False)
+    weights = small.state_dict()
+    big = adapter.build({**settings, "num_queries": 70}, 3, False)
+    lines = adapter.adapt_weights(weights, big)
+    assert lines == ["the checkpoint has 50 learned initial queries, this model 70: 50 kept, 20 re-initialised"]
+    big.load_state_dict(weights)
+    assert torch.equal(big.state_dict()[QUERY_KEY][:50], small.state_dict()[QUERY_KEY])
+    assert adapter.adapt_weights(big.state_dict(), big) == []
