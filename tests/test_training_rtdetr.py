@@ -284,3 +284,46 @@ def test_learned_initial_queries_grow_keeping_the_checkpoints():
     big.load_state_dict(weights)
     assert torch.equal(big.state_dict()[QUERY_KEY][:50], small.state_dict()[QUERY_KEY])
     assert adapter.adapt_weights(big.state_dict(), big) == []
+
+
+def test_ema_follows_the_weights_with_the_reference_ramp():
+    import math
+
+    import torch
+
+    from cvatflow.training.ema import ModelEma
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = ModelEma(model, decay=0.9, warmups=10)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model[1].num_batches_tracked += 5
+    ema.update(model)
+    d = 0.9 * (1 - math.exp(-1 / 10))
+    assert torch.allclose(ema.module[0].weight, d * start + (1 - d) * model[0].weight)
+    assert int(ema.module[1].num_batches_tracked) == 5  # integers copied, not averaged
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    copy = ModelEma(model, 0.9, 10)
+    copy.load_state_dict(ema.state_dict())
+    assert copy.updates == 1 and torch.equal(copy.module[0].weight, ema.module[0].weight)
+
+
+def test_ema_weights_are_validated_kept_and_resumed(dataset, tmp_path):
+    import torch
+
+    output = tmp_path / "ema"
+    hp = ("max_steps: 4\nbatch_size: 4\nimage_size: 64\nval_every: 1\nnum_workers: 0\nwarmup_steps: 1\n"
+          "ema_decay: 0.9\nema_warmup_steps: 2\n")
+    args = ["train", "--data", str(dataset), "--output", str(output), "--model", "rtdetr_v2_tiny", "--no-export"]
+    run_cli(*args, "--hyperparameters", hp)
+    last = torch.load(output / "checkpoints/last.pt", weights_only=False)
+    numbered = torch.load(output / "checkpoints/step_00000004.pt", weights_only=False)
+    assert last["ema"]["updates"] == 4
+    key = "model.enc_score_head.weight"
+    averaged = last["ema"]["module"]
+    assert not torch.equal(averaged[key], last["model"][key])  # the average is not the raw weights
+    assert torch.equal(numbered["model"][key], averaged[key])  # what was validated is what is kept
+    _, out = run_cli(*args, "--hyperparameters", hp.replace("max_steps: 4", "max_steps: 5"))
+    assert "resuming from checkpoints/last.pt at step 4" in out
+    assert torch.load(output / "checkpoints/last.pt", weights_only=False)["ema"]["updates"] == 5

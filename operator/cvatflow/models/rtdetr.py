@@ -110,21 +110,23 @@ class RtDetrAdapter(Adapter):
             # lyuwenyu/RT-DETR rtdetrv2_pytorch configs/rtdetrv2/include/optimizer.yml: AdamW lr 1e-4, backbone
             # 1e-5 (r18vd/r34vd configs drop that group: backbone at lr), weight_decay 1e-4, clip_max_norm 0.1,
             # LinearWarmup 2000 steps, 72 epochs (r18vd/r34vd: 120); include/dataloader.yml: Resize 640,
-            # total_batch_size 16 on 4 GPUs (4 per GPU). The recipe's EMA (0.9999) and multi-scale (480-800) are
-            # not in cvatflow's harness yet.
+            # total_batch_size 16 on 4 GPUs (4 per GPU); include/rtdetrv2_r50vd.yml: use_ema, ModelEMA decay 0.9999,
+            # warmups 2000. Its multi-scale training (480-800 px per batch) is not in cvatflow's harness.
             small_backbone = variant in ("rtdetr_v2_r18vd", "rtdetr_v2_r34vd")
             return {"optimizer": "adamw", "lr": 1e-4, "backbone_lr": 1e-4 if small_backbone else 1e-5,
                     "weight_decay": 1e-4, "warmup_steps": 2000, "epochs": info.epochs, "batch_size": 4,
-                    "image_size": 640, "grad_clip": 0.1}
+                    "image_size": 640, "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 2000}
         # Peterande/D-FINE configs/dfine/dfine_hgnetv2_{s,m,l,x}_coco.yml: AdamW lr 2.5e-4, weight_decay 1.25e-4,
         # backbone lr S 1.25e-4, M 2.5e-5, L 1.25e-5, X 2.5e-6; epochs S/M 130, L/X 80; include/optimizer.yml:
         # clip_max_norm 0.1, LinearWarmup 500; include/dataloader.yml: 640 px, total_batch_size 32 on 4 GPUs
-        # (8 per GPU). N's config was not readable here: it takes S's settings.
+        # (8 per GPU); include/optimizer.yml: use_ema, ModelEMA decay 0.9999, warmups 1000. Multi-scale (480-800 px,
+        # include/dataloader.yml collate_fn scales) is not in cvatflow's harness. N's config was not readable here:
+        # it takes S's settings.
         backbone_lr = {"dfine_n": 1.25e-4, "dfine_s": 1.25e-4, "dfine_m": 2.5e-5, "dfine_l": 1.25e-5,
                        "dfine_x": 2.5e-6}[variant]
         return {"optimizer": "adamw", "lr": 2.5e-4, "backbone_lr": backbone_lr, "weight_decay": 1.25e-4,
                 "warmup_steps": 500, "epochs": info.epochs or 130, "batch_size": 8, "image_size": 640,
-                "grad_clip": 0.1}
+                "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 1000}
 
     def min_object_size(self, variant: str) -> float | None:
         # Half a cell of the finest feature map the queries are selected from, the rule the DETR adapter uses
