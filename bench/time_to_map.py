@@ -60,6 +60,21 @@ def seconds_per_step(trainer, steps: int = 3) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def gflop_per_step(trainer) -> float:
+    """Floating-point operations of one training step (forward and backward, one of the trainer's batches), in
+    GFLOP as torch's FlopCounterMode counts them (matmuls and convolutions): the cost that does not depend on how
+    loaded the machine is."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images, targets = next(iter(trainer.train_loader))
+    trainer.model.train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.adapter.losses(trainer.model, images, targets, trainer.device)["sum"].backward()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 1e9
+
+
 def run_one(family: str, variant: str, data: Path, out: Path, budget: float, overrides: dict) -> dict:
     """Train `variant` for `budget` seconds through the harness; its final mAP and what it did."""
     from cvatflow import events
@@ -72,6 +87,7 @@ def run_one(family: str, variant: str, data: Path, out: Path, budget: float, ove
         probe = Trainer(Setup(Run(model=family, data=data, output=out / "probe", hyperparameters=text,
                                   variant=variant, export=False)))
         per_step = seconds_per_step(probe)
+        gflop = gflop_per_step(probe)
         steps = max(2, int(budget / per_step))
         trainer = Trainer(Setup(Run(model=family, data=data, output=out / "run", hyperparameters=text +
                                     f"\nmax_steps: {steps}", variant=variant, export=False)))
@@ -91,7 +107,8 @@ def run_one(family: str, variant: str, data: Path, out: Path, budget: float, ove
     val = [e for e in events.parse_lines(buffer.getvalue().splitlines()) if e.get("type") == "val"]
     final = val[-1]["metrics"]
     return {"model": variant, "mAP": final["mAP"], "AP50": final["AP50"], "steps": trainer.step,
-            "planned_steps": steps, "s_per_step": round(per_step, 2), "train_s": round(trained, 1),
+            "planned_steps": steps, "s_per_step": round(per_step, 2), "gflop_per_step": round(gflop, 1),
+            "train_s": round(trained, 1),
             "image_size": trainer.hp.image_size, "batch_size": trainer.hp.batch_size}
 
 
@@ -118,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result), flush=True)
     print(f"\n{args.budget:.0f} s of training each on {args.images} synthetic {args.size}px images "
           f"(25% validation), torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'model':24} {'mAP':>6} {'AP50':>6} {'steps':>6} {'s/step':>7} {'train s':>8} {'px':>4} {'batch':>5}")
+    print(f"{'model':24} {'mAP':>6} {'AP50':>6} {'steps':>6} {'s/step':>7} {'GFLOP':>6} {'train s':>8} {'px':>4} "
+          f"{'batch':>5}")
     for r in results:
         print(f"{r['model']:24} {r['mAP']:6.3f} {r['AP50']:6.3f} {r['steps']:6d} {r['s_per_step']:7.2f} "
-              f"{r['train_s']:8.1f} {r['image_size']:4d} {r['batch_size']:5d}")
+              f"{r['gflop_per_step']:6.1f} {r['train_s']:8.1f} {r['image_size']:4d} {r['batch_size']:5d}")
     base = next(r for r in results if r["model"] == "detr_small")["mAP"]
     tiny = next(r for r in results if r["model"] == "rtdetr_v2_tiny")["mAP"]
     ratio = tiny / base if base > 0 else float("inf")

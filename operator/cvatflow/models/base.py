@@ -6,6 +6,19 @@ from typing import Any
 WEIGHTS_FILE = "model.pt"
 
 
+def grow_rows(weights: dict[str, Any], model, key: str) -> tuple[int, int, int] | None:
+    """Fit the checkpoint's per-query embedding `weights[key]` [n, d] to `model`'s [m, d] in place: the first
+    min(n, m) rows kept, the others as the model initialised them. Returns (n, m, kept), or None when nothing to do."""
+    own, theirs = model.state_dict().get(key), weights.get(key)
+    if own is None or theirs is None or own.shape == theirs.shape:
+        return None
+    grown = own.detach().clone().cpu()
+    keep = min(len(own), len(theirs))
+    grown[:keep] = theirs[:keep]
+    weights[key] = grown
+    return len(theirs), len(own), keep
+
+
 class Adapter:
     """A model family behind one interface; class indices are 0-based task classes (no background)."""
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvatflow.models.base import Adapter
+from cvatflow.models.base import Adapter, grow_rows
 
 VARIANTS = ["detr_resnet50", "detr_resnet101", "detr_small"]
 HUB = {"detr_resnet50": "facebook/detr-resnet-50", "detr_resnet101": "facebook/detr-resnet-101"}
@@ -161,16 +161,12 @@ class DetrAdapter(Adapter):
                 f"one image and DETR needs a query per object")]
 
     def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
-        own = model.state_dict().get(QUERY_KEY)
-        theirs = weights.get(QUERY_KEY)
-        if own is None or theirs is None or own.shape == theirs.shape:
+        grown = grow_rows(weights, model, QUERY_KEY)
+        if grown is None:
             return []
-        grown = own.detach().clone().cpu()
-        keep = min(len(own), len(theirs))
-        grown[:keep] = theirs[:keep]
-        weights[QUERY_KEY] = grown
-        return [(f"the checkpoint has {len(theirs)} object queries, this model {len(own)}: {keep} query embeddings "
-                f"kept, {len(own) - keep} re-initialised")]
+        theirs, own, keep = grown
+        return [(f"the checkpoint has {theirs} object queries, this model {own}: {keep} query embeddings "
+                f"kept, {own - keep} re-initialised")]
 
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         from transformers import DetrConfig, DetrForObjectDetection

@@ -1,13 +1,27 @@
 """RT-DETRv2 and D-FINE on Hugging Face transformers: hub variants (COCO checkpoints) and tiny ones for CPUs."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from cvatflow.models.base import Adapter
+from cvatflow.models.base import Adapter, grow_rows
 from cvatflow.models.detr import hf_labels, main_losses, pad_batch, per_image
 from cvatflow.models.rtdetr_variants import BY_NAME, SMALL, VARIANTS, offline_config
 
 __all__ = ["VARIANTS", "RtDetrAdapter"]
+
+QUERY_KEY = "model.weight_embedding.weight"  # only with learn_initial_query (off in every variant here)
+
+
+def strides(variant: str) -> tuple[int, ...]:
+    """Feature strides the encoder selects queries from (D-FINE-N: two levels, configs/dfine/dfine_hgnetv2_n_coco.yml;
+    the others: 8, 16, 32 as in RT-DETR's and D-FINE's include/*.yml)."""
+    return (16, 32) if variant == "dfine_n" else (8, 16, 32)
+
+
+def query_candidates(variant: str, image_size: int) -> int:
+    """Encoder positions top-k picks the queries from on a square `image_size` input (one per feature cell)."""
+    return sum(math.ceil(image_size / s) ** 2 for s in strides(variant))
 
 
 def _classes(family: str):
@@ -19,6 +33,40 @@ def _classes(family: str):
     from transformers import DFineConfig, DFineForObjectDetection
 
     return DFineForObjectDetection, DFineConfig
+
+
+# Kept as transformers initialises them (they follow the reference repositories' _reset_parameters): the class
+# heads' prior-probability bias, the zeroed last box layers, deformable attention's sampling grid, D-FINE's gates
+# and localization-quality head.
+_SPECIAL_INIT = ("class_embed", "bbox_embed", "enc_score_head", "Deformable", "Gate", "LQE")
+
+
+def reference_init(model) -> int:
+    """Re-initialise a model built from scratch as the reference repositories do; returns the modules reset.
+
+    transformers draws every Linear and Conv2d from N(0, 0.01) and every BatchNorm weight from N(0, 0.01)
+    (`PreTrainedModel._init_weights`, `RTDetrV2PreTrainedModel._init_weights`, 5.23.0). At the tiny variants' widths
+    that shrinks the signal ~10x per layer: the encoder's output is ~1e-11, every query scores the same (so top-k
+    order is arbitrary: torch and onnxruntime pick different queries) and training starts from a dead network.
+    lyuwenyu/RT-DETR and Peterande/D-FINE keep PyTorch's defaults (kaiming-uniform Linear/Conv2d, BatchNorm weight 1,
+    bias 0) and then set the heads (`RTDETRTransformerv2._reset_parameters`, `DFINETransformer._reset_parameters`);
+    the heads keep transformers' values, which follow those. Only for random init: hub weights are left alone.
+    """
+    import torch
+
+    kept = {id(p) for name, mod in model.named_modules()
+            if any(k in name or k in type(mod).__name__ for k in _SPECIAL_INIT) for p in mod.parameters()}
+    reset = 0
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.LayerNorm)) and \
+                not any(id(p) in kept for p in mod.parameters(recurse=False)):
+            mod.reset_parameters()
+            reset += 1
+    inner = _inner(model)
+    with torch.no_grad():  # as RTDETRTransformerv2._reset_parameters: the encoder's box head starts at the anchors
+        last = inner.enc_bbox_head.layers[-1]
+        last.weight.zero_(), last.bias.zero_()
+    return reset
 
 
 def _decode(logits, pred_boxes, height: int, width: int):
@@ -62,21 +110,58 @@ class RtDetrAdapter(Adapter):
             # lyuwenyu/RT-DETR rtdetrv2_pytorch configs/rtdetrv2/include/optimizer.yml: AdamW lr 1e-4, backbone
             # 1e-5 (r18vd/r34vd configs drop that group: backbone at lr), weight_decay 1e-4, clip_max_norm 0.1,
             # LinearWarmup 2000 steps, 72 epochs (r18vd/r34vd: 120); include/dataloader.yml: Resize 640,
-            # total_batch_size 16 on 4 GPUs (4 per GPU). The recipe's EMA (0.9999) and multi-scale (480-800) are
-            # not in cvatflow's harness yet.
+            # total_batch_size 16 on 4 GPUs (4 per GPU); include/rtdetrv2_r50vd.yml: use_ema, ModelEMA decay 0.9999,
+            # warmups 2000. Its multi-scale training (480-800 px per batch) is not in cvatflow's harness.
             small_backbone = variant in ("rtdetr_v2_r18vd", "rtdetr_v2_r34vd")
             return {"optimizer": "adamw", "lr": 1e-4, "backbone_lr": 1e-4 if small_backbone else 1e-5,
                     "weight_decay": 1e-4, "warmup_steps": 2000, "epochs": info.epochs, "batch_size": 4,
-                    "image_size": 640, "grad_clip": 0.1}
+                    "image_size": 640, "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 2000}
         # Peterande/D-FINE configs/dfine/dfine_hgnetv2_{s,m,l,x}_coco.yml: AdamW lr 2.5e-4, weight_decay 1.25e-4,
         # backbone lr S 1.25e-4, M 2.5e-5, L 1.25e-5, X 2.5e-6; epochs S/M 130, L/X 80; include/optimizer.yml:
         # clip_max_norm 0.1, LinearWarmup 500; include/dataloader.yml: 640 px, total_batch_size 32 on 4 GPUs
-        # (8 per GPU). N's config was not readable here: it takes S's settings.
+        # (8 per GPU); include/optimizer.yml: use_ema, ModelEMA decay 0.9999, warmups 1000. Multi-scale (480-800 px,
+        # include/dataloader.yml collate_fn scales) is not in cvatflow's harness. N's config was not readable here:
+        # it takes S's settings.
         backbone_lr = {"dfine_n": 1.25e-4, "dfine_s": 1.25e-4, "dfine_m": 2.5e-5, "dfine_l": 1.25e-5,
                        "dfine_x": 2.5e-6}[variant]
         return {"optimizer": "adamw", "lr": 2.5e-4, "backbone_lr": backbone_lr, "weight_decay": 1.25e-4,
                 "warmup_steps": 500, "epochs": info.epochs or 130, "batch_size": 8, "image_size": 640,
-                "grad_clip": 0.1}
+                "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 1000}
+
+    def min_object_size(self, variant: str) -> float | None:
+        # Half a cell of the finest feature map the queries are selected from, the rule the DETR adapter uses
+        # (there: stride 32); RT-DETR-R50's published AP_small is 34.8 against 53.1 overall (RT-DETR README).
+        return strides(variant)[0] / 2
+
+    def fit_capacity(self, settings: dict[str, Any], max_objects: int) -> list[str]:
+        from cvatflow.datasets.stats import capacity
+
+        current = int(settings.get("num_queries") or settings.get("hf_config", {}).get("num_queries")
+                      or offline_config(settings["variant"], 1).num_queries)
+        wanted = capacity(max_objects, current)
+        # top-k selects the queries among the encoder's cells: more than there are fails at the first batch
+        ceiling = query_candidates(settings["variant"], int(settings["image_size"]))
+        settings["num_queries"] = min(wanted, max(current, ceiling))
+        lines = []
+        if settings["num_queries"] != current:
+            # each object is matched to one query (Hungarian matching): objects beyond the queries are never learned
+            lines.append(f"num_queries {current} -> {settings['num_queries']}: the data has up to {max_objects} "
+                         f"objects on one image and RT-DETR/D-FINE give one detection per query")
+        if wanted > settings["num_queries"]:
+            lines.append(f"warning: up to {max_objects} objects on one image, but at image_size "
+                         f"{settings['image_size']} the encoder has {ceiling} cells to pick queries from; raise "
+                         f"image_size to detect them all")
+        return lines
+
+    def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
+        # The queries are picked from the encoder's cells, so no weight depends on their number; only a learned
+        # initial query embedding (learn_initial_query) does, grown as the DETR adapter grows its queries.
+        grown = grow_rows(weights, model, QUERY_KEY)
+        if grown is None:
+            return []
+        theirs, own, keep = grown
+        return [(f"the checkpoint has {theirs} learned initial queries, this model {own}: {keep} kept, "
+                 f"{own - keep} re-initialised")]
 
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         variant = settings["variant"]
@@ -84,14 +169,19 @@ class RtDetrAdapter(Adapter):
         model_cls, config_cls = _classes(info.family)
         labels = {i: f"class_{i}" for i in range(num_classes)}
         label_kwargs = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+        queries = {"num_queries": int(settings["num_queries"])} if settings.get("num_queries") else {}
         if pretrained and info.hub:
             # The COCO-trained model from the hub (machines with network), new class heads for our classes.
             # Not exercised by the tests (no network there); the offline branches below are.
-            model = model_cls.from_pretrained(info.hub, ignore_mismatched_sizes=True, **label_kwargs)
+            model = model_cls.from_pretrained(info.hub, ignore_mismatched_sizes=True, **label_kwargs, **queries)
         elif settings.get("hf_config"):
-            model = model_cls(config_cls.from_dict({**settings["hf_config"], **label_kwargs}))
+            model = model_cls(config_cls.from_dict({**settings["hf_config"], **label_kwargs, **queries}))
         else:
-            model = model_cls(offline_config(variant, num_classes))
+            config = offline_config(variant, num_classes)
+            config.num_queries = queries.get("num_queries", config.num_queries)
+            model = model_cls(config)
+        if not (pretrained and info.hub):
+            reference_init(model)  # checkpoints overwrite it; from scratch it decides whether training starts
         config = model.config.to_dict()
         config.pop("id2label", None), config.pop("label2id", None)
         settings["hf_config"] = config  # rebuild offline from config.json alone

@@ -71,6 +71,9 @@ class Hyperparameters:
     hflip: float = field(default=0.5, metadata=bounds(0, 1))  # probability of a horizontal flip in training
     amp: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on GPU; never on CPU
     grad_clip: float = field(default=1.0, metadata=bounds(0, 1e6))  # max gradient norm; 0 = off
+    # exponential moving average of the weights (validated, saved and exported instead of the raw ones); 0 = off
+    ema_decay: float = field(default=0.0, metadata=bounds(0, 1, below=True))
+    ema_warmup_steps: int = field(default=2000, metadata=bounds(0, 10_000_000))  # decay ramps up over ~these steps
     num_workers: int = field(default=2, metadata=bounds(0, 256))
     seed: int = field(default=0, metadata=bounds(0, 2**32 - 1))
     # stop after this many optimizer steps (overrides epochs)

@@ -15,6 +15,7 @@ from cvatflow.errors import TrainingError
 from cvatflow.training import data as datalib
 from cvatflow.training import state as statelib
 from cvatflow.training.checkpoints import Checkpoints, load
+from cvatflow.training.ema import ModelEma
 from cvatflow.training.hyperparameters import Hyperparameters, annotated_yaml, read_mapping, resolve
 
 # CPU threads in deterministic mode: fixed, so that float reductions split their work the same way each run.
@@ -256,6 +257,8 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(groups, weight_decay=self.hp.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule(self.hp, self.total))
         self.scaler = torch.amp.GradScaler(enabled=self.amp == torch.float16)
+        # the averaged weights are what is validated, kept as best and exported (RT-DETR/D-FINE solvers do so)
+        self.ema = ModelEma(self.model, self.hp.ema_decay, self.hp.ema_warmup_steps) if self.hp.ema_decay else None
         self.checkpoints = Checkpoints(self.output, self.hp.keep_checkpoints)
         self.step, self.best, self.history, self.best_step = 0, -1.0, [], None
         self.gt = None
@@ -268,13 +271,16 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
                 "best": self.best, "best_step": self.best_step, "history": self.history,
                 "settings": self.setup.settings, "classes": self.setup.data.class_titles,
-                "hyperparameters": self.hp.to_dict(), "split": self.setup.data.split}
+                "hyperparameters": self.hp.to_dict(), "split": self.setup.data.split,
+                **({"ema": self.ema.state_dict()} if self.ema else {})}
 
     def _restore(self, payload: dict[str, Any]) -> None:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
+        if self.ema and "ema" in payload:
+            self.ema.load_state_dict(payload["ema"])
         self.step, self.best, self.best_step = payload["step"], payload["best"], payload.get("best_step")
         self.history = payload.get("history", [])
         log(f"resuming from checkpoints/last.pt at step {self.step} of {self.total}")
@@ -309,6 +315,8 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
+                if self.ema:
+                    self.ema.update(self.model)
                 self.step += 1
                 seen += len(images)
                 for key, value in losses.items():
@@ -346,8 +354,9 @@ class Trainer:
             writer.add_scalar(f"train/{key}", value, self.step)
         self.history.append({"type": "train", "step": self.step, "epoch": self.epoch(), **values})
 
-    def evaluate(self) -> dict[str, Any]:
-        """COCO metrics of the current model on the validation images (bbox, and segm for mask models)."""
+    def evaluate(self, model=None) -> dict[str, Any]:
+        """COCO metrics of `model` (default: the trained one) on the validation images (bbox, and segm for mask
+        models)."""
         import torch
 
         from cvatflow.training.evaluation import coco_gt, evaluate, to_results
@@ -357,10 +366,11 @@ class Trainer:
             self.gt = coco_gt(data.subset_coco(data.val_ids))
         cat_ids = [c["id"] for c in data.categories]
         results: list[dict[str, Any]] = []
-        self.model.eval()
+        model = model or self.model
+        model.eval()
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             for images, targets in self.val_loader:
-                for target, pred in zip(targets, self.adapter.predict(self.model, images, self.device,
+                for target, pred in zip(targets, self.adapter.predict(model, images, self.device,
                                                                       self.hp.score_threshold)):
                     results += to_results(target["image_id"], pred, target["scale"], target["orig_size"], cat_ids,
                                           self.adapter.masks)
@@ -372,7 +382,7 @@ class Trainer:
         return metrics
 
     def _validate(self, writer) -> None:
-        metrics = self.evaluate()
+        metrics = self.evaluate(self.ema.module if self.ema else None)
         values = {k: metrics[k] for k in ("mAP", "AP50", "AP75", "AR100", "precision", "recall", "f1", "f1_conf")}
         if "segm" in metrics:
             values.update({f"segm_{k}": metrics["segm"][k] for k in ("mAP", "AP50", "AP75")})
@@ -391,7 +401,9 @@ class Trainer:
             self.best, self.best_step, self.best_metrics = values["mAP"], self.step, metrics
         payload = self.payload()
         # numbered and best checkpoints keep the weights; only last.pt needs the optimizer to resume
-        light = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler", "scaler")}
+        light = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler", "scaler", "ema")}
+        if self.ema:
+            light["model"] = self.ema.module.state_dict()  # the weights just validated
         self.checkpoints.save_numbered(self.step, light, best_now, {"mAP": values["mAP"]})
         self.checkpoints.save_last(payload)
 
