@@ -27,6 +27,7 @@ PARAMETERS = {
 def main() -> int:
     from cvatflow.datasets.synth import make_export
     from cvatflow.runs.client import Client
+    from cvatflow.runs.summary import closing_lines, final_metrics
     from cvatflow.runs.watch import watch
 
     console = Console()
@@ -54,25 +55,10 @@ def main() -> int:
         console.print(f"logs: {run.dir / 'logs'}")
         return 1
 
-    outputs = run.outputs()
-    metrics = _final_metrics(client, outputs.get("report", ""))
     console.rule("done")
-    console.print(f"run:      {run.name} ({status.phase} in {minutes:.1f} min)")
-    console.print(f"mAP:      {metrics.get('mAP', float('nan')):.3f}  (AP50 {metrics.get('AP50', float('nan')):.3f}, "
-                  f"AP75 {metrics.get('AP75', float('nan')):.3f}) on the validation split")
-    console.print(f"model:    {_path(outputs['model'])}")
-    console.print(f"report:   {_path(outputs['report'])}")
-    console.print(f"logs:     {run.dir / 'logs'}")
+    for line in closing_lines(run, status, final_metrics(run, client), elapsed=minutes):
+        console.print(line, highlight=False, soft_wrap=True)
     return 0
-
-
-def _final_metrics(client, report_uri: str) -> dict:
-    key = report_uri[len(client.settings.store.rstrip("/")) + 1:] + "metrics.json"
-    try:
-        data = json.loads(client.store.get_bytes(key))
-    except CvatflowError:
-        return {}
-    return data.get("final", data)
 
 
 def _dataset_summary(client, annotation_path: str) -> str:
@@ -84,10 +70,6 @@ def _dataset_summary(client, annotation_path: str) -> str:
     except CvatflowError:
         return "none (the dataset has no dataset_report.json)"
     return DatasetReport.from_dict(data).summary()
-
-
-def _path(uri: str) -> str:
-    return uri.removeprefix("file://")
 
 
 if __name__ == "__main__":

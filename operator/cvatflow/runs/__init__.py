@@ -1,5 +1,5 @@
 """Execution backends (kubernetes, argo-server, local), the Run handle and the Client."""
 from cvatflow.runs.client import Client
-from cvatflow.runs.run import Run, RunStatus, StepStatus
+from cvatflow.runs.run import Run, RunFailed, RunStatus, StepStatus
 
-__all__ = ["Client", "Run", "RunStatus", "StepStatus"]
+__all__ = ["Client", "Run", "RunFailed", "RunStatus", "StepStatus"]
