@@ -125,10 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     base = next(r for r in results if r["model"] == "detr_small")["mAP"]
     tiny = next(r for r in results if r["model"] == "rtdetr_v2_tiny")["mAP"]
     ratio = tiny / base if base > 0 else float("inf")
-    print(f"rtdetr_v2_tiny / detr_small mAP: {ratio:.1f}x (goal: >= 3x)")
+    from _goal import Goals
+
+    goals = Goals(__file__)
+    goals.check("rtdetr_v2_tiny / detr_small mAP in the same budget", ratio, ">=", 3, "x")
     if args.json:
         args.json.write_text(json.dumps({"budget_s": args.budget, "results": results, "ratio": ratio}, indent=2))
-    return 0
+    return goals.exit_code()
 
 
 if __name__ == "__main__":
