@@ -94,7 +94,7 @@ def main() -> None:
                                "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine imports slowly
         while True:
             try:
                 if httpx.get(base + "/healthz", timeout=1).status_code == 200:
