@@ -42,8 +42,9 @@ mutation: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Every benchmark, then one table (figure, goal, met or not); exits 0. QUICK=1: small settings (a smoke run).
 bench: $(STAMP)
-	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/_run.py $(if $(QUICK),--quick)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench

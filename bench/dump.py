@@ -21,10 +21,12 @@ import time
 import uuid
 from pathlib import Path
 
+from _goal import Goals
+
 IMAGES = int(os.environ.get("BENCH_IMAGES", "2000"))
 SIZE = int(os.environ.get("BENCH_SIZE", "64"))
 LATENCY = float(os.environ.get("BENCH_LATENCY_MS", "20")) / 1000
-REPEATS = 5
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 
 
 def _moto(port_queue, stop) -> None:
@@ -71,6 +73,7 @@ def timed(fn) -> float:
 
 
 def main() -> int:
+    goals = Goals(__file__)
     from cvatflow.datasets.ingest import ingest
     from cvatflow.datasets.synth import make_export
     from cvatflow.storage import open_store
@@ -107,7 +110,7 @@ def main() -> int:
         ratio = base / ours
         print(f"s3 ({LATENCY * 1000:.0f} ms/request): baseline {base:.1f}s ({len(files) / base:.0f} files/s), "
               f"ours {ours:.1f}s ({len(files) / ours:.0f} files/s), re-run {rerun:.2f}s")
-        print(f"s3 speed-up: {ratio:.1f}x (goal >= 8x) {'OK' if ratio >= 8 else 'BELOW GOAL'}")
+        goals.check("s3 upload speed-up over Onepanel's", ratio, ">=", 8, "x")
 
         # Local copies of small files take well under a second and this machine is shared: take the median
         # of interleaved runs, each into a fresh folder.
@@ -120,8 +123,8 @@ def main() -> int:
         slower = ours_local / copy
         print(f"file:// (median of {REPEATS}): copytree {copy:.2f}s ({total / copy / 1e6:.0f} MB/s), "
               f"ours {ours_local:.2f}s ({total / ours_local / 1e6:.0f} MB/s)")
-        print(f"file:// vs copytree: {slower:.2f}x the time (goal <= 1.5x) {'OK' if slower <= 1.5 else 'BELOW GOAL'}")
-        return 0 if ratio >= 8 and slower <= 1.5 else 1
+        goals.check("file:// upload time / copytree", slower, "<=", 1.5, "x")
+        return goals.exit_code()
     finally:
         stop.set()
         moto.join(timeout=10)

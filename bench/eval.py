@@ -5,9 +5,11 @@ import argparse
 import contextlib
 import copy
 import io
+import sys
 import time
 
 import numpy as np
+from _goal import Goals
 
 
 def synthetic(images: int, per_image: int, classes: int, seed: int = 0):
@@ -57,7 +59,7 @@ def pycocotools_eval(gt, results):
     return [max(0.0, float(v)) for v in ev.stats]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--per-image", type=int, default=30)
@@ -84,10 +86,12 @@ def main() -> None:
         ref = reference[STAT_NAMES.index(name)]
         print(f"{name:5s} ours {ours[name]:.6f}  pycocotools {ref:.6f}  {'identical' if ours[name] == ref else 'DIFF'}")
     print(f"all 12 stats identical: {same}")
-    print(f"pycocotools {t_ref:.2f}s, ours {t_ours:.2f}s: {t_ref / t_ours:.1f}x faster (goal: at least 8x)")
-    if not same:
-        raise SystemExit("evaluation differs from pycocotools")
+    print(f"pycocotools {t_ref:.2f}s, ours {t_ours:.2f}s")
+    goals = Goals(__file__)
+    goals.check("COCO stats identical to pycocotools (1 = all 12)", float(same), ">=", 1)
+    goals.check("evaluation speed-up over pycocotools", t_ref / t_ours, ">=", 8, "x")
+    return goals.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -142,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['gflop_per_step']:6.1f} {r['train_s']:8.1f} {r['image_size']:4d} {r['batch_size']:5d}")
     base = next(r for r in results if r["model"] == "detr_small")["mAP"]
     tiny = next(r for r in results if r["model"] == "rtdetr_v2_tiny")["mAP"]
-    ratio = tiny / base if base > 0 else float("inf")
-    print(f"rtdetr_v2_tiny / detr_small mAP: {ratio:.1f}x (goal: >= 3x)")
+    ratio = tiny / base if base > 0 else (float("inf") if tiny > 0 else float("nan"))  # 0 / 0 meets no goal
+    from _goal import Goals
+
+    goals = Goals(__file__)
+    goals.check("rtdetr_v2_tiny / detr_small mAP in the same budget", ratio, ">=", 3, "x")
     if args.json:
         args.json.write_text(json.dumps({"budget_s": args.budget, "results": results, "ratio": ratio}, indent=2))
-    return 0
+    return goals.exit_code()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from _goal import Goals
+
 
 def make_data(root: Path, images: int, size: int) -> Path:
     from cvatflow.datasets.synth import make_export
@@ -113,7 +115,7 @@ def loader_images_per_s(dataset, workers: int, batch: int = 8, rounds: int = 2) 
     return best
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--steps", type=int, default=60)
@@ -121,6 +123,7 @@ def main() -> None:
     parser.add_argument("--loader-size", type=int, default=800, help="image side for the loader comparison")
     parser.add_argument("--loader-only", action="store_true", help="only the data loader comparison")
     args = parser.parse_args()
+    goals = Goals(__file__)
 
     import torch
 
@@ -139,8 +142,8 @@ def main() -> None:
         if not args.loader_only:
             print(f"training loop ({args.model}, 128px, batch 8, {args.steps} steps, {torch.get_num_threads()} "
                   f"threads):")
-            print(f"  bare PyTorch loop {bare:.1f} images/s, harness {harness:.1f} images/s: "
-                  f"ratio {harness / bare:.3f} (goal: at least 0.95)")
+            print(f"  bare PyTorch loop {bare:.1f} images/s, harness {harness:.1f} images/s")
+            goals.check(f"harness / bare PyTorch loop images/s ({args.model})", harness / bare, ">=", 0.95)
 
         big = make_data(root / "big", 32, args.loader_size)
         coco = datalib.load(big)
@@ -153,9 +156,12 @@ def main() -> None:
             h = loader_images_per_s(half, workers)
             print(f"data loader ({args.loader_size}px JPEGs with polygon masks, {workers} workers):")
             print(f"  CocoDetection+PIL {t:.1f} images/s; ours at full size {o:.1f} images/s: ratio {o / t:.2f}; "
-                  f"ours resizing to {args.loader_size // 2}px {h:.1f} images/s: ratio {h / t:.2f} (goal: 2x)")
+                  f"ours resizing to {args.loader_size // 2}px {h:.1f} images/s")
+            goals.check(f"loader resizing to {args.loader_size // 2}px / CocoDetection+PIL, {workers} workers",
+                        h / t, ">=", 2, "x")
     sys.stdout.flush()
+    return goals.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -43,6 +45,22 @@ def _register() -> None:
             module.register(app)
         else:
             app.add_typer(module.app, name=name)
+
+
+@app.callback()
+def _global_options(
+    config: Path | None = typer.Option(
+        None, "--config", metavar="FILE",
+        help="Settings file for every command (default: $CVATFLOW_CONFIG, else <home>/config.yaml)."),
+) -> None:
+    """Train models from CVAT tasks with Argo WorkflowTemplates, on Kubernetes or on this machine."""
+    if config is not None:
+        from cvatflow.config import ConfigError
+
+        if not config.is_file():
+            raise ConfigError(f"--config {config}: no such file; give a settings YAML file")
+        # Through the environment, so that every load_settings() (and each step a local run starts) reads it.
+        os.environ["CVATFLOW_CONFIG"] = str(config.resolve())
 
 
 _register()

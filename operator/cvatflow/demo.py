@@ -28,6 +28,7 @@ PARAMETERS = {
 def main() -> int:
     from cvatflow.datasets.synth import make_export
     from cvatflow.runs.client import Client
+    from cvatflow.runs.summary import closing_lines, final_metrics
     from cvatflow.runs.watch import watch
 
     console = Console()
@@ -55,16 +56,12 @@ def main() -> int:
         console.print(f"logs: {run.dir / 'logs'}")
         return 1
 
-    outputs = run.outputs()
-    metrics = _final_metrics(client, outputs.get("report", ""))
     console.rule("done")
-    console.print(f"run:      {run.name} ({status.phase} in {minutes:.1f} min)")
-    console.print(f"mAP:      {metrics.get('mAP', float('nan')):.3f}  (AP50 {metrics.get('AP50', float('nan')):.3f}, "
-                  f"AP75 {metrics.get('AP75', float('nan')):.3f}) on the validation split")
-    console.print(f"model:    {_path(outputs['model'])}")
-    console.print(f"report:   {_path(outputs['report'])}")
-    console.print(f"logs:     {run.dir / 'logs'}")
-    console.print(f"in CVAT:  {cvat_cli_command(_path(outputs['model']))}")
+    for line in closing_lines(run, status, final_metrics(run, client), elapsed=minutes):
+        console.print(line, highlight=False, soft_wrap=True)
+    model = run.outputs().get("model")
+    if model:
+        console.print(f"in CVAT:  {cvat_cli_command(model.removeprefix('file://'))}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -76,15 +73,6 @@ def cvat_cli_command(model: str, task: str = "TASK_ID") -> str:
             f"-p {shlex.quote('model=str:' + str(model))}")
 
 
-def _final_metrics(client, report_uri: str) -> dict:
-    key = report_uri[len(client.settings.store.rstrip("/")) + 1:] + "metrics.json"
-    try:
-        data = json.loads(client.store.get_bytes(key))
-    except CvatflowError:
-        return {}
-    return data.get("final", data)
-
-
 def _dataset_summary(client, annotation_path: str) -> str:
     """The one-line summary of the dataset_report.json that travels with the uploaded dataset."""
     from cvatflow.datasets.report import REPORT_FILE, DatasetReport
@@ -94,10 +82,6 @@ def _dataset_summary(client, annotation_path: str) -> str:
     except CvatflowError:
         return "none (the dataset has no dataset_report.json)"
     return DatasetReport.from_dict(data).summary()
-
-
-def _path(uri: str) -> str:
-    return uri.removeprefix("file://")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Execution backends (kubernetes, argo-server, local), the Run handle and the Client."""
 from cvatflow.runs.backend import Backend
 from cvatflow.runs.client import Client
-from cvatflow.runs.run import Run, RunStatus, StepStatus
+from cvatflow.runs.run import Run, RunFailed, RunStatus, StepStatus
 
-__all__ = ["Backend", "Client", "Run", "RunStatus", "StepStatus"]
+__all__ = ["Backend", "Client", "Run", "RunFailed", "RunStatus", "StepStatus"]

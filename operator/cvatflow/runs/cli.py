@@ -6,7 +6,6 @@ import json
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from cvatflow.argo import Phase
 from cvatflow.errors import CvatflowError
@@ -51,13 +50,22 @@ def run(
     started = client.execute(template, cvat_task=cvat_task, dataset=data, parameters=parse_assignments(param),
                              labels=_labels(label), name=name)
     console.print(f"started [bold]{started.name}[/bold] ({client.kind}); follow it with "
-                  f"`cvatflow runs watch {started.name}`")
+                  f"`cvatflow runs watch {started.name}`", soft_wrap=True)
     if wait:
         status = watch(started, console)
         if status.phase != Phase.SUCCEEDED:
             _print_failure(status)  # no outputs: a failed run's output folders were never (fully) written
             raise typer.Exit(1)
-        _print_outputs(started)
+        _print_closing(client, started, status)
+
+
+def _print_closing(client, run_, status) -> None:
+    """Like the demo's end: the run and its time, the mAP, where the model, the report and the logs are."""
+    from cvatflow.runs.summary import closing_lines, final_metrics
+
+    console.rule("done")
+    for line in closing_lines(run_, status, final_metrics(run_, client)):
+        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def _print_failure(status) -> None:
@@ -74,7 +82,7 @@ def _print_failure(status) -> None:
 
 def _print_outputs(run) -> None:
     for key, uri in run.outputs().items():
-        console.print(f"  {key:12} {uri}")
+        console.print(f"  {key:14} {escape(uri)}", highlight=False, soft_wrap=True)
 
 
 def _find(name: str, local: bool, kube: bool, argo_server: str | None):
@@ -104,10 +112,14 @@ def list_runs(
     if as_json:
         typer.echo(json.dumps([_summary(s) for s in rows], indent=2))
         return
-    table = Table("name", "template", "phase", "progress", "started", "finished")
-    for s in rows:
-        table.add_row(s.name, s.template, s.phase, s.progress, s.started_at or "", s.finished_at or "")
-    console.print(table)
+    # Plain aligned columns, as kubectl prints them: names whole (they are what `runs watch` and `runs get`
+    # take), however narrow the terminal; a long line wraps instead of being cut.
+    table = [("NAME", "TEMPLATE", "PHASE", "PROGRESS", "STARTED", "FINISHED")]
+    table += [(s.name, s.template, s.phase, s.progress, s.started_at or "", s.finished_at or "") for s in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        console.print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _summary(status) -> dict:

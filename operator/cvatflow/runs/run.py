@@ -102,8 +102,12 @@ class Run(ABC):
         return output_uris(prefix) if prefix else {}
 
     def wait(self, timeout: float | None = None, poll: float = 2.0,
-             on_change: Callable[[RunStatus], None] | None = None) -> RunStatus:
-        """Block until the run ends (or `timeout` seconds pass: RunError); returns the final status."""
+             on_change: Callable[[RunStatus], None] | None = None, check: bool = True) -> RunStatus:
+        """Block until the run ends and return its final status.
+
+        Raises RunFailed (a RunError, with the final status as `.status`) when the run ends Failed or Error,
+        unless `check=False`; RunError when `timeout` seconds pass first. `on_change` gets each new status.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         last = None
         while True:
@@ -113,8 +117,23 @@ class Run(ABC):
                 on_change(status)
             last = key
             if status.done:
+                if check and status.phase != "Succeeded":
+                    raise RunFailed(status)
                 return status
             if deadline is not None and time.monotonic() > deadline:
                 raise RunError(f"run {self.name}: still {status.phase} after {timeout:.0f} s; "
                                f"follow it with `cvatflow runs watch {self.name}`")
             time.sleep(poll)
+
+
+class RunFailed(RunError):
+    """A run that ended Failed or Error: which step failed, its message, and where its log is."""
+
+    def __init__(self, status: RunStatus) -> None:
+        self.status = status
+        failed = [s for s in status.steps if s.phase in ("Failed", "Error")]
+        text = f"run {status.name} ended {status.phase}" + (f": {status.message}" if status.message else "")
+        for step in failed:
+            text += (f"; step {step.name} {step.phase}: {step.message or step.phase} "
+                     f"(`cvatflow runs logs {status.name} --step {step.name}`)")
+        super().__init__(text)

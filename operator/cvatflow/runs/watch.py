@@ -44,13 +44,39 @@ def view(status: RunStatus, summary: Summary) -> Group:
     return Group(*parts)
 
 
+def plain_line(status: RunStatus, summary: Summary) -> str:
+    """One line of plain text: name, phase, progress, steps, then epoch, step, loss and mAP once training reports
+    them (what `runs watch` prints when its output is a file or a pipe)."""
+    parts = [status.name, status.phase, status.progress, *(f"{s.name}={s.phase}" for s in status.steps)]
+    if summary.epoch is not None:
+        parts.append(f"epoch {summary.epoch:g}")
+    if summary.step is not None:
+        parts.append(f"step {summary.step}/{summary.total_steps}")
+    if summary.train.get("loss") is not None:
+        parts.append(f"loss {summary.train['loss']:.4f}")
+    if "mAP" in summary.val:
+        parts.append(f"mAP {summary.val['mAP']:.3f}")
+    if status.message and status.done:
+        parts.append(f"({status.message})")
+    return " ".join(p for p in parts if p)
+
+
 def watch(run: Run, console: Console | None = None, poll: float = 1.0, timeout: float | None = None) -> RunStatus:
-    """Show the run until it ends; on a non-terminal stream print one line per change instead."""
+    """Show the run until it ends (or `timeout` seconds pass) and return its last status; on a terminal a live
+    view, otherwise one plain line per change (`plain_line`)."""
     console = console or Console()
     deadline = None if timeout is None else time.monotonic() + timeout
     if not console.is_terminal:
-        return run.wait(timeout=timeout, poll=poll, on_change=lambda s: console.print(
-            f"{s.name} {s.phase} {s.progress} " + " ".join(f"{x.name}={x.phase}" for x in s.steps)))
+        last = None
+        while True:
+            status = run.status()
+            line = plain_line(status, run.metrics())
+            if line != last:
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+                last = line
+            if status.done or (deadline is not None and time.monotonic() > deadline):
+                return status
+            time.sleep(poll)
     with Live(console=console, refresh_per_second=4) as live:
         while True:
             status = run.status()

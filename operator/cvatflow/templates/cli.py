@@ -208,10 +208,13 @@ def form(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Show the parameter form CVAT would show for a template (public parameters, in order)."""
+    from cvatflow.config import load_settings
+    from cvatflow.params import node_pool_options
     from cvatflow.templates.catalog import get_template
     from cvatflow.templates.form import form as build_form
 
-    fields = build_form(get_template(template))
+    # The node pools of the config file, as the API's form and the CVAT dialog offer them.
+    fields = build_form(get_template(template), node_pools=node_pool_options(load_settings().node_pools))
     if as_json:
         typer.echo(json.dumps(fields, indent=2))
         return
