@@ -12,7 +12,7 @@ from cvatflow.templates import builtin_templates, load_file, render, validate
 from cvatflow.templates.validate import schema_validator
 
 ROOT = Path(__file__).resolve().parents[1]
-ONEPANEL = ROOT / "docs" / "examples" / "onepanel-maskrcnn-training.yaml"  # Onepanel's own, as shipped
+ONEPANEL = ROOT / "docs" / "examples" / "onepanel-style-training.yaml"  # written in Onepanel's style (spec body, sh -c steps)
 REPEATS = 10 if quick() else 50
 
 
