@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "runs": "cvatflow.runs.cli",
     "serve": "cvatflow.api.cli",
     "operator": "cvatflow.controller.cli",
+    "store": "cvatflow.storage.cli",
 }
 
 

@@ -11,7 +11,14 @@ import yaml
 
 from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
-from cvatflow.nodepool import fit_problems, pod_patch
+from cvatflow.nodepool import (
+    NODE_POOL_RESOURCES,
+    fit_problems,
+    gpu_count,
+    jobset_placement,
+    patched_steps,
+    pod_patch,
+)
 from cvatflow.one_value import FIELD_KEYS, Setting, annotation, reconcile
 from cvatflow.output_path import task_output_path
 from cvatflow.storage.keys import key_problem
@@ -28,7 +35,7 @@ from cvatflow.templates.parameter import (
     is_number,
     wire_string,
 )
-from cvatflow.templates.steps import NODE_POOL_PATCH
+from cvatflow.templates.steps import GPUS, NODE_POOL_PATCH, NODES, launched_program
 from cvatflow.templates.template import Template
 
 CHECKPOINT_MISSING = "Checkpoint path does not exist in object storage."
@@ -191,6 +198,7 @@ def number_problems(p: Parameter, value: str) -> list[Problem]:
 def _place(template: Template, final: dict[str, str], pools: NodePools, problems: list[Problem]) -> NodePool | None:
     """Resolve `sys-node-pool` ("default" = the first pool), check the steps fit its nodes, write the pod patch."""
     if not template.has_parameter(NODE_POOL) or not pools.pools:
+        _distribute(template, final, None, "", None, problems)
         return None
     name = template.parameter(NODE_POOL).name
     wanted = final[name]
@@ -203,12 +211,54 @@ def _place(template: Template, final: dict[str, str], pools: NodePools, problems
                                     f"use one of: {', '.join(p.value for p in pools.pools)}"))
             return None
     final[name] = pool.value
+    placed = template.has_parameter(NODE_POOL_PATCH) or template.has_parameter(NODE_POOL_RESOURCES)
+    allocatable = pools.allocatable(pool) if placed else None
+    gpus = _distribute(template, final, pool, pools.label, allocatable, problems)
     if template.has_parameter(NODE_POOL_PATCH):
-        allocatable = pools.allocatable(pool)
         if allocatable is not None:
             problems.extend(fit_problems(template, pool, pools.label, allocatable, name))
-        final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label, allocatable), separators=(",", ":"))
+        final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label, allocatable, gpus, _step_requests(template)),
+                                            separators=(",", ":"))
     return pool
+
+
+def _distribute(template: Template, final: dict[str, str], pool: NodePool | None, label: str,
+                allocatable: dict[str, str] | None, problems: list[Problem]) -> int:
+    """Resolve `gpus: auto` to the pool's GPU count (one process where it has none), make `nodes` a whole number,
+    and fill the JobSet's placement parameters; returns the GPUs per pod (0 = none asked for)."""
+    gpus = 0
+    if template.has_parameter(GPUS):
+        name = template.parameter(GPUS).name
+        value = final[name].strip()
+        if value == "auto":
+            gpus = gpu_count(pool.resources, allocatable) if pool else 0
+            final[name] = str(max(gpus, 1))
+        elif value.isdigit() and int(value) >= 1:
+            gpus = int(value)
+        else:
+            problems.append(Problem(name, f"GPUs per node must be auto or a whole number of at least 1, not {value!r}",
+                                    "give auto, 1, 2, 4 or 8"))
+    if template.has_parameter(NODES):
+        name = template.parameter(NODES).name
+        value = final[name].strip()
+        if is_number(value) and math.isfinite(float(value)) and float(value).is_integer():
+            final[name] = str(int(float(value)))
+        elif is_number(value):
+            problems.append(Problem(name, f"Nodes must be a whole number, not {value}", "give a number like 2"))
+    if template.has_parameter(NODE_POOL_RESOURCES):
+        for key, value in jobset_placement(pool, label, allocatable, gpus, _step_requests(template)).items():
+            if template.has_parameter(key):
+                final[template.parameter(key).name] = json.dumps(value, separators=(",", ":"))
+    return gpus
+
+
+def _step_requests(template: Template) -> dict[str, str]:
+    """The CPU and memory one process of the train step requests (its container's requests)."""
+    for step in patched_steps(template):
+        container = step.get("container") or step.get("script") or {}
+        requests = (container.get("resources") or {}).get("requests") or {}
+        return {k: str(v) for k, v in requests.items() if k in ("cpu", "memory")}
+    return {}
 
 
 def node_pool_options(pools: NodePools) -> list[Option]:
@@ -224,7 +274,7 @@ def _dump_format_problem(name: str, value: str) -> list[Problem]:
 
 
 def _runs_cvatflow_train(template: Template) -> bool:
-    return any(((t.get("container") or {}).get("command") or [""])[0] == "cvatflow-train"
+    return any(launched_program((t.get("container") or {}).get("command") or [])[:1] == ["cvatflow-train"]
                for t in template.container_templates())
 
 
