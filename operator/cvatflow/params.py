@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
 from cvatflow.nodepool import (
     NODE_POOL_RESOURCES,
+    NODE_POOL_SELECTOR,
+    NODE_POOL_TOLERATIONS,
     fit_problems,
     gpu_count,
     jobset_placement,
@@ -166,6 +169,7 @@ def autofill(
                                         "give an object-store prefix like outputs/task-3/maskrcnn-training-x7k2p"))
             elif checkpoint_exists is not None and not checkpoint_exists(value):
                 checkpoint_missing = True
+    problems.extend(manifest_problems(template, final))
     if checkpoint_missing and not problems:
         raise NotFoundError(CHECKPOINT_MISSING)
     if checkpoint_missing:
@@ -175,6 +179,25 @@ def autofill(
         raise ProblemsError(f"parameters of {template.name}", problems)
     return Filled(template=template, values=final, labels=run_labels(task, labels), node_pool=pool,
                   settings=settings, annotations=annotation(settings))
+
+
+# Characters that would let a value leave its quoted field in a resource manifest's YAML.
+MANIFEST_UNSAFE = re.compile(r"['\"\\\r\n]")
+
+
+def manifest_problems(template: Template, final: dict[str, str]) -> list[Problem]:
+    """Values Argo pastes into a resource step's manifest (the JobSet of a multi-node run) as YAML text: a quote,
+    backslash or line break there could end the field and add others, so such values are refused. The node-pool
+    JSON cvatflow writes itself is exempt."""
+    used: set[str] = set()
+    for step in template.spec.get("templates") or []:
+        manifest = (step.get("resource") or {}).get("manifest") if isinstance(step, dict) else None
+        if isinstance(manifest, str):
+            used |= set(re.findall(r"{{\s*workflow\.parameters\.([^}\s]+)\s*}}", manifest))
+    own = {NODE_POOL_SELECTOR, NODE_POOL_TOLERATIONS, NODE_POOL_RESOURCES}
+    return [Problem(name, f"the value goes into a Kubernetes manifest (multi-node runs) and contains quotes, "
+                          f"backslashes or line breaks", "give a value without them")
+            for name in sorted(used - own) if MANIFEST_UNSAFE.search(final.get(name, ""))]
 
 
 def number_problems(p: Parameter, value: str) -> list[Problem]:

@@ -25,6 +25,10 @@ MAX_RESTARTS = 3
 # GOOGLE_APPLICATION_CREDENTIALS); optional, since SDK credentials through the service account also work.
 STORE_SECRET = "cvatflow-store"
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
+# What the publish-dataset step shares with the pods (through the store, at run_key("shared")).
+SHARED = "/mnt/data/shared"
+SHARED_DATASET = f"{SHARED}/dataset"
+SHARED_HYPERPARAMETERS = f"{SHARED}/hyperparameters.yaml"
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 # Placeholders that must reach the manifest unquoted: Argo substitutes them before the YAML is read, so the
 # integer fields stay integers and the node pool's JSON becomes a mapping or a list.
@@ -38,7 +42,7 @@ def _raw(expression: str) -> str:
 
 
 def param(name: str) -> str:
-    return "{{workflow.parameters.%s}}" % name
+    return f"{{{{workflow.parameters.{name}}}}}"
 
 
 def run_key(what: str = "") -> str:
@@ -49,7 +53,7 @@ def run_key(what: str = "") -> str:
 def rendezvous_host() -> str:
     """Pod 0's DNS name: `<jobset>-<replicatedJob>-<job index>-<pod index>.<subdomain>` (JobSet's
     network.enableDNSHostnames; the subdomain defaults to the JobSet's name, a headless Service JobSet creates)."""
-    return "{{workflow.name}}-%s-0-0.{{workflow.name}}" % REPLICATED_JOB
+    return f"{{{{workflow.name}}}}-{REPLICATED_JOB}-0-0.{{{{workflow.name}}}}"
 
 
 def pod_env(nodes: str, processes: str) -> list[dict[str, Any]]:
@@ -71,11 +75,12 @@ def pod_env(nodes: str, processes: str) -> list[dict[str, Any]]:
 def jobset_manifest(step: TrainStep, finetune: bool) -> dict[str, Any]:
     """The JobSet as a mapping, with placeholders (the unquoted ones as tokens; `manifest_text` puts them back).
 
-    Each pod pulls the prepared dataset (shared by the publish-dataset step), the checkpoints of an earlier attempt
+    Each pod pulls the prepared dataset and the hyperparameters file (shared by the publish-dataset step; no
+    free-text parameter enters the manifest, see params.manifest_problems), the checkpoints of an earlier attempt
     and the fine-tune checkpoint from the store, then runs torchrun inside `cvatflow store sync`, which mirrors
     /mnt/output to the run's key while training runs and once when it ends.
     """
-    from cvatflow.templates.steps import DATASETS, MODELS, OUTPUT, SHM, train_args
+    from cvatflow.templates.steps import MODELS, OUTPUT, SHM, train_args
 
     def pull(name: str, key: str, folder: str, missing_ok: bool) -> dict[str, Any]:
         return {"name": name, "image": step.image, "envFrom": store_env(),
@@ -83,11 +88,12 @@ def jobset_manifest(step: TrainStep, finetune: bool) -> dict[str, Any]:
                 "volumeMounts": mounts}
 
     mounts = [{"name": "data", "mountPath": "/mnt/data"}, {"name": "output", "mountPath": OUTPUT}]
-    init = [pull("pull-dataset", run_key("dataset"), DATASETS, False),
+    init = [pull("pull-dataset", run_key("shared"), SHARED, False),
             pull("pull-checkpoints", run_key("checkpoints"), f"{OUTPUT}/checkpoints", True)]
     if finetune:
         init.append(pull("pull-models", param("cvat-finetune-checkpoint"), MODELS, False))
-    program = ["torchrun", "--no-python", "cvatflow-train", step.model, "train", *train_args(step, finetune)]
+    program = ["torchrun", "--no-python", "cvatflow-train", step.model, "train",
+               *train_args(step, finetune, data=SHARED_DATASET, hyperparameters=SHARED_HYPERPARAMETERS)]
     main = {
         "name": "main",
         "image": step.image,
@@ -165,3 +171,64 @@ def substituted(text: str, values: dict[str, str]) -> dict[str, Any]:
         return values[match.group(1).strip()]
 
     return yaml.safe_load(re.sub(r"{{\s*([^{}]+?)\s*}}", value, text))
+
+
+def local_pod(jobset: dict[str, Any]) -> list[dict[str, Any]]:
+    """What one machine runs for a JobSet cvatflow made (the local executor): its pod's init containers, then the
+    main container with torchrun made standalone and given every worker of the set (PET_NNODES x
+    PET_NPROC_PER_NODE, `auto` counting 1), so N nodes become N processes on gloo.
+
+    Raises ValueError when the JobSet is not one pod template with one main container running torchrun.
+    """
+    jobs = (jobset.get("spec") or {}).get("replicatedJobs") or []
+    if len(jobs) != 1:
+        raise ValueError(f"the JobSet has {len(jobs)} replicated jobs; cvatflow's has one")
+    spec = jobs[0]["template"]["spec"]["template"]["spec"]
+    main = next((c for c in spec.get("containers") or [] if c.get("name") == "main"), None)
+    command = list((main or {}).get("command") or [])
+    if "torchrun" not in command:
+        raise ValueError("the JobSet's main container does not run torchrun")
+    env = {e["name"]: str(e.get("value", "")) for e in main.get("env") or []}
+
+    def count(name: str) -> int:
+        value = env.get(name, "1")
+        return int(value) if value.isdigit() and int(value) > 0 else 1
+
+    workers = count("PET_NNODES") * count("PET_NPROC_PER_NODE")
+    at = command.index("torchrun") + 1
+    command[at:at] = ["--standalone", f"--nproc-per-node={workers}"]
+    return [*(spec.get("initContainers") or []), {**main, "command": command}]
+
+
+def nodes_asked(values: dict[str, str]) -> int:
+    """The `nodes` a run's filled parameters ask for (1 when the template has none or it is no whole number)."""
+    try:
+        number = float(str(values.get("nodes", "1")).strip())
+    except ValueError:
+        return 1
+    return int(number) if number.is_integer() and number >= 1 else 1
+
+
+def api_served(api_client) -> bool:
+    """Whether the API server serves jobsets in jobset.x-k8s.io/v1alpha2 (discovery: GET /apis/<group>/<version>).
+
+    Raises the client's ApiException for answers other than 404 (no credentials, server down).
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = client.CustomObjectsApi(api_client).get_api_resources(GROUP, VERSION)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return any(r.name == PLURAL for r in (found.resources or []) if r is not None)
+
+
+def missing_api_message(nodes: int) -> str:
+    """Why a multi-node run is refused on a cluster without JobSet, and the two ways out."""
+    return (f"nodes={nodes} trains on a JobSet, but this cluster does not serve the JobSet API ({API_VERSION}, "
+            f"{PLURAL}); install JobSet (kubectl apply --server-side -f https://github.com/kubernetes-sigs/jobset/"
+            f"releases/download/v0.12.0/manifests.yaml) and set the chart's jobset.enabled=true, or set nodes=1 "
+            f"to train on the GPUs of one node")

@@ -11,6 +11,7 @@ from hera.workflows import (
     EmptyDirVolume,
     Env,
     NoneArchiveStrategy,
+    RawArtifact,
     Resources,
     RetryStrategy,
     S3Artifact,
@@ -141,14 +142,16 @@ def shm_volume(size: str) -> EmptyDirVolume:
     return EmptyDirVolume(name="dshm", mount_path=SHM, medium="Memory", size_limit=size)
 
 
-def train_args(step: TrainStep, finetune: bool) -> list[str]:
-    """The arguments of `cvatflow-train <model> train` in a pod: data, output and the form's parameters."""
-    args = ["--data", DATASETS, "--output", OUTPUT,
+def train_args(step: TrainStep, finetune: bool, data: str = DATASETS,
+               hyperparameters: str = param("hyperparameters")) -> list[str]:
+    """The arguments of `cvatflow-train <model> train` in a pod: data, output and the form's parameters
+    (`hyperparameters` is their YAML text, or a file the pod has)."""
+    args = ["--data", data, "--output", OUTPUT,
             "--model", param("cvat-model"),
             "--num-classes", param("cvat-num-classes"),
             "--epochs", param("epochs"),
             "--batch-size", param("batch-size"),
-            "--hyperparameters", param("hyperparameters"),
+            "--hyperparameters", hyperparameters,
             *step.extra_args]
     return args + ["--models", MODELS] if finetune else args
 
@@ -205,16 +208,21 @@ def train_container(step: TrainStep, name: str, finetune: bool) -> Container:
 
 
 def publish_container(image: str) -> Container:
-    """Multi-node runs only: put the prepared dataset where the JobSet's pods pull it (Argo's artifacts reach Argo's
-    pods only), `<cvat-output-path>/<workflow name>/dataset` in the store."""
-    from cvatflow.templates.jobset import run_key
+    """Multi-node runs only: put what the JobSet's pods need where they pull it (Argo's artifacts reach Argo's pods
+    only): the prepared dataset and the hyperparameters YAML, under `<cvat-output-path>/<workflow name>/shared`.
+
+    The hyperparameters travel as a file (a raw artifact) because the manifest is YAML text into which Argo pastes
+    parameter values: multi-line YAML there would break it, or add fields to it.
+    """
+    from cvatflow.templates.jobset import SHARED, SHARED_DATASET, SHARED_HYPERPARAMETERS, run_key
 
     return Container(
         name="publish-dataset",
         image=image,
-        command=["cvatflow", "store", "tree", DATASETS],
-        inputs=[Artifact(name="dataset", path=DATASETS)],
-        outputs=[S3Artifact(name="shared", path=DATASETS, archive=NoneArchiveStrategy(), key=run_key("dataset"))],
+        command=["cvatflow", "store", "tree", SHARED],
+        inputs=[Artifact(name="dataset", path=SHARED_DATASET),
+                RawArtifact(name="hyperparameters", path=SHARED_HYPERPARAMETERS, data=param("hyperparameters"))],
+        outputs=[S3Artifact(name="shared", path=SHARED, archive=NoneArchiveStrategy(), key=run_key("shared"))],
         resources=Resources(cpu_request="100m", memory_request="256Mi"),
     )
 
