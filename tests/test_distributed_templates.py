@@ -389,3 +389,30 @@ def test_local_pod_makes_the_jobsets_torchrun_standalone_with_every_worker():
     command = containers[-1]["command"]
     at = command.index("torchrun")
     assert command[at:at + 4] == ["torchrun", "--standalone", "--nproc-per-node=6", "--no-python"]
+
+
+# -- the Helm chart: JobSet is optional, and so is its RBAC --------------------------------------------------------
+
+def test_the_chart_grants_jobsets_to_the_workflow_service_account_only_when_enabled():
+    from test_chart import render as helm_render
+    from test_chart import rules_of
+
+    def workflow_rules(values):
+        docs = helm_render(values)
+        return rules_of(next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "cvatflow-workflow"))
+
+    assert ("jobset.x-k8s.io", "jobsets") not in workflow_rules(None)
+    rules = workflow_rules({"jobset": {"enabled": True}})
+    # What Argo's resource step does with it: create, then watch to the terminal state. Nothing cluster-wide.
+    assert rules[("jobset.x-k8s.io", "jobsets")] == {"create", "get", "list", "watch"}
+    assert not [d for d in helm_render({"jobset": {"enabled": True}}) if d["kind"].startswith("Cluster")]
+
+
+def test_the_chart_values_schema_refuses_a_mistyped_jobset_option():
+    import subprocess
+
+    from test_chart import CHART, helm
+
+    done = subprocess.run([helm(), "lint", "--strict", str(CHART), "--set", "jobset.enabld=true"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "enabld" in done.stdout + done.stderr
