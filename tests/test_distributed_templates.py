@@ -360,6 +360,7 @@ def run_locally(tmp_path, values):
     return executor.execute(run_dir), tmp_path / "store" / "outputs" / "run-1", run_dir
 
 
+@pytest.mark.slow
 def test_local_executor_runs_a_two_gpu_train_step_as_two_gloo_ranks(tmp_path):
     status, output, run_dir = run_locally(tmp_path, {"gpus": "2"})
     assert status["phase"] == "Succeeded", (status, (run_dir / "logs" / "train.log").read_text()[-2000:])
@@ -368,6 +369,7 @@ def test_local_executor_runs_a_two_gpu_train_step_as_two_gloo_ranks(tmp_path):
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["sum"] == 3.0  # 1 + 2: they talked
 
 
+@pytest.mark.slow
 def test_local_executor_runs_the_multi_node_jobset_step_as_one_standalone_torchrun(tmp_path):
     status, output, run_dir = run_locally(tmp_path, {"nodes": "2"})
     log = (run_dir / "logs" / "train-nodes.log").read_text() if (run_dir / "logs" / "train-nodes.log").exists() else ""
@@ -416,3 +418,20 @@ def test_the_chart_values_schema_refuses_a_mistyped_jobset_option():
     done = subprocess.run([helm(), "lint", "--strict", str(CHART), "--set", "jobset.enabld=true"],
                           capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "enabld" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_cvatflow_run_with_two_gpus_trains_the_real_harness_under_torchrun_on_the_cpu(cli, tmp_path, monkeypatch):
+    """`cvatflow run maskrcnn-training --data export.zip -p gpus=2` end to end: two gloo ranks of the training
+    harness (rank 0 writes once the harness is DDP-aware; before that both ranks train the same model)."""
+    monkeypatch.setenv("CVATFLOW_HOME", str(tmp_path / "home"))
+    export = tmp_path / "shapes.zip"
+    assert cli("dataset", "synth", "--out", export, "--images", "8", "--size", "64").code == 0
+    result = cli("run", "maskrcnn-training", "--data", export, "--name", "ddp-run", "-p", "gpus=2",
+                 "-p", "cvat-model=maskrcnn_resnet18_fpn", "-p", "epochs=1",
+                 "-p", "hyperparameters=max_steps: 2\nimage_size: 64\nnum_workers: 0\nval_every: 1\n", "--wait")
+    log = next((tmp_path / "home" / "runs" / "ddp-run" / "logs").glob("train.log")).read_text()
+    assert result.code == 0, result.err + log[-3000:]
+    assert "Setting OMP_NUM_THREADS environment variable for each process" in log  # torchrun started >1 worker
+    store = tmp_path / "home" / "store" / "outputs" / "ddp-run"
+    assert (store / "checkpoints" / "last.pt").is_file() and (store / "model").is_dir()
