@@ -214,7 +214,7 @@ def test_the_dag_takes_the_jobset_only_above_one_node():
 @pytest.mark.parametrize("text", [SUCCESS, FAILURE, "status.phase == Succeeded", "status.succeeded > 0",
                                   "status.failed > 3", "status.replicaStatuses.Master.succeeded > 0",
                                   "status.phase in (Failed, Error)", "!status.x, status.y", "a=", "x notin ()",
-                                  "example.com/key = v", ""])
+                                  "example.com/key = v", "status.succeeded>0", "status.phase!=Failed,x", ""])
 def test_conditions_argo_accepts_parse(text):
     parse(text)
 
@@ -288,6 +288,16 @@ async def test_kubernetes_backend_refuses_nodes_above_one_without_the_jobset_api
     assert ("argoproj.io/v1alpha1/workflows", "ml", "r-multi") not in kmock.objects
     await asyncio.to_thread(backend.submit, filled("1"), "r-single")  # one node needs nothing extra
     assert kmock.objects["argoproj.io/v1alpha1/workflows", "ml", "r-single"]["kind"] == "Workflow"
+
+
+@pytest.mark.asyncio
+async def test_a_jobset_group_without_jobsets_in_it_is_no_jobset_api(kmock):
+    from cvatflow.templates.jobset import api_served
+
+    declare(kmock, jobset=False)
+    kmock.resources["jobset.x-k8s.io/v1alpha2/otherthings"] = kmock.ResourceInfo(
+        kind="OtherThing", namespaced=True, verbs={"get"})
+    assert await asyncio.to_thread(api_served, kube_backend(kmock).api) is False
 
 
 @pytest.mark.asyncio
