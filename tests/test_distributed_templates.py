@@ -445,3 +445,24 @@ def test_cvatflow_run_with_two_gpus_trains_the_real_harness_under_torchrun_on_th
     assert "Setting OMP_NUM_THREADS environment variable for each process" in log  # torchrun started >1 worker
     store = tmp_path / "home" / "store" / "outputs" / "ddp-run"
     assert (store / "checkpoints" / "last.pt").is_file() and (store / "model").is_dir()
+
+
+# -- `cvatflow store`: what the JobSet's pods run around training -------------------------------------------------
+
+def test_store_sync_runs_the_command_uploads_what_it_wrote_and_keeps_its_exit_code(cli, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv("CVATFLOW_STORE", store.as_uri())
+    monkeypatch.setenv("CVATFLOW_HOME", str(tmp_path / "home"))
+    out = tmp_path / "out"
+    write = f"import pathlib; p = pathlib.Path({str(out)!r}) / 'checkpoints'; p.mkdir(parents=True); " \
+            f"(p / 'last.pt').write_text('w'); raise SystemExit(3)"
+    result = cli("store", "sync", out, "outputs/run-1", "--", sys.executable, "-c", write)
+    assert result.code == 3  # the pod fails when training fails
+    assert (store / "outputs" / "run-1" / "checkpoints" / "last.pt").read_text() == "w"  # and still uploads
+    # A restarted pod pulls the checkpoints back; a first attempt has none, which is fine with --missing-ok.
+    assert cli("store", "pull", "--missing-ok", "outputs/run-1/checkpoints", tmp_path / "again").code == 0
+    assert (tmp_path / "again" / "last.pt").read_text() == "w"
+    missing = cli("store", "pull", "--missing-ok", "outputs/run-2/checkpoints", tmp_path / "none")
+    assert missing.code == 0 and "starting without it" in missing.out
+    refused = cli("store", "pull", "outputs/run-2/dataset", tmp_path / "none")
+    assert refused.code == 1 and "nothing there" in refused.err and "Traceback" not in refused.err

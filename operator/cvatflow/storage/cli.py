@@ -94,13 +94,19 @@ def sync(ctx: typer.Context,
         while not stop.wait(every):
             upload()
 
-    process = subprocess.Popen(command)
+    try:
+        process = subprocess.Popen(command)
+    except OSError as exc:
+        raise StorageError(f"sync: cannot run {command[0]!r}: {exc.strerror}") from None
     # Kubernetes stops a pod with SIGTERM: pass it on, then upload what the command wrote before it stopped.
-    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
-    code = process.wait()
-    stop.set()
-    thread.join()
+    try:
+        code = process.wait()
+    finally:
+        stop.set()
+        thread.join()
+        signal.signal(signal.SIGTERM, previous)
     target.upload_dir(folder, key.strip("/"))
     raise typer.Exit(code)
