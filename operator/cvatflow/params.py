@@ -195,8 +195,8 @@ def manifest_problems(template: Template, final: dict[str, str]) -> list[Problem
         if isinstance(manifest, str):
             used |= set(re.findall(r"{{\s*workflow\.parameters\.([^}\s]+)\s*}}", manifest))
     own = {NODE_POOL_SELECTOR, NODE_POOL_TOLERATIONS, NODE_POOL_RESOURCES}
-    return [Problem(name, f"the value goes into a Kubernetes manifest (multi-node runs) and contains quotes, "
-                          f"backslashes or line breaks", "give a value without them")
+    return [Problem(name, "the value goes into a Kubernetes manifest (multi-node runs) and contains quotes, "
+                          "backslashes or line breaks", "give a value without them")
             for name in sorted(used - own) if MANIFEST_UNSAFE.search(final.get(name, ""))]
 
 
