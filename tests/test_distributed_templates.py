@@ -101,6 +101,19 @@ def test_chosen_gpus_on_a_pool_without_resources_scale_requests_and_gpu_limit():
     assert resources == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"nvidia.com/gpu": "2"}}
 
 
+def test_more_gpus_than_a_node_of_the_pool_has_is_refused_before_submission():
+    pools = NodePools(pools=[NodePool("A10G x4", "g5.12xlarge", allocatable={"nvidia.com/gpu": "4", "cpu": "47",
+                                                                                "memory": "186Gi"})])
+    with pytest.raises(ProblemsError, match="nvidia.com/gpu 8 but a node allocates 4"):
+        autofill(get_template("maskrcnn-training"), {"gpus": "8"}, annotation_path="a/", num_classes=2,
+                 node_pools=pools)
+    small = NodePools(pools=[NodePool("T4", "g4dn.xlarge", allocatable={"nvidia.com/gpu": "4", "cpu": "3920m",
+                                                                         "memory": "14Gi"})])
+    with pytest.raises(ProblemsError, match="cpu 4 but a node allocates 3.92"):  # 1 CPU per process
+        autofill(get_template("maskrcnn-training"), {"gpus": "4"}, annotation_path="a/", num_classes=2,
+                 node_pools=small)
+
+
 def test_gpus_auto_without_node_pools_is_one_process_and_nodes_must_be_whole():
     filled = autofill(get_template("maskrcnn-training"), {"nodes": "2.0"}, annotation_path="a/", num_classes=2)
     assert (filled.values["gpus"], filled.values["nodes"]) == ("1", "2")

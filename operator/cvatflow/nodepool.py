@@ -186,13 +186,19 @@ def patched_steps(template: Template) -> list[dict[str, Any]]:
 
 
 def fit_problems(template: Template, pool: NodePool, label: str, allocatable: dict[str, str],
-                 parameter: str) -> list[Problem]:
+                 parameter: str, gpus: int = 0) -> list[Problem]:
     """One problem per step whose pod, on `pool`, asks more than one of its nodes allocates (it would stay
-    Pending): the main container with the pool's resources, plus the step's sidecars."""
+    Pending): the main container with the pool's resources (as pod_patch gives them for `gpus` processes), plus
+    the step's sidecars."""
     by_numbers: dict[str, list[str]] = {}  # steps asking the same (train, train-from-checkpoint) share a line
     for step in patched_steps(template):
         container = step.get("container") or step.get("script") or {}
-        wanted = requested(pool_resources(container.get("resources") or {}, pool.resources, allocatable))
+        own = clean_resources(container.get("resources") or {})
+        if gpus > 1 and "requests" in own:
+            own["requests"] = {name: scaled(v, gpus) if name in ("cpu", "memory") else v
+                               for name, v in own["requests"].items()}
+        given = pool_resources(own, pool.resources, allocatable)
+        wanted = requested(with_gpus(given, gpus) if gpus else given)
         for sidecar in step.get("sidecars") or []:
             for resource, amount in requested(sidecar.get("resources") or {}).items():
                 wanted[resource] = wanted.get(resource, Decimal(0)) + amount

@@ -239,7 +239,7 @@ def _place(template: Template, final: dict[str, str], pools: NodePools, problems
     gpus = _distribute(template, final, pool, pools.label, allocatable, problems)
     if template.has_parameter(NODE_POOL_PATCH):
         if allocatable is not None:
-            problems.extend(fit_problems(template, pool, pools.label, allocatable, name))
+            problems.extend(fit_problems(template, pool, pools.label, allocatable, name, gpus))
         final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label, allocatable, gpus, _step_requests(template)),
                                             separators=(",", ":"))
     return pool
