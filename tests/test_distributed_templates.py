@@ -55,6 +55,10 @@ def test_train_step_with_n_gpus_runs_torchrun_with_n_processes_and_scaled_reques
                                                "limits": {"nvidia.com/gpu": "4"}}
     assert train["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
     assert errors_only(validate(template)) == []
+    # Its multi-node form starts the same 4 processes on each pod.
+    jobset = substituted(render(template)["spec"]["templates"][4]["resource"]["manifest"], sample_values(gpus="x"))
+    main = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PET_NPROC_PER_NODE", "value": "4"} in main["env"]
 
 
 def test_builtin_train_steps_mount_a_memory_backed_dev_shm_with_a_size_limit():

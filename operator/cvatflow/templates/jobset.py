@@ -98,7 +98,7 @@ def jobset_manifest(step: TrainStep, finetune: bool) -> dict[str, Any]:
         "name": "main",
         "image": step.image,
         "command": ["cvatflow", "store", "sync", OUTPUT, run_key(), "--", *program],
-        "env": pod_env(param("nodes"), param("gpus")),
+        "env": pod_env(param("nodes"), step.processes),
         "envFrom": store_env(),
         "ports": [{"containerPort": RDZV_PORT, "name": "rendezvous"}],
         "resources": _raw(param(NODE_POOL_RESOURCES)),
