@@ -233,6 +233,8 @@ def training_template(name: str, title: str, description: str, parameters: list[
     under torchrun, or, with the `nodes` parameter above 1, on a JobSet of that many pods."""
     from cvatflow.templates.jobset import jobset_resource
 
+    if not isinstance(step.gpus, str):  # a fixed process count: a `gpus` parameter would change nothing
+        parameters = [p for p in parameters if p.name != GPUS]
     checkpoint = param("cvat-finetune-checkpoint")
     one_node, many_nodes = f"{param(NODES)} <= 1", f"{param(NODES)} > 1"
     with WorkflowTemplate(name=name, entrypoint="main",
