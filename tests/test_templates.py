@@ -142,7 +142,7 @@ def test_artifact_shorthand_becomes_gcs_with_a_gcs_repository():
     template = get_template("maskrcnn-training")
     from cvatflow.templates import complete_artifacts
 
-    assert complete_artifacts(template.spec, repo) == 4
+    assert complete_artifacts(template.spec, repo) == 5  # export, train and fine-tune outputs, fine-tune input, the multi-node dataset
     export = template.spec["templates"][0]["inputs"]["artifacts"][0]
     assert "s3" not in export and export["gcs"]["bucket"] == "ml"
     assert export["gcs"]["serviceAccountKeySecret"] == {"name": "gcs-sa", "key": "key.json"}
@@ -174,7 +174,9 @@ def test_builtin_template_is_a_safe_gpu_training_dag(name):
     assert tasks["train"]["depends"] == "prepare-dataset"
     train = templates["train"]
     model = name.split("-")[0]
-    assert train["container"]["command"] == ["cvatflow-train", model, "train"]
+    # One process per GPU the `gpus` parameter asks for (params.autofill resolves `auto`).
+    assert train["container"]["command"] == ["torchrun", "--standalone", "--nproc-per-node={{workflow.parameters.gpus}}",
+                                             "--no-python", "cvatflow-train", model, "train"]
     # Parameters reach the program as separate args, never through a shell.
     for tpl in templates.values():
         command = (tpl.get("container") or {}).get("command") or []
@@ -203,10 +205,10 @@ def test_form_shows_public_parameters_in_order_with_types_and_options():
     fields = form(get_template("maskrcnn-training"), node_pools=[Option("GPU V100", "Standard_NC6")])
     names = [f["name"] for f in fields]
     assert names == ["cvat-model", "cvat-finetune-checkpoint", "epochs", "batch-size", "val-split",
-                     "hyperparameters", "sys-node-pool"]
+                     "hyperparameters", "sys-node-pool", "gpus", "nodes"]
     model = fields[0]
     assert model["type"] == "select.select" and model["options"][0]["value"] == model["value"]
-    assert fields[-1]["options"] == [{"name": "GPU V100", "value": "Standard_NC6"}]
+    assert fields[-3]["options"] == [{"name": "GPU V100", "value": "Standard_NC6"}]
 
 
 def test_hints_keep_only_links():

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "serve": "cvatflow.api.cli",
     "operator": "cvatflow.controller.cli",
     "annotate": "cvatflow.auto_annotate_cli",
+    "store": "cvatflow.storage.cli",
 }
 
 

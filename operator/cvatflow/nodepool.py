@@ -1,6 +1,7 @@
 """Node pools meet pods: the resources a pool gives a step, its GPU toleration, and the check against allocatable."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,11 @@ if TYPE_CHECKING:
 
 # The hidden parameter that carries a pool's podSpecPatch into the steps (cvatflow.templates.steps).
 NODE_POOL_PATCH = "sys-node-pool-patch"
+# A JobSet's pods (multi-node training) take no podSpecPatch: the same placement reaches them as three hidden
+# parameters whose JSON Argo substitutes into the manifest (cvatflow.templates.jobset).
+NODE_POOL_SELECTOR = "sys-node-pool-selector"
+NODE_POOL_TOLERATIONS = "sys-node-pool-tolerations"
+NODE_POOL_RESOURCES = "sys-node-pool-resources"
 
 # Extended resources that mean "this pool has GPUs" (Onepanel's docs name these two).
 GPU_SUFFIX = "/gpu"
@@ -29,6 +35,20 @@ def quantity(value: Any) -> Decimal:
     from kubernetes.utils import parse_quantity
 
     return Decimal(parse_quantity(value if isinstance(value, str) else str(value)))
+
+
+def scaled(value: str, factor: int) -> str:
+    """A quantity times a whole `factor`, in the same unit: ("4Gi", 2) -> "8Gi", ("500m", 3) -> "1500m".
+
+    Raises ValueError for text that is not a quantity.
+    """
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)\s*", str(value))
+    if match is None:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity")
+    if factor == 1:
+        return str(value).strip()
+    number, unit = match.groups()
+    return f"{(Decimal(number) * factor).normalize():f}{unit}"
 
 
 def clean_resources(resources: dict[str, Any] | None) -> dict[str, dict[str, str]]:
@@ -99,23 +119,64 @@ def shortfalls(requests: dict[str, Decimal], allocatable: dict[str, Any]) -> lis
             if want > have.get(name, Decimal(0))]
 
 
-def pod_patch(pool: NodePool, label: str, allocatable: dict[str, str] | None = None) -> dict[str, Any]:
+def gpu_count(resources: dict[str, Any] | None, allocatable: dict[str, Any] | None = None) -> int:
+    """GPUs one pod gets on a pool: the most its resources name (limits or requests), else what a node allocates;
+    0 where neither names a GPU resource."""
+    found = [quantity(v) for values in clean_resources(resources).values() for name, v in values.items()
+             if name.endswith(GPU_SUFFIX) and _positive(v)]
+    if not found:
+        found = [quantity(v) for name, v in (allocatable or {}).items() if name.endswith(GPU_SUFFIX) and _positive(v)]
+    return int(max(found)) if found else 0
+
+
+def with_gpus(resources: dict[str, dict[str, str]], count: int) -> dict[str, dict[str, str]]:
+    """`resources` with each GPU resource it names set to `count` (the processes torchrun starts on the pod)."""
+    return {section: {name: str(count) if name.endswith(GPU_SUFFIX) else v for name, v in values.items()}
+            for section, values in resources.items()}
+
+
+def pod_patch(pool: NodePool, label: str, allocatable: dict[str, str] | None = None, gpus: int = 0,
+              requests: dict[str, str] | None = None) -> dict[str, Any]:
     """The strategic-merge patch that puts a pod on `pool`: its nodeSelector, the GPU toleration on GPU pools and
     the pool's resources, which replace the main container's whole `resources` (`$patch: replace`, Onepanel's rule;
     a plain merge would keep the step's own requests beside them). A pool without resources but with GPUs in its
-    allocatable adds one GPU limit to the step's own resources."""
+    allocatable adds a GPU limit to the step's own resources.
+
+    `gpus` > 0 is the processes the step starts (its `gpus` parameter): the pod asks that many GPUs, and, on a pool
+    without resources, `requests` (the step's per-process CPU and memory) times that many.
+    """
     patch: dict[str, Any] = {"nodeSelector": {label: pool.value}}
     tolerated = tolerations(pool.resources, allocatable, pool.tolerations)
     if tolerated:
         patch["tolerations"] = tolerated
     resources = clean_resources(pool.resources)
     if resources:
-        patch["containers"] = [{"name": "main", "resources": {"$patch": "replace", **resources}}]
-    else:
-        gpus = gpu_resources(None, allocatable)[:1]
-        if gpus:
-            patch["containers"] = [{"name": "main", "resources": {"limits": {gpus[0]: "1"}}}]
+        patch["containers"] = [{"name": "main", "resources": {"$patch": "replace",
+                                                              **(with_gpus(resources, gpus) if gpus else resources)}}]
+        return patch
+    main: dict[str, Any] = {}
+    if requests and gpus > 1:
+        main["requests"] = {name: scaled(v, gpus) for name, v in requests.items()}
+    names = gpu_resources(None, allocatable)[:1]
+    if names:
+        main["limits"] = {names[0]: str(gpus or 1)}
+    if main:
+        patch["containers"] = [{"name": "main", "resources": main}]
     return patch
+
+
+def jobset_placement(pool: NodePool | None, label: str, allocatable: dict[str, str] | None, gpus: int,
+                     requests: dict[str, str]) -> dict[str, Any]:
+    """What the hidden JobSet parameters carry for a multi-node run: the pods' nodeSelector, tolerations and main
+    container resources (the pool's, or the step's per-process `requests` times `gpus`, with `gpus` GPUs where
+    the pool has them)."""
+    own = {"requests": {name: scaled(v, max(gpus, 1)) for name, v in requests.items()}}
+    if pool is None:
+        return {NODE_POOL_SELECTOR: {}, NODE_POOL_TOLERATIONS: [], NODE_POOL_RESOURCES: own}
+    resources = pool_resources(own, pool.resources, allocatable)
+    return {NODE_POOL_SELECTOR: {label: pool.value},
+            NODE_POOL_TOLERATIONS: tolerations(pool.resources, allocatable, pool.tolerations),
+            NODE_POOL_RESOURCES: with_gpus(resources, gpus) if gpus else resources}
 
 
 def patched_steps(template: Template) -> list[dict[str, Any]]:
@@ -125,13 +186,19 @@ def patched_steps(template: Template) -> list[dict[str, Any]]:
 
 
 def fit_problems(template: Template, pool: NodePool, label: str, allocatable: dict[str, str],
-                 parameter: str) -> list[Problem]:
+                 parameter: str, gpus: int = 0) -> list[Problem]:
     """One problem per step whose pod, on `pool`, asks more than one of its nodes allocates (it would stay
-    Pending): the main container with the pool's resources, plus the step's sidecars."""
+    Pending): the main container with the pool's resources (as pod_patch gives them for `gpus` processes), plus
+    the step's sidecars."""
     by_numbers: dict[str, list[str]] = {}  # steps asking the same (train, train-from-checkpoint) share a line
     for step in patched_steps(template):
         container = step.get("container") or step.get("script") or {}
-        wanted = requested(pool_resources(container.get("resources") or {}, pool.resources, allocatable))
+        own = clean_resources(container.get("resources") or {})
+        if gpus > 1 and "requests" in own:
+            own["requests"] = {name: scaled(v, gpus) if name in ("cpu", "memory") else v
+                               for name, v in own["requests"].items()}
+        given = pool_resources(own, pool.resources, allocatable)
+        wanted = requested(with_gpus(given, gpus) if gpus else given)
         for sidecar in step.get("sidecars") or []:
             for resource, amount in requested(sidecar.get("resources") or {}).items():
                 wanted[resource] = wanted.get(resource, Decimal(0)) + amount

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,16 @@ import yaml
 
 from cvatflow.config import NodePool, NodePools
 from cvatflow.errors import NotFoundError, ParameterError, Problem, ProblemsError
-from cvatflow.nodepool import fit_problems, pod_patch
+from cvatflow.nodepool import (
+    NODE_POOL_RESOURCES,
+    NODE_POOL_SELECTOR,
+    NODE_POOL_TOLERATIONS,
+    fit_problems,
+    gpu_count,
+    jobset_placement,
+    patched_steps,
+    pod_patch,
+)
 from cvatflow.one_value import FIELD_KEYS, Setting, annotation, reconcile
 from cvatflow.output_path import task_output_path
 from cvatflow.storage.keys import key_problem
@@ -28,7 +38,7 @@ from cvatflow.templates.parameter import (
     is_number,
     wire_string,
 )
-from cvatflow.templates.steps import NODE_POOL_PATCH
+from cvatflow.templates.steps import GPUS, NODE_POOL_PATCH, NODES, launched_program
 from cvatflow.templates.template import Template
 
 CHECKPOINT_MISSING = "Checkpoint path does not exist in object storage."
@@ -159,6 +169,7 @@ def autofill(
                                         "give an object-store prefix like outputs/task-3/maskrcnn-training-x7k2p"))
             elif checkpoint_exists is not None and not checkpoint_exists(value):
                 checkpoint_missing = True
+    problems.extend(manifest_problems(template, final))
     if checkpoint_missing and not problems:
         raise NotFoundError(CHECKPOINT_MISSING)
     if checkpoint_missing:
@@ -168,6 +179,25 @@ def autofill(
         raise ProblemsError(f"parameters of {template.name}", problems)
     return Filled(template=template, values=final, labels=run_labels(task, labels), node_pool=pool,
                   settings=settings, annotations=annotation(settings))
+
+
+# Characters that would let a value leave its quoted field in a resource manifest's YAML.
+MANIFEST_UNSAFE = re.compile(r"['\"\\\r\n]")
+
+
+def manifest_problems(template: Template, final: dict[str, str]) -> list[Problem]:
+    """Values Argo pastes into a resource step's manifest (the JobSet of a multi-node run) as YAML text: a quote,
+    backslash or line break there could end the field and add others, so such values are refused. The node-pool
+    JSON cvatflow writes itself is exempt."""
+    used: set[str] = set()
+    for step in template.spec.get("templates") or []:
+        manifest = (step.get("resource") or {}).get("manifest") if isinstance(step, dict) else None
+        if isinstance(manifest, str):
+            used |= set(re.findall(r"{{\s*workflow\.parameters\.([^}\s]+)\s*}}", manifest))
+    own = {NODE_POOL_SELECTOR, NODE_POOL_TOLERATIONS, NODE_POOL_RESOURCES}
+    return [Problem(name, "the value goes into a Kubernetes manifest (multi-node runs) and contains quotes, "
+                          "backslashes or line breaks", "give a value without them")
+            for name in sorted(used - own) if MANIFEST_UNSAFE.search(final.get(name, ""))]
 
 
 def number_problems(p: Parameter, value: str) -> list[Problem]:
@@ -191,6 +221,7 @@ def number_problems(p: Parameter, value: str) -> list[Problem]:
 def _place(template: Template, final: dict[str, str], pools: NodePools, problems: list[Problem]) -> NodePool | None:
     """Resolve `sys-node-pool` ("default" = the first pool), check the steps fit its nodes, write the pod patch."""
     if not template.has_parameter(NODE_POOL) or not pools.pools:
+        _distribute(template, final, None, "", None, problems)
         return None
     name = template.parameter(NODE_POOL).name
     wanted = final[name]
@@ -203,12 +234,54 @@ def _place(template: Template, final: dict[str, str], pools: NodePools, problems
                                     f"use one of: {', '.join(p.value for p in pools.pools)}"))
             return None
     final[name] = pool.value
+    placed = template.has_parameter(NODE_POOL_PATCH) or template.has_parameter(NODE_POOL_RESOURCES)
+    allocatable = pools.allocatable(pool) if placed else None
+    gpus = _distribute(template, final, pool, pools.label, allocatable, problems)
     if template.has_parameter(NODE_POOL_PATCH):
-        allocatable = pools.allocatable(pool)
         if allocatable is not None:
-            problems.extend(fit_problems(template, pool, pools.label, allocatable, name))
-        final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label, allocatable), separators=(",", ":"))
+            problems.extend(fit_problems(template, pool, pools.label, allocatable, name, gpus))
+        final[NODE_POOL_PATCH] = json.dumps(pod_patch(pool, pools.label, allocatable, gpus, _step_requests(template)),
+                                            separators=(",", ":"))
     return pool
+
+
+def _distribute(template: Template, final: dict[str, str], pool: NodePool | None, label: str,
+                allocatable: dict[str, str] | None, problems: list[Problem]) -> int:
+    """Resolve `gpus: auto` to the pool's GPU count (one process where it has none), make `nodes` a whole number,
+    and fill the JobSet's placement parameters; returns the GPUs per pod (0 = none asked for)."""
+    gpus = 0
+    if template.has_parameter(GPUS):
+        name = template.parameter(GPUS).name
+        value = final[name].strip()
+        if value == "auto":
+            gpus = gpu_count(pool.resources, allocatable) if pool else 0
+            final[name] = str(max(gpus, 1))
+        elif value.isdigit() and int(value) >= 1:
+            gpus = int(value)
+        else:
+            problems.append(Problem(name, f"GPUs per node must be auto or a whole number of at least 1, not {value!r}",
+                                    "give auto, 1, 2, 4 or 8"))
+    if template.has_parameter(NODES):
+        name = template.parameter(NODES).name
+        value = final[name].strip()
+        if is_number(value) and math.isfinite(float(value)) and float(value).is_integer():
+            final[name] = str(int(float(value)))
+        elif is_number(value):
+            problems.append(Problem(name, f"Nodes must be a whole number, not {value}", "give a number like 2"))
+    if template.has_parameter(NODE_POOL_RESOURCES):
+        for key, value in jobset_placement(pool, label, allocatable, gpus, _step_requests(template)).items():
+            if template.has_parameter(key):
+                final[template.parameter(key).name] = json.dumps(value, separators=(",", ":"))
+    return gpus
+
+
+def _step_requests(template: Template) -> dict[str, str]:
+    """The CPU and memory one process of the train step requests (its container's requests)."""
+    for step in patched_steps(template):
+        container = step.get("container") or step.get("script") or {}
+        requests = (container.get("resources") or {}).get("requests") or {}
+        return {k: str(v) for k, v in requests.items() if k in ("cpu", "memory")}
+    return {}
 
 
 def node_pool_options(pools: NodePools) -> list[Option]:
@@ -224,7 +297,7 @@ def _dump_format_problem(name: str, value: str) -> list[Problem]:
 
 
 def _runs_cvatflow_train(template: Template) -> bool:
-    return any(((t.get("container") or {}).get("command") or [""])[0] == "cvatflow-train"
+    return any(launched_program((t.get("container") or {}).get("command") or [])[:1] == ["cvatflow-train"]
                for t in template.container_templates())
 
 

@@ -50,6 +50,12 @@ class Cluster:
         """What a node of the pool `label=value` allocates; None without the chart's rbac.readNodes."""
         return argo.KubernetesBackend("default", api=self.api).node_allocatable(label, value)
 
+    def jobset_served(self) -> bool:
+        """Whether the cluster serves the JobSet API that multi-node runs create (discovery)."""
+        from cvatflow.templates.jobset import api_served
+
+        return api_served(self.api)
+
     def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create the Workflow, or return the one already there under its name (a retried create)."""
         from kubernetes.client.exceptions import ApiException

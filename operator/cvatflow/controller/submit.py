@@ -16,6 +16,7 @@ from cvatflow.errors import (
 )
 from cvatflow.params import CvatTask
 from cvatflow.submission import PENDING_DUMP, Pipeline, Request
+from cvatflow.templates import jobset
 from cvatflow.templates.parameter import ANNOTATION_PATH, DUMP_FORMAT, NODE_POOL, NUM_CLASSES, OUTPUT_PATH
 from cvatflow.templates.template import Template
 
@@ -80,6 +81,10 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     except NotFoundError as exc:  # only a missing fine-tune checkpoint
         problems.append(Problem(template.parameter("cvat-finetune-checkpoint").name, str(exc),
                                 "give the output prefix of an earlier run, or leave it empty"))
+    nodes = jobset.nodes_asked(values)
+    if nodes > 1 and not deps.cluster.jobset_served():  # before the dump: a refused run never costs an export
+        problems.append(Problem("spec.parameters.nodes", jobset.missing_api_message(nodes),
+                                "install JobSet, or set nodes to 1"))
     if problems:
         return invalid(problems, body)
 

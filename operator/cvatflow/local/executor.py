@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cvatflow.atomic import atomic_write
 from cvatflow.errors import (
     CvatflowError,
@@ -139,7 +141,8 @@ class LocalExecutor:
         defaults = {p["name"]: p.get("value", "") for p in (spec.get("arguments") or {}).get("parameters") or []}
         scope = {f"workflow.parameters.{k}": str(v) for k, v in {**defaults, **workflow["parameters"]}.items()}
         scope.update({"workflow.name": workflow["name"], "workflow.namespace": "local",
-                      "workflow.uid": workflow["uid"], "workflow.creationTimestamp": workflow["createdAt"]})
+                      "workflow.uid": workflow["uid"], "workflow.creationTimestamp": workflow["createdAt"],
+                      "workflow.serviceAccountName": "default"})
         for claim in spec.get("volumeClaimTemplates") or []:
             (run_dir / "volumes" / claim["metadata"]["name"]).mkdir(parents=True, exist_ok=True)
         entry = templates.get(spec.get("entrypoint"))
@@ -179,6 +182,8 @@ class LocalExecutor:
         template = templates.get(task["template"])
         if template is None:
             raise RunError(f"task {name} calls template {task['template']!r}, which does not exist")
+        if isinstance(template.get("resource"), dict):
+            return self._run_resource(run_dir, template, task, scope, node)
         body = template.get("container") or template.get("script")
         if body is None:
             raise StepFailed(f"template {template['name']!r} is not a container or script; "
@@ -271,8 +276,56 @@ class LocalExecutor:
         raise StepFailed(f"{what}: {'/'.join(kinds) or 'this'} artifacts are not fetched by the local executor; "
                          f"run this template on a cluster (--kube)")
 
+    def _run_resource(self, run_dir: Path, template: dict[str, Any], task: dict[str, Any], scope: dict[str, str],
+                      node: dict[str, Any]) -> dict[str, Path]:
+        """A resource step that creates a JobSet (multi-node training) runs its pods' work here: the init containers
+        in order, then the main container's torchrun as one standalone torchrun with nodes x processes workers on
+        this machine (gloo on the CPU), so the template that runs on a cluster runs end to end on a laptop."""
+        from cvatflow.templates.jobset import API_VERSION, local_pod
+
+        name = task["name"]
+        resource = template["resource"]
+        manifest = substitute(str(resource.get("manifest") or ""), scope, f"task {name}")
+        try:
+            doc = yaml.safe_load(manifest)
+        except yaml.YAMLError as exc:
+            raise StepFailed(f"task {name}: the resource manifest is not valid YAML after substitution: "
+                             f"{str(exc).splitlines()[0]}") from None
+        kind = f"{(doc or {}).get('apiVersion')}/{(doc or {}).get('kind')}" if isinstance(doc, dict) else "?"
+        if kind != f"{API_VERSION}/JobSet" or resource.get("action") != "create":
+            raise StepFailed(f"task {name}: the local executor runs resource steps that create a {API_VERSION} "
+                             f"JobSet only, not {resource.get('action')!r} of {kind}; run this template on a "
+                             f"cluster (--kube)")
+        step_dir = run_dir / "steps" / name
+        root = step_dir / "fs"  # the pods' emptyDirs, shared here since every rank runs on this machine
+        root.mkdir(parents=True, exist_ok=True)
+
+        def host(path: str) -> Path:
+            return root / path.lstrip("/")
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CVATFLOW_RUN": scope["workflow.name"],
+               # The pods read the store from a Secret (envFrom); here it is the executor's own store.
+               "CVATFLOW_STORE": self.store_uri}
+        for container in local_pod(doc):
+            argv = self._argv(list(container.get("command") or []), list(container.get("args") or []),
+                              container.get("image", ""), name)
+            argv = [_rewrite_paths(a, ["/mnt"], host) for a in argv]
+            extra = {e["name"]: _rewrite_paths(str(e["value"]), ["/mnt"], host) for e in container.get("env") or []
+                     if "value" in e and not e["name"].startswith("PET_")}  # torchrun's multi-node flags stay out
+            self._spawn(argv, {**env, **extra}, step_dir, run_dir / "logs" / f"{name}.log", template, name, node)
+        return {}
+
     def _argv(self, command: list[str], args: list[str], image: str, task: str) -> list[str]:
         words = command + args
+        if words[:1] == ["torchrun"] and "--no-python" in words:
+            # torchrun runs the program itself (--no-python): this machine's Python runs torch's launcher and
+            # the program's entry point.
+            cut = words.index("--no-python") + 1
+            return ([sys.executable, "-m", "torch.distributed.run", *words[1:cut]]
+                    + self._argv(words[cut:], [], image, task))
+        if words[:3] == ["cvatflow", "store", "sync"] and "--" in words:
+            cut = words.index("--")
+            return self.entry_points["cvatflow"] + words[1:cut + 1] + self._argv(words[cut + 1:], [], image, task)
         if words and words[0] in self.entry_points:
             return self.entry_points[words[0]] + words[1:]
         if words[:2] == ["python", "-m"] and len(words) > 2 and words[2].startswith("cvatflow"):

@@ -98,6 +98,11 @@ class KubernetesBackend(Backend):
         return load_dict(doc, source=name)
 
     def submit(self, filled: Filled, name: str | None = None, output_prefix: str | None = None) -> KubernetesRun:
+        from cvatflow.templates import jobset
+
+        nodes = jobset.nodes_asked(filled.values)
+        if nodes > 1 and not jobset.api_served(self.api):  # single-node runs need nothing extra
+            raise RunError(jobset.missing_api_message(nodes))
         body = workflow_object(filled, name or run_name(filled.template.name), self.namespace,
                                output_prefix=output_prefix, service_account=self.service_account)
         created = self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKFLOWS, body)

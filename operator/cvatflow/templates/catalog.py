@@ -6,7 +6,15 @@ from pathlib import Path
 
 from cvatflow.errors import NotFoundError
 from cvatflow.templates.parameter import Option, Parameter
-from cvatflow.templates.steps import TrainStep, node_pool_patch_parameter, training_template
+from cvatflow.templates.steps import (
+    GPUS,
+    NODES,
+    TrainStep,
+    jobset_placement_parameters,
+    node_pool_patch_parameter,
+    param,
+    training_template,
+)
 from cvatflow.templates.template import Template
 
 IMAGE_REPOSITORY = "ghcr.io/cvatflow"
@@ -61,7 +69,28 @@ def _common_parameters(model_options: list[Option], default_model: str, image: s
                   visibility="protected"),
         Parameter("sys-node-pool", "default", "Node pool", NODE_POOL_HINT, type="select.nodepool",
                   required=True),
+        *distributed_parameters(),
         node_pool_patch_parameter(),
+        *jobset_placement_parameters(TRAIN_STEP),
+    ]
+
+
+# The train step as the catalog renders it: one torchrun process per GPU the `gpus` parameter asks for.
+TRAIN_STEP = TrainStep(model="", gpus=param(GPUS))
+GPU_CHOICES = ["auto", "1", "2", "4", "8"]
+MAX_NODES = 64
+
+
+def distributed_parameters() -> list[Parameter]:
+    """`gpus` (processes per pod; `auto` = every GPU of the chosen node pool's nodes) and `nodes` (pods; above 1
+    the run needs JobSet on the cluster)."""
+    return [
+        Parameter(GPUS, "auto", "GPUs per node", "Training processes per node, one per GPU; auto uses every GPU "
+                  "of the node pool's nodes (one process where the pool has none).", type="select.select",
+                  options=[Option(c, c) for c in GPU_CHOICES]),
+        Parameter(NODES, "1", "Nodes", "Nodes to train on at once. Above 1 the run is a JobSet (the cluster "
+                  "needs JobSet installed; see README, \"Many GPUs and nodes\").", type="input.number",
+                  min="1", max=str(MAX_NODES)),
     ]
 
 
@@ -91,7 +120,7 @@ def maskrcnn_training() -> Template:
         "Instance segmentation with torchvision Mask R-CNN, trained on the CVAT task's annotations.",
         _common_parameters(MASKRCNN_VARIANTS, "maskrcnn_resnet50_fpn_v2", image, "20", "2",
                            HYPERPARAMETERS, DOCS),
-        TrainStep(model="maskrcnn"))
+        TrainStep(model="maskrcnn", gpus=param(GPUS)))
 
 
 def detr_training() -> Template:
@@ -100,7 +129,7 @@ def detr_training() -> Template:
         "detr-training", "DETR Training",
         "Object detection with DETR (Hugging Face transformers), fine-tuned on the CVAT task's annotations.",
         _common_parameters(DETR_VARIANTS, "detr_resnet50", image, "50", "2", HYPERPARAMETERS, DOCS),
-        TrainStep(model="detr"))
+        TrainStep(model="detr", gpus=param(GPUS)))
 
 
 def rtdetr_training() -> Template:
@@ -115,7 +144,7 @@ def rtdetr_training() -> Template:
         "rtdetr-training", "RT-DETRv2 / D-FINE Training",
         "Real-time object detection transformers (RT-DETRv2, D-FINE; Hugging Face transformers) that converge in "
         "tens of epochs, fine-tuned on the CVAT task's annotations.",
-        parameters, TrainStep(model="rtdetr"))
+        parameters, TrainStep(model="rtdetr", gpus=param(GPUS)))
 
 
 

@@ -8,8 +8,10 @@ from hera.workflows import (
     DAG,
     Artifact,
     Container,
+    EmptyDirVolume,
     Env,
     NoneArchiveStrategy,
+    RawArtifact,
     Resources,
     RetryStrategy,
     S3Artifact,
@@ -26,7 +28,13 @@ from hera.workflows.models import (
     VolumeResourceRequirements,
 )
 
-from cvatflow.nodepool import NODE_POOL_PATCH
+from cvatflow.nodepool import (
+    NODE_POOL_PATCH,
+    NODE_POOL_RESOURCES,
+    NODE_POOL_SELECTOR,
+    NODE_POOL_TOLERATIONS,
+    scaled,
+)
 from cvatflow.templates.parameter import Parameter
 from cvatflow.templates.template import Template
 
@@ -42,6 +50,14 @@ OUTPUT = "/mnt/output"
 # A pod lost to preemption or eviction ends in Error or is killed (137/143); those are retried and the
 # train step resumes from the checkpoints on the output volume. Code errors are not retried.
 PREEMPTION = "lastRetry.status == 'Error' || lastRetry.exitCode == '137' || lastRetry.exitCode == '143'"
+# The parameters that spread training over devices: processes per pod (a number, or `auto` = the node pool's GPU
+# count, resolved by params.autofill) and pods (nodes > 1 runs on a JobSet, cvatflow.templates.jobset).
+GPUS = "gpus"
+NODES = "nodes"
+# A pod's /dev/shm is 64 MiB; DataLoader workers and NCCL need more (pytorch#16979, NVIDIA/nccl#525). The memory
+# it uses counts against the container's memory limit, so the size limit is a cap, not a reservation.
+SHM = "/dev/shm"
+SHM_PER_GPU_GI = 4
 
 
 def node_pool_patch_parameter() -> Parameter:
@@ -49,6 +65,20 @@ def node_pool_patch_parameter() -> Parameter:
     return Parameter(NODE_POOL_PATCH, "{}", "Node pool placement",
                      "Filled from the node-pool config: nodeSelector and resources of the chosen pool.",
                      type="hidden", visibility="internal")
+
+
+def jobset_placement_parameters(step: TrainStep) -> list[Parameter]:
+    """The hidden parameters that place a JobSet's pods on the node pool (filled like the podSpecPatch); their
+    defaults, without a pool, are no selector, no toleration and the step's own requests."""
+    import json
+
+    own = {"requests": {"cpu": scaled(step.cpu, step.factor), "memory": scaled(step.memory, step.factor)}}
+    hint = "Filled from the node-pool config for the pods of a multi-node run."
+    return [Parameter(NODE_POOL_SELECTOR, "{}", "Node pool selector", hint, type="hidden", visibility="internal"),
+            Parameter(NODE_POOL_TOLERATIONS, "[]", "Node pool tolerations", hint, type="hidden",
+                      visibility="internal"),
+            Parameter(NODE_POOL_RESOURCES, json.dumps(own, separators=(",", ":")), "Node pool resources", hint,
+                      type="hidden", visibility="internal")]
 
 
 def param(name: str) -> str:
@@ -62,13 +92,68 @@ class TrainStep:
 
     model: str  # the `cvatflow-train` model name (detr, maskrcnn)
     image: str = param("image")
-    # Modest and GPU-free: they fit the smallest node pool Onepanel documented (2 vCPU, 8 GB). A node pool's
-    # resources replace them, and a pool with GPUs adds one (cvatflow.nodepool.pool_resources).
-    gpus: int = 0
+    # Processes (one per device) torchrun starts: a number N (the step asks N GPUs and N times the CPU and memory),
+    # or an Argo expression such as the `gpus` parameter, whose node-pool patch scales the resources at submission.
+    # 0 = CPU-only defaults, one process; a pool with GPUs adds one (cvatflow.nodepool.pool_resources).
+    gpus: int | str = 0
+    # Per process, modest and GPU-free: they fit the smallest node pool Onepanel documented (2 vCPU, 8 GB). A node
+    # pool's resources replace them.
     cpu: str = "1"
     memory: str = "4Gi"
     output_size: str = "50Gi"
     extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def processes(self) -> str:
+        """torchrun's --nproc-per-node: the fixed count (at least 1) or the expression that gives it."""
+        return str(max(self.gpus, 1)) if isinstance(self.gpus, int) else self.gpus
+
+    @property
+    def factor(self) -> int:
+        """How many times the per-process CPU and memory a fixed-size step requests (1 for an expression)."""
+        return max(self.gpus, 1) if isinstance(self.gpus, int) else 1
+
+    @property
+    def shm_size(self) -> str:
+        # With the count known at submission only, room for 4 processes: memory-backed, it is a cap, not a reservation.
+        return f"{SHM_PER_GPU_GI * (self.factor if isinstance(self.gpus, int) else 4)}Gi"
+
+
+def torchrun(processes: str, program: list[str]) -> list[str]:
+    """`torchrun --standalone --nproc-per-node=N --no-python <program...>`: one process per device on this pod.
+
+    The pytorch/pytorch base image of our training images has the `torchrun` script; --no-python runs the
+    program (a console script such as cvatflow-train) itself instead of `python <program>`.
+    """
+    return ["torchrun", "--standalone", f"--nproc-per-node={processes}", "--no-python", *program]
+
+
+def launched_program(command: list[str]) -> list[str]:
+    """The program a command runs, past a torchrun launcher (`torchrun [flags] --no-python prog ...` or
+    `python -m torch.distributed.run ...`); other commands unchanged."""
+    words = list(command)
+    if words[:1] == ["torchrun"] or words[:3] == ["python", "-m", "torch.distributed.run"]:
+        return words[words.index("--no-python") + 1:] if "--no-python" in words else []
+    return words
+
+
+def shm_volume(size: str) -> EmptyDirVolume:
+    """A memory-backed emptyDir at /dev/shm, capped at `size` (a Kubernetes quantity)."""
+    return EmptyDirVolume(name="dshm", mount_path=SHM, medium="Memory", size_limit=size)
+
+
+def train_args(step: TrainStep, finetune: bool, data: str = DATASETS,
+               hyperparameters: str = param("hyperparameters")) -> list[str]:
+    """The arguments of `cvatflow-train <model> train` in a pod: data, output and the form's parameters
+    (`hyperparameters` is their YAML text, or a file the pod has)."""
+    args = ["--data", data, "--output", OUTPUT,
+            "--model", param("cvat-model"),
+            "--num-classes", param("cvat-num-classes"),
+            "--epochs", param("epochs"),
+            "--batch-size", param("batch-size"),
+            "--hyperparameters", hyperparameters,
+            *step.extra_args]
+    return args + ["--models", MODELS] if finetune else args
 
 
 def claim(name: str, size: str) -> PersistentVolumeClaim:
@@ -93,31 +178,26 @@ def prepare_container(image: str) -> Container:
 
 
 def train_container(step: TrainStep, name: str, finetune: bool) -> Container:
-    """The train step (on a GPU where the pool has one): trains from the prepared dataset, optionally from a fine-tune checkpoint."""
-    args = ["--data", DATASETS, "--output", OUTPUT,
-            "--model", param("cvat-model"),
-            "--num-classes", param("cvat-num-classes"),
-            "--epochs", param("epochs"),
-            "--batch-size", param("batch-size"),
-            "--hyperparameters", param("hyperparameters"),
-            *step.extra_args]
+    """The train step (on GPUs where the pool has them): trains from the prepared dataset, optionally from a
+    fine-tune checkpoint, under torchrun with one process per device. Parameters are separate args, no shell."""
     inputs = [Artifact(name="dataset", path=DATASETS)]
     if finetune:
-        args += ["--models", MODELS]
         inputs.append(S3Artifact(name="models", path=MODELS, key=param("cvat-finetune-checkpoint")))
     return Container(
         name=name,
         image=step.image,
-        command=["cvatflow-train", step.model, "train"],
-        args=args,
+        command=torchrun(step.processes, ["cvatflow-train", step.model, "train"]),
+        args=train_args(step, finetune),
         inputs=inputs,
         outputs=[S3Artifact(name="model", path=OUTPUT, archive=NoneArchiveStrategy(),
                             key=param("cvat-output-path") + "/{{workflow.name}}")],
         env=[Env(name="PYTHONUNBUFFERED", value="1")],
-        resources=Resources(cpu_request=step.cpu, memory_request=step.memory, gpus=step.gpus or None),
+        resources=Resources(cpu_request=scaled(step.cpu, step.factor), memory_request=scaled(step.memory, step.factor),
+                            gpus=step.gpus if isinstance(step.gpus, int) and step.gpus else None),
         # The GPU toleration comes with the patch, on GPU pools only: a CPU run must not land on a GPU node.
         pod_spec_patch=param(NODE_POOL_PATCH),
         volume_mounts=[VolumeMount(name="output", mount_path=OUTPUT)],
+        volumes=[shm_volume(step.shm_size)],
         sidecars=[UserContainer(
             name="tensorboard", image=step.image, mirror_volume_mounts=True,
             command=["tensorboard", "--logdir", f"{OUTPUT}/tensorboard", "--bind_all", "--port", "6006"],
@@ -127,22 +207,55 @@ def train_container(step: TrainStep, name: str, finetune: bool) -> Container:
     )
 
 
+def publish_container(image: str) -> Container:
+    """Multi-node runs only: put what the JobSet's pods need where they pull it (Argo's artifacts reach Argo's pods
+    only): the prepared dataset and the hyperparameters YAML, under `<cvat-output-path>/<workflow name>/shared`.
+
+    The hyperparameters travel as a file (a raw artifact) because the manifest is YAML text into which Argo pastes
+    parameter values: multi-line YAML there would break it, or add fields to it.
+    """
+    from cvatflow.templates.jobset import SHARED, SHARED_DATASET, SHARED_HYPERPARAMETERS, run_key
+
+    return Container(
+        name="publish-dataset",
+        image=image,
+        command=["cvatflow", "store", "tree", SHARED],
+        inputs=[Artifact(name="dataset", path=SHARED_DATASET),
+                RawArtifact(name="hyperparameters", path=SHARED_HYPERPARAMETERS, data=param("hyperparameters"))],
+        outputs=[S3Artifact(name="shared", path=SHARED, archive=NoneArchiveStrategy(), key=run_key("shared"))],
+        resources=Resources(cpu_request="100m", memory_request="256Mi"),
+    )
+
+
 def training_template(name: str, title: str, description: str, parameters: list[Parameter],
                       step: TrainStep) -> Template:
-    """A CVAT training pipeline: prepare the dumped dataset, then train (from scratch or a checkpoint)."""
+    """A CVAT training pipeline: prepare the dumped dataset, then train (from scratch or a checkpoint) in one pod
+    under torchrun, or, with the `nodes` parameter above 1, on a JobSet of that many pods."""
+    from cvatflow.templates.jobset import jobset_resource
+
+    if not isinstance(step.gpus, str):  # a fixed process count: a `gpus` parameter would change nothing
+        parameters = [p for p in parameters if p.name != GPUS]
     checkpoint = param("cvat-finetune-checkpoint")
+    one_node, many_nodes = f"{param(NODES)} <= 1", f"{param(NODES)} > 1"
     with WorkflowTemplate(name=name, entrypoint="main",
                           volume_claim_templates=[claim("output", step.output_size)]) as wt:
         prepare = prepare_container(step.image)
         train = train_container(step, "train", finetune=False)
         finetune = train_container(step, "train-from-checkpoint", finetune=True)
+        publish = publish_container(step.image)
+        train_nodes = jobset_resource(step, "train-jobset", finetune=False)
+        finetune_nodes = jobset_resource(step, "train-jobset-from-checkpoint", finetune=True)
         with DAG(name="main"):
             p = prepare()
             dataset = [p.get_artifact("dataset").with_name("dataset")]
             # Argo cannot make an input artifact conditional, so a run with a checkpoint takes the
             # second task; params.autofill refuses checkpoint paths with quotes, which would break `when`.
-            p >> train(name="train", arguments=dataset, when=f"'{checkpoint}' == ''")
-            p >> finetune(name="train-from-checkpoint", arguments=dataset, when=f"'{checkpoint}' != ''")
+            p >> train(name="train", arguments=dataset, when=f"'{checkpoint}' == '' && {one_node}")
+            p >> finetune(name="train-from-checkpoint", arguments=dataset,
+                          when=f"'{checkpoint}' != '' && {one_node}")
+            shared = p >> publish(name="publish-dataset", arguments=dataset, when=many_nodes)
+            shared >> train_nodes(name="train-nodes", when=f"'{checkpoint}' == '' && {many_nodes}")
+            shared >> finetune_nodes(name="train-nodes-from-checkpoint", when=f"'{checkpoint}' != '' && {many_nodes}")
     spec = wt.to_dict()["spec"]
     spec["templates"] = [_name_first(t) for t in spec["templates"]]
     return Template(name=name, parameters=parameters, spec=spec, title=title, description=description,

@@ -586,6 +586,43 @@ def _leaf_problems(tpl: dict[str, Any], where: str, default_image: dict[str, boo
         elif action not in ("delete", "get") and manifest and manifest_from is not None:
             yield Problem(f"{where}.resource", "give only one of resource.manifest and resource.manifestFrom",
                           "keep one of them")
+        if isinstance(manifest, str) and manifest.strip() and not _manifest_parses(manifest):
+            yield Problem(f"{where}.resource.manifest", "the manifest is not valid YAML (with each {{...}} replaced "
+                          "by a placeholder, as Argo's validator reads it)", "fix the YAML of the manifest")
+        for key in ("successCondition", "failureCondition"):
+            yield from condition_problems(resource.get(key), f"{where}.resource.{key}")
+
+
+def condition_problems(condition: Any, path: str) -> Iterator[Problem]:
+    """A resource step's success/failure condition in the Kubernetes label-selector grammar, which Argo's executor
+    parses with labels.Parse at run time (`argo lint` does not): an unparsable one fails the step every time.
+
+    A condition with {{...}} is parsed with each placeholder as a plain word; if it still fails, the substituted
+    value might fix it, so that is a warning.
+    """
+    from cvatflow.templates.selector import SelectorError, parse
+
+    if not isinstance(condition, str) or not condition:
+        return
+    text, placeholders = PLACEHOLDER.subn("placeholder", condition)
+    try:
+        parse(text)
+    except SelectorError as exc:
+        yield Problem(path, f"{condition!r} is no Kubernetes label selector, which Argo parses it as: {exc}",
+                      "use `<json path> <op> <value>` joined by commas (ops =, ==, !=, in, notin, >, <; "
+                      "`!key` or `key` alone), e.g. `status.terminalState = Completed`; JSON paths with "
+                      "#(...) filters cannot be written in it",
+                      severity="warning" if placeholders else "error")
+
+
+def _manifest_parses(manifest: str) -> bool:
+    import yaml
+
+    try:
+        list(yaml.safe_load_all(PLACEHOLDER.sub("placeholder", manifest)))
+    except yaml.YAMLError:
+        return False
+    return True
 
 
 def _dag_problems(tpl: dict[str, Any], where: str, templates: dict[str, dict[str, Any]]) -> Iterator[Problem]:
