@@ -23,14 +23,14 @@ def env() -> dict[str, str]:
 def torchrun(*args: str, nproc: int = 2, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The worker (or any module/script args) in `nproc` processes under torchrun, with this venv's python."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**env(), **(extra_env or {})},
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env={**env(), **(extra_env or {})},
                           cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done
 
 
 def alone(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=300,
                           env={**env(), **(extra_env or {})}, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done
