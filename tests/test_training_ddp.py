@@ -113,3 +113,17 @@ def test_resume_at_another_world_size_equals_an_uninterrupted_run(data, tmp_path
     assert a["step"] == b["step"] == 4
     for key, value in a["model"].items():
         assert torch.allclose(value.float(), b["model"][key].float(), rtol=1e-4, atol=1e-5), key
+
+
+def test_grad_accum_and_linear_lr_scaling_in_one_process(data, tmp_path, capsys):
+    from cvatflow.training.loop import Run, Setup, Trainer
+
+    hp = "batch_size: 2\ngrad_accum: 3\nlr_scaling: linear\nlr: 0.001\nnum_workers: 0\nimage_size: 64\n"
+    trainer = Trainer(Setup(Run(model="detr", data=data, output=tmp_path, hyperparameters=hp,
+                                variant="detr_small", pretrained=False, export=False, device="cpu")))
+    assert trainer.global_batch == 6 and trainer.net is trainer.model  # one process: no DDP wrapper
+    assert trainer.optimizer.param_groups[0]["initial_lr"] == pytest.approx(0.003)
+    assert "lr_scaling linear: lr 0.001 -> 0.003" in capsys.readouterr().out
+    # an optimizer step takes grad_accum micro-batches, each full (the last global batch is padded)
+    assert all(len(group) == 3 and all(len(images) == 2 for images, _ in group)
+               for group in trainer._global_batches())
