@@ -47,8 +47,7 @@ def launched() -> World:
 
 def join(world: World, device, timeout_minutes: float) -> None:
     """Join the process group of `world`: nccl on CUDA devices, gloo on CPU, collectives time out after
-    `timeout_minutes` (the `dist_timeout` hyperparameter). Ranks other than 0 stop printing to stdout (events
-    and logs come once, from rank 0); their errors still reach stderr."""
+    `timeout_minutes` (the `dist_timeout` hyperparameter); ranks other than 0 are silenced."""
     import torch.distributed as dist
 
     if not world.distributed or dist.is_initialized():
@@ -58,7 +57,13 @@ def join(world: World, device, timeout_minutes: float) -> None:
     if device.type == "cuda":
         kwargs["device_id"] = device  # binds the NCCL communicator to this rank's GPU
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes), **kwargs)
-    if not world.main:
+    silence(world)
+
+
+def silence(world: World) -> None:
+    """Ranks other than 0 stop printing to stdout: events and logs come once, from rank 0 (errors still reach
+    stderr)."""
+    if not world.main and sys.stdout is sys.__stdout__:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 

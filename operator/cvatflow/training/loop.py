@@ -404,6 +404,7 @@ class Trainer:
 def train(run: Run) -> dict[str, Any]:
     """Check every input, then train; returns the best model's evaluation. Under torchrun every rank runs this
     and joins the process group; the group is left at the end, also on errors."""
+    distributed.silence(distributed.launched())  # Setup's notes and warnings come once too
     setup = Setup(run)
     try:
         trainer = Trainer(setup)
