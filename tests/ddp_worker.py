@@ -41,6 +41,17 @@ def batch(counts: list[int], masks: bool, size: int = 64):
     return images, targets
 
 
+def resume_run(model: str, data: Path, out: Path, accum: int = 1):
+    """The run of the resume scenario: 4 steps of global batch 4 (2 per micro-batch), last.pt every 2 steps."""
+    from cvatflow.training.loop import Run
+
+    hp = (f"batch_size: 2\ngrad_accum: {accum}\nmax_steps: 4\ncheckpoint_every: 2\nval_every: 100\n"
+          f"num_workers: 0\nimage_size: 64\nwarmup_steps: 1\nhflip: 0.5\n")
+    return Run(model=model, data=data, output=out, hyperparameters=hp,
+               variant="detr_small" if model == "detr" else "maskrcnn_resnet18_fpn", pretrained=False,
+               export=False, device="cpu")
+
+
 def trainer(model: str, data: Path, out: Path, hp: str):
     from cvatflow.training.loop import Run, Setup, Trainer
 
@@ -91,11 +102,7 @@ def main() -> None:
                     sys.exit(0)
 
             loop.Trainer._save_last = save_then_die
-        hp = (f"batch_size: 2\ngrad_accum: {accum}\nmax_steps: 4\ncheckpoint_every: 2\nval_every: 100\n"
-              f"num_workers: 0\nimage_size: 64\nwarmup_steps: 1\nhflip: 0.5\n")
-        loop.train(loop.Run(model=model, data=data, output=out, hyperparameters=hp,
-                            variant="detr_small" if model == "detr" else "maskrcnn_resnet18_fpn",
-                            pretrained=False, export=False, device="cpu"))
+        loop.train(resume_run(model, data, out, accum))
         return
     per_rank = 4 // world
     hp = (f"batch_size: {per_rank}\nnum_workers: 0\nimage_size: 64\nwarmup_steps: 0\ngrad_clip: 0\nlr: 0.01\n"

@@ -100,6 +100,7 @@ def test_only_rank_zero_writes_and_nproc_per_node_launches_torchrun(data, tmp_pa
 
 
 def test_resume_at_another_world_size_equals_an_uninterrupted_run(data, tmp_path):
+    """Adam magnifies float noise in tiny gradients, so every run here has 1 thread per process (as torchrun's)."""
     whole, split = tmp_path / "whole", tmp_path / "split"
     # uninterrupted: one process, global batch 4 as 2 accumulated micro-batches of 2
     alone(str(WORKER), "resume", "detr", str(data), str(whole), "2")

@@ -108,7 +108,7 @@ def main_losses(out) -> dict[str, Any]:
 BOX_TERMS = ("loss_bbox", "loss_giou")  # divided by the object count in transformers' DETR-family losses
 
 
-def renormalise_boxes(out, config, local: int, num_boxes: float, terms: dict[str, float]) -> dict[str, Any]:
+def renormalise_boxes(out, local: int, num_boxes: float, terms: dict[str, float]) -> dict[str, Any]:
     """`main_losses(out)` with every box term (`terms`: name -> weight in the total, final and auxiliary layers)
     divided by `num_boxes` (mean objects per micro-batch over all ranks) instead of this batch's `local` count.
 
@@ -240,7 +240,7 @@ class DetrAdapter(Adapter):
             return main_losses(out)
         config = getattr(model, "module", model).config
         weights = {"loss_bbox": config.bbox_loss_coefficient, "loss_giou": config.giou_loss_coefficient}
-        return renormalise_boxes(out, config, sum(len(t["boxes"]) for t in targets), num_boxes, weights)
+        return renormalise_boxes(out, sum(len(t["boxes"]) for t in targets), num_boxes, weights)
 
     def predict(self, model, images: list, device, threshold: float = 0.0) -> list[dict[str, Any]]:
         pixels, mask = _normalize(images, device)
