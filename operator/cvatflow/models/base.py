@@ -30,6 +30,12 @@ class Adapter:
     default_variant = ""
     small_variant = ""  # trains usefully on a CPU, from scratch
     export_fixed_size = False  # True: the ONNX model takes [1, 3, image_size, image_size] only
+    # DDP: True when some trainable parameter can be left out of the loss (e.g. on a batch without objects),
+    # False when every one always gets a gradient (faster), None to probe with one backward before wrapping
+    find_unused_parameters: bool | None = None
+    # True: `losses` takes `num_boxes`, the mean objects per micro-batch over all ranks, and divides its box loss
+    # terms by it instead of by the batch's own count (the DETR family's reference normalisation)
+    global_box_norm = False
 
     def default_hyperparameters(self, variant: str) -> dict[str, Any]:
         """Per-variant defaults laid over the harness defaults."""
@@ -78,7 +84,8 @@ class Adapter:
         return [{"params": rest, "lr": lr}, {"params": backbone, "lr": backbone_lr}]
 
     def losses(self, model, images: list, targets: list[dict[str, Any]], device) -> dict[str, Any]:
-        """The loss terms of one batch (train mode); the harness backpropagates `sum`."""
+        """The loss terms of one batch (train mode); the harness backpropagates `sum`. `model` may be wrapped in
+        DistributedDataParallel (call it; reach attributes through `getattr(model, "module", model)`)."""
         raise NotImplementedError
 
     def predict(self, model, images: list, device, threshold: float = 0.0) -> list[dict[str, Any]]:

@@ -105,6 +105,31 @@ def main_losses(out) -> dict[str, Any]:
     return losses
 
 
+BOX_TERMS = ("loss_bbox", "loss_giou")  # divided by the object count in transformers' DETR-family losses
+
+
+def renormalise_boxes(out, local: int, num_boxes: float, terms: dict[str, float]) -> dict[str, Any]:
+    """`main_losses(out)` with every box term (`terms`: name -> weight in the total, final and auxiliary layers)
+    divided by `num_boxes` (mean objects per micro-batch over all ranks) instead of this batch's `local` count.
+
+    transformers divides box terms by the rank's own count (its cross-rank reduction needs Accelerate's state,
+    and then divides twice); the DETR reference (facebookresearch/detr models/detr.py) all-reduces the count
+    and divides by it over the world size. The total is recomputed from the weighted terms as transformers sums
+    it (loss_for_object_detection.py), so the gradient follows the reference's.
+    """
+    factor = max(float(local), 1.0) / max(num_boxes, 1.0)
+    loss_dict = dict(out.loss_dict)
+    total = out.loss
+    for key, value in out.loss_dict.items():
+        base = key.rsplit("_", 1)[0] if key[-1].isdigit() else key
+        if base in terms:
+            loss_dict[key] = value * factor
+            total = total + terms[base] * (loss_dict[key] - value)
+    losses = {k: v for k, v in loss_dict.items() if k[-2:-1] != "_" or not k[-1].isdigit()}
+    losses["sum"] = total
+    return losses
+
+
 def _normalize(images: list, device):
     """Pad a list of uint8 images into one normalised batch and the mask of real pixels."""
     import torch
@@ -134,6 +159,8 @@ class DetrAdapter(Adapter):
     VARIANTS = VARIANTS
     default_variant = "detr_resnet50"
     small_variant = "detr_small"
+    find_unused_parameters = False  # every parameter is in the loss, with or without objects
+    global_box_norm = True
 
     def default_hyperparameters(self, variant: str) -> dict[str, Any]:
         if variant == "detr_small":
@@ -198,11 +225,18 @@ class DetrAdapter(Adapter):
     def head_keys(self, state_dict: dict[str, Any]) -> list[str]:
         return [k for k in state_dict if k.startswith("class_labels_classifier.")]
 
-    def losses(self, model, images: list, targets: list[dict[str, Any]], device) -> dict[str, Any]:
+    def losses(self, model, images: list, targets: list[dict[str, Any]], device,
+               num_boxes: float | None = None) -> dict[str, Any]:
+        """Loss terms of one batch; `num_boxes` (mean objects per micro-batch over all ranks) renormalises the
+        box and GIoU terms the way the DETR reference does under DDP."""
         pixels, mask = _normalize(images, device)
         labels = hf_labels(targets, pixels.shape[-2], pixels.shape[-1], device)
         out = model(pixel_values=pixels, pixel_mask=mask, labels=labels)
-        return main_losses(out)
+        if num_boxes is None:
+            return main_losses(out)
+        config = getattr(model, "module", model).config
+        weights = {"loss_bbox": config.bbox_loss_coefficient, "loss_giou": config.giou_loss_coefficient}
+        return renormalise_boxes(out, sum(len(t["boxes"]) for t in targets), num_boxes, weights)
 
     def predict(self, model, images: list, device, threshold: float = 0.0) -> list[dict[str, Any]]:
         pixels, mask = _normalize(images, device)

@@ -64,6 +64,9 @@ class MaskRcnnAdapter(Adapter):
     VARIANTS = VARIANTS
     default_variant = "maskrcnn_resnet50_fpn_v2"
     small_variant = "maskrcnn_resnet18_fpn"
+    # every parameter is in the loss, also on an image without objects (torchvision's mask loss is then
+    # `mask_logits.sum() * 0`, roi_heads.py)
+    find_unused_parameters = False
 
     def default_hyperparameters(self, variant: str) -> dict[str, Any]:
         if variant in SMALL:

@@ -33,8 +33,14 @@ def _commands(name: str) -> typer.Typer:
         export: bool = typer.Option(True, help="Export the best model to export/best.onnx."),
         min_objects: int = typer.Option(1, min=1, help="Refuse a dataset with fewer usable objects (the "
                                                        "dataset report counts them)."),
+        nproc_per_node: str | None = typer.Option(None, "--nproc-per-node", help="Train in N processes on this "
+                                                  "machine (one per GPU), through torchrun; auto: one per GPU."),
     ) -> None:
         """Train on --data, write everything into --output; resumes from --output/checkpoints/last.pt."""
+        if nproc_per_node is not None:
+            code = _self_launch(nproc_per_node)
+            if code is not None:
+                raise typer.Exit(code)
         from cvatflow.training.loop import Run
         from cvatflow.training.loop import train as run_training
 
@@ -70,12 +76,36 @@ def _commands(name: str) -> typer.Typer:
     return group
 
 
+_ARGV: list[str] = []  # this command line (after the program name), for --nproc-per-node's relaunch
+
+
+def _self_launch(value: str) -> int | None:
+    """`--nproc-per-node N|auto`: run this same command in N processes under torchrun and return its exit
+    status; None when one process does (N = 1, or already under torchrun)."""
+    from cvatflow.training import distributed
+
+    if distributed.launched().distributed:
+        print("note: --nproc-per-node is ignored under torchrun (it set the processes)", flush=True)
+        return None
+    if value == "auto":
+        count = distributed.nproc_auto()
+    elif value.isdigit() and int(value) >= 1:
+        count = int(value)
+    else:
+        raise CvatflowError(f"--nproc-per-node {value}: give a number of processes (1 or more) or auto")
+    if count == 1:
+        return None
+    args = distributed.strip_option(_ARGV, "--nproc-per-node")
+    return distributed.relaunch(count, "cvatflow.training.cli", args)
+
+
 for _name in ADAPTERS:
     app.add_typer(_commands(_name), name=_name)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `cvatflow-train`: errors become one line on stderr and exit status 1."""
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv, prog_name="cvatflow-train", standalone_mode=True)
     except CvatflowError as error:

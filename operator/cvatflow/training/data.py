@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cvatflow.datasets.stratify import split_stats, stratified
 from cvatflow.errors import TrainingError
+from cvatflow.training.sampler import EpochBatchSampler
 
 ANNOTATIONS = Path("annotations") / "instances_default.json"
 SPLIT_FILE = "train_val_split.json"
@@ -277,40 +277,20 @@ def collate(batch: list[tuple[Any, dict[str, Any]]]) -> tuple[list[Any], list[di
     return [b[0] for b in batch], [b[1] for b in batch]
 
 
-class EpochBatchSampler:
-    """Seeded shuffled batches per epoch that can start mid-epoch, so a resumed run sees the same batches."""
-
-    def __init__(self, size: int, batch_size: int, seed: int, shuffle: bool = True):
-        self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, seed, shuffle
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start = epoch, start_batch
-
-    def __len__(self) -> int:
-        return (self.size + self.batch_size - 1) // self.batch_size - self.start
-
-    def __iter__(self) -> Iterator[list[int]]:
-        order = list(range(self.size))
-        if self.shuffle:
-            random.Random(self.seed * 100003 + self.epoch).shuffle(order)
-            order = [i + self.epoch * self.size for i in order]  # the dataset reads the epoch back (augmentation)
-        batches = [order[i:i + self.batch_size] for i in range(0, self.size, self.batch_size)]
-        yield from batches[self.start:]
-
-
 def _seed_worker(worker_id: int) -> None:
     import torch
     random.seed(torch.initial_seed() % 2**32)
 
 
 def loader(dataset: DetectionDataset, batch_size: int, num_workers: int, seed: int, shuffle: bool,
-           pin_memory: bool = False):
-    """A DataLoader with the fast options: workers that persist, prefetching, pinned memory on GPUs."""
+           pin_memory: bool = False, sampler: Any = None):
+    """A DataLoader with the fast options: workers that persist, prefetching, pinned memory on GPUs. `sampler`
+    (a batch sampler) replaces the one-process EpochBatchSampler, e.g. a rank's GlobalBatchSampler."""
     import torch
     from torch.utils.data import DataLoader
 
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle)
+    if sampler is None:
+        sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle)
     generator = torch.Generator().manual_seed(seed)
     kwargs: dict[str, Any] = {}
     if num_workers > 0:

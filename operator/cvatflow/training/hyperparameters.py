@@ -14,6 +14,8 @@ from cvatflow.errors import TrainingError
 OPTIMIZERS = ("adamw", "sgd")
 WEIGHTS_INIT_TYPES = ("transfer_learning", "continue_training")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+SYNC_BN_MODES = ("auto", "on", "off")
+LR_SCALING = ("none", "linear")
 
 
 # Longest accepted number in YAML: 45,000-digit integers are refused before Python parses them.
@@ -86,6 +88,14 @@ class Hyperparameters:
     score_threshold: float = field(default=0.05, metadata=bounds(0, 1))  # detections kept for evaluation
     # torch deterministic algorithms, one CPU thread, seeded workers and augmentation: repeatable metrics
     deterministic: bool = False
+    # Many processes (torchrun): optimizer steps see batch_size x processes x grad_accum images; grad_accum > 1
+    # also reaches a large batch on one GPU
+    grad_accum: int = field(default=1, metadata=bounds(1, 4096))
+    # minutes a collective waits for the slowest rank (rank 0 saving or evaluating) before the run fails
+    dist_timeout: float = field(default=30.0, metadata=bounds(0, 10_000, above=True))
+    sync_bn: str = "auto"  # auto: SyncBatchNorm on several GPUs when the model trains BatchNorm layers
+    # linear: lr and backbone_lr are for batch_size images; multiplied by processes x grad_accum (logged)
+    lr_scaling: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,6 +125,8 @@ def _coerce(name: str, value: Any, field: dataclasses.Field) -> Any:
         return int(value)
     if kind is str and isinstance(value, bool) and name == "amp":
         return "auto" if value else "off"  # `amp: true` reads naturally
+    if kind is str and isinstance(value, bool) and name == "sync_bn":
+        return "on" if value else "off"  # YAML 1.1 reads `sync_bn: on` as true
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise TrainingError(f"hyperparameters: {name} must be a {kind.__name__}, got {value!r} "
                             f"(default {field.default!r})")
@@ -143,6 +155,10 @@ def _check(hp: Hyperparameters) -> None:
         raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
     if hp.amp not in AMP_MODES:
         raise bad("amp", f"one of {', '.join(AMP_MODES)}")
+    if hp.sync_bn not in SYNC_BN_MODES:
+        raise bad("sync_bn", f"one of {', '.join(SYNC_BN_MODES)}")
+    if hp.lr_scaling not in LR_SCALING:
+        raise bad("lr_scaling", f"one of {', '.join(LR_SCALING)}")
     if hp.weights_init_type not in WEIGHTS_INIT_TYPES:
         raise bad("weights_init_type", f"one of {', '.join(WEIGHTS_INIT_TYPES)}")
 
