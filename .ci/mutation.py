@@ -214,18 +214,22 @@ def run_target(target: Target, repos: list[Path], timeout: float | None, own: bo
             free.put(repo)
 
     killed, survivors, errors = 0, [], []
-    with use_db(str(session), WorkDB.Mode.open) as db, \
-            concurrent.futures.ThreadPoolExecutor(len(repos)) as pool:
-        for item, result in pool.map(one, items):
-            db.set_result(item.job_id, result)
-            m = item.mutations[0]
-            where = f"{target.module}:{m.start_pos[0]} {m.operator_name} #{m.occurrence}"
-            if result.test_outcome == TestOutcome.KILLED:
-                killed += 1
-            elif result.test_outcome == TestOutcome.SURVIVED:
-                survivors.append(f"{where}\n{_changed_lines(result.diff)}")
-            else:  # cosmic-ray could not make this mutant (it fails on `except (module.Error, ...)`): no mutant
-                errors.append(f"{where}: {''.join((result.output or '').strip().splitlines()[-1:])}")
+    pool = concurrent.futures.ThreadPoolExecutor(len(repos))
+    try:
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            results = pool.map(one, items)
+            for item, result in results:
+                db.set_result(item.job_id, result)
+                m = item.mutations[0]
+                where = f"{target.module}:{m.start_pos[0]} {m.operator_name} #{m.occurrence}"
+                if result.test_outcome == TestOutcome.KILLED:
+                    killed += 1
+                elif result.test_outcome == TestOutcome.SURVIVED:
+                    survivors.append(f"{where}\n{_changed_lines(result.diff)}")
+                else:  # cosmic-ray could not make this mutant (it fails on `except (module.Error, ...)`)
+                    errors.append(f"{where}: {''.join((result.output or '').strip().splitlines()[-1:])}")
+    finally:  # stopped (SIGTERM, ^C): only the mutants under test finish
+        pool.shutdown(wait=True, cancel_futures=True)
     return {"name": target.name, "module": target.module, "killed": killed, "total": len(items) - len(errors),
             "survivors": survivors, "errors": errors, "seconds": time.monotonic() - started,
             "baseline": seconds, "session": session, "cpu": _children_cpu() - cpu}
