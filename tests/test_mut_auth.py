@@ -202,6 +202,17 @@ def test_a_verdict_is_reused_for_a_minute_so_a_revoked_token_works_at_most_that_
     assert len(review.asked) == 2
     assert not authenticator.accepts("sa-token")  # a denial is cached too
     assert len(review.asked) == 2
+    review.authenticated = True
+    clock[0] = 1000.0 + 60 + 61  # well after that verdict's minute: asked again
+    assert authenticator.accepts("sa-token")
+    assert len(review.asked) == 3
+
+
+def test_verdicts_of_different_tokens_are_cached_side_by_side(review):
+    authenticator = Authenticator(token_review=True, api=object())
+    for token in ("first", "second", "third", "first", "second", "third"):
+        assert authenticator.accepts(token)
+    assert [asked[1] for asked in review.asked] == ["first", "second", "third"]
 
 
 def test_the_verdict_cache_is_bounded(review):
