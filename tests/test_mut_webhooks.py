@@ -264,3 +264,12 @@ def test_the_json_depth_limit_of_the_config_applies(monkeypatch, tmp_path):
     deep = {"event": "update:task", "a": {"b": {"c": {"d": 1}}}}
     assert hook.deliver(deep).status_code == 400
     assert hook.deliver({"event": "update:task", "a": {"b": 1}}).status_code == 200
+
+
+def test_the_openapi_document_tells_cvat_admins_and_client_generators_what_the_route_answers(hook):
+    operation = hook.http.app.openapi()["paths"][URL]["post"]
+    assert {"200", "202", "400"} <= set(operation["responses"])
+    assert not {"201", "203", "399"} & set(operation["responses"])
+    assert "duplicate" in operation["responses"]["200"]["description"]
+    assert "CVAT event" in operation["responses"]["400"]["description"]
+    assert operation["requestBody"]["required"] is True
