@@ -273,3 +273,11 @@ def test_the_openapi_document_tells_cvat_admins_and_client_generators_what_the_r
     assert "duplicate" in operation["responses"]["200"]["description"]
     assert "CVAT event" in operation["responses"]["400"]["description"]
     assert operation["requestBody"]["required"] is True
+
+
+def test_runs_are_labelled_with_the_body_s_key_even_when_a_request_id_comes_along(hook):
+    """The body's key is what a restarted server looks for (a redelivery may carry a new request id)."""
+    payload = completed(7)
+    assert hook.deliver(payload, request_id="req-1").status_code == 202
+    body = json.dumps(payload).encode()
+    assert hook.launched[0].trusted_labels[DELIVERY_LABEL] == delivery_key(body)
