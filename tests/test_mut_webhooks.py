@@ -2,8 +2,9 @@
 a fake runs client: kills cosmic-ray's mutants of api/webhooks.py that the served-API tests let live
 (`make mutation TARGETS=webhooks`).
 
-Equivalent mutants, left alive: the numbers in log lines (`key[:12]`, `started[-1]`), which change how much of a key
-an operator reads in the log, not what the server does."""
+Equivalent mutants, left alive: the numbers in log lines (`key[:12]` as 11 or 13, `started[-1]` as `[-0]` or
+`[not 1]`), which change how much of a key, or which of the runs just started, an operator reads in the log, not
+what the server does."""
 from __future__ import annotations
 
 import hashlib
