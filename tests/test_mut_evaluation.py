@@ -5,8 +5,12 @@ TARGETS=evaluation`). The figures come from pycocotools, computed here.
 Equivalent mutants, left alive: `best = (-1.0, 0.0, 0.0, 0.0)` in _f1_optimal (a value always overwritten before use);
 comparisons of values that cannot fall between the two forms (`count > 0` / `above > 0` as `!= 0`: counts; a precision
 `> -1` as `!= -1`, `> -0` or `> -2` inside the classes that have values: pycocotools gives those >= 0;
-`np.maximum(count - 1, 0)` as `-1` where `count > 0` masks it); `iou >= 0.5` as `>= -0.5` (the IoU-0.5 evaluation
-matches nothing below 0.5)."""
+`np.maximum(count - 1, 0)` as `-1`, and `else 0` as `else 1`, where `count > 0` masks them); `iou >= 0.5` as
+`>= -0.5` (the IoU-0.5 evaluation matches nothing below 0.5). Likewise in evaluate: per class, `p > -1` as `>= -1` or
+`> ~1`, the IoU-0.5 row's validity `p[0] > -1` read from `p[1]`, and AP50's `else 0.0` as 1.0 (a class has values at
+every IoU threshold or at none); the curve's `np.where(..., 0)` as -1 and `curve > -1` as `!= -1`; and
+`max_dets > COCO_MAX_DETS` as `>=` (at exactly 100 both paths compute the same stats, to 1e-12 in
+test_data_fit.py)."""
 from __future__ import annotations
 
 import copy
