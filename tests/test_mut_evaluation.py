@@ -116,6 +116,7 @@ def test_no_detections_give_zeros_and_no_curve():
     for empty in ([], np.zeros((0, 7))):
         result = evaluate(copy.deepcopy(gt), empty)
         assert all(result[name] == 0.0 for name in STAT_NAMES) and result["coco100"] == dict.fromkeys(STAT_NAMES, 0.0)
+        assert result["AR_max"] == 0.0
         assert (result["f1"], result["precision"], result["recall"], result["f1_conf"]) == (0.0, 0.0, 0.0, 0.0)
         assert (result["per_class"], result["pr_curve"]) == ({}, {"recall": [], "precision": []})
 
@@ -178,3 +179,14 @@ def test_a_class_of_one_object_and_objects_without_iscrowd_count_fully():
     dts = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "score": 0.8}]
     ours = evaluate(copy.deepcopy(gt), dts)
     assert (ours["f1"], ours["precision"], ours["recall"], ours["f1_conf"]) == pytest.approx((1.0, 1.0, 1.0, 0.8))
+
+
+def test_a_detection_at_iou_exactly_one_half_is_a_true_positive():
+    """COCO matches at IoU >= 0.5: a box covering exactly half the union counts (as pycocotools counts it)."""
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40], "area": 1600,
+                           "iscrowd": 0}]}
+    dts = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 20], "score": 0.9}]  # IoU 800 / 1600
+    ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
+    assert (ours["f1"], ours["precision"], ours["recall"]) == pytest.approx((1.0, 1.0, 1.0))
+    assert ours["AP50"] == pytest.approx(pycocotools_eval(gt, dts).stats[1]) and ours["AP50"] > 0.9
