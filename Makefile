@@ -33,7 +33,7 @@ test: $(STAMP) browser helm
 	$(BIN)/python -m pytest -q
 
 # Mutants of the modules where a silent defect costs users most, and the kill rate per module, one mutant per core
-# at a time (ESTIMATE; not part of `make test`). `make mutation TARGETS="archive evaluation"` runs some of them,
+# at a time (about 30 min on 2 idle cores, from the CPU time measured; not part of `make test`). `make mutation TARGETS="archive evaluation"` runs some of them,
 # JOBS=1 one mutant at a time; the table at the end lists each module's rate and survivors.
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[mutation]'
