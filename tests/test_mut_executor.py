@@ -2,7 +2,8 @@
 of LocalExecutor.execute/_spawn that the broader executor tests let live (`make mutation TARGETS=executor`).
 
 Equivalent mutants, left alive: `attempt < retries` as `!=` and `range(retries + 1)` as `+ 2` (attempt never exceeds
-retries: the last attempt returns or raises); `time.sleep(0.5)` as 1.5 (the pause before a retry)."""
+retries: the last attempt returns or raises); `time.sleep(0.5)` as 1.5 (the pause before a retry); the log file's
+`buffering=1` as 2 (a 2-byte buffer passes every line longer than that straight through, as line buffering does)."""
 from __future__ import annotations
 
 import json
