@@ -19,6 +19,7 @@ import ast
 import concurrent.futures
 import os
 import queue
+import random
 import resource
 import shlex
 import shutil
@@ -185,13 +186,16 @@ def _partner(operator: str) -> bool:
     return replacement in PARTNERS.get(source, ())
 
 
-def run_target(target: Target, repos: list[Path], timeout: float | None, own: bool = True) -> dict:
-    """Every mutant of the target, tested in parallel, one worker per repository copy."""
+def run_target(target: Target, repos: list[Path], timeout: float | None, own: bool = True,
+               deadline: float = float("inf")) -> dict:
+    """Every mutant of the target, tested in parallel, one worker per repository copy; past `deadline` (a
+    time.monotonic() value) no new mutant starts, and the report covers the ones tested (a random sample)."""
     from cosmic_ray.mutating import mutate_and_test
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import MutationSpec, TestOutcome
 
     session, items = mutants(target, repos[0], repos[0].parent / target.name)
+    random.Random(0).shuffle(items)  # the same order every run, and a run cut short is a fair sample
     started, cpu = time.monotonic(), _children_cpu()
     baseline = subprocess.run(test_command(target, repos[0], own), capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
@@ -205,6 +209,8 @@ def run_target(target: Target, repos: list[Path], timeout: float | None, own: bo
         free.put(repo)
 
     def one(item):
+        if time.monotonic() > deadline:
+            return item, None
         repo = free.get()
         try:
             mutation = [MutationSpec(repo / m.module_path, m.operator_name, m.occurrence, m.start_pos, m.end_pos,
@@ -213,20 +219,28 @@ def run_target(target: Target, repos: list[Path], timeout: float | None, own: bo
         finally:
             free.put(repo)
 
-    killed, survivors, errors = 0, [], []
-    with use_db(str(session), WorkDB.Mode.open) as db, \
-            concurrent.futures.ThreadPoolExecutor(len(repos)) as pool:
-        for item, result in pool.map(one, items):
-            db.set_result(item.job_id, result)
-            m = item.mutations[0]
-            where = f"{target.module}:{m.start_pos[0]} {m.operator_name} #{m.occurrence}"
-            if result.test_outcome == TestOutcome.KILLED:
-                killed += 1
-            elif result.test_outcome == TestOutcome.SURVIVED:
-                survivors.append(f"{where}\n{_changed_lines(result.diff)}")
-            else:  # cosmic-ray could not make this mutant (it fails on `except (module.Error, ...)`): no mutant
-                errors.append(f"{where}: {''.join((result.output or '').strip().splitlines()[-1:])}")
-    return {"name": target.name, "module": target.module, "killed": killed, "total": len(items) - len(errors),
+    killed, survivors, errors, untested = 0, [], [], 0
+    pool = concurrent.futures.ThreadPoolExecutor(len(repos))
+    try:
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            results = pool.map(one, items)
+            for item, result in results:
+                if result is None:  # past the deadline: not tested
+                    untested += 1
+                    continue
+                db.set_result(item.job_id, result)
+                m = item.mutations[0]
+                where = f"{target.module}:{m.start_pos[0]} {m.operator_name} #{m.occurrence}"
+                if result.test_outcome == TestOutcome.KILLED:
+                    killed += 1
+                elif result.test_outcome == TestOutcome.SURVIVED:
+                    survivors.append(f"{where}\n{_changed_lines(result.diff)}")
+                else:  # cosmic-ray could not make this mutant (it fails on `except (module.Error, ...)`)
+                    errors.append(f"{where}: {''.join((result.output or '').strip().splitlines()[-1:])}")
+    finally:  # stopped (SIGTERM, ^C): only the mutants under test finish
+        pool.shutdown(wait=True, cancel_futures=True)
+    return {"name": target.name, "module": target.module, "killed": killed,
+            "total": len(items) - len(errors) - untested, "untested": untested,
             "survivors": survivors, "errors": errors, "seconds": time.monotonic() - started,
             "baseline": seconds, "session": session, "cpu": _children_cpu() - cpu}
 
@@ -246,12 +260,15 @@ def _changed_lines(diff: str | None) -> str:
 
 def table(reports: list[dict]) -> str:
     """The per-target summary that `make mutation` ends with."""
-    rows = [("target", "mutants", "killed", "survived", "not made", "rate", f"goal {GOAL:.0%}", "minutes",
-             "CPU min")]
+    rows = [("target", "mutants", "killed", "survived", "not made", "not run", "rate", f"goal {GOAL:.0%}",
+             "minutes", "CPU min")]
     for r in reports:
         rate = r["killed"] / r["total"] if r["total"] else 1.0
+        if not r["total"] and r.get("untested"):
+            rows.append((r["name"], "0", "-", "-", str(len(r["errors"])), str(r["untested"]), "-", "not run", "-", "-"))
+            continue
         rows.append((r["name"], str(r["total"]), str(r["killed"]), str(len(r["survivors"])), str(len(r["errors"])),
-                     f"{rate:.1%}",
+                     str(r.get("untested", 0)), f"{rate:.1%}",
                      "met" if rate >= GOAL else "NOT met", f"{r['seconds'] / 60:.1f}", f"{r['cpu'] / 60:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
@@ -268,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--without-mut-tests", action="store_true",
                         help="leave out tests/test_mut_*.py: what the other tests alone kill")
     parser.add_argument("--count", action="store_true", help="only count each target's mutants")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="start no mutant after this many minutes; the rest are reported as not tested")
     args = parser.parse_args(argv)
     unknown = set(args.names) - {t.name for t in TARGETS}
     if unknown:
@@ -276,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the temporary copies are removed
     os.environ.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", CI="", PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
+    deadline = started + args.minutes * 60 if args.minutes else float("inf")
     with tempfile.TemporaryDirectory(prefix="cvatflow-mutation-") as tmp:
         if args.count:
             repo = copy_checkout(Path(tmp), 1)[0]
@@ -285,11 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         repos = copy_checkout(Path(tmp), max(1, args.jobs))
         reports = []
         for target in chosen:
-            report = run_target(target, repos, args.timeout, not args.without_mut_tests)
+            report = run_target(target, repos, args.timeout, not args.without_mut_tests, deadline)
             reports.append(report)
             rate = report["killed"] / report["total"] if report["total"] else 1.0
             print(f"{target.name:12} {target.module}: {report['killed']}/{report['total']} killed ({rate:.0%}) "
-                  f"in {report['seconds'] / 60:.1f} min (tests alone {report['baseline']:.0f} s)", flush=True)
+                  f"in {report['seconds'] / 60:.1f} min (tests alone {report['baseline']:.0f} s)"
+                  + (f"; {report['untested']} more not tested (--minutes)" if report["untested"] else ""), flush=True)
             for survivor in report["survivors"]:
                 print(f"  survived: {survivor}", flush=True)
             for error in report["errors"]:
@@ -298,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nkill rate per target, {args.jobs} mutants at once, {(time.monotonic() - started) / 60:.1f} min in all "
           f"({cpu / 60:.0f} CPU minutes: about {cpu / 60 / args.jobs:.0f} min on {args.jobs} idle cores):")
     print(table(reports))
-    return 1 if any(r["killed"] < GOAL * r["total"] for r in reports) else 0
+    return 1 if any(r["killed"] < GOAL * r["total"] or r["untested"] for r in reports) else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Bearer tokens, the `auth-token` cookie and TokenReview at their edges, on a two-route app: kills cosmic-ray's
-mutants of api/auth.py that the whole-API tests let live (`make mutation TARGETS=auth`)."""
+mutants of api/auth.py that the whole-API tests let live (`make mutation TARGETS=auth`).
+
+Equivalent mutant, left alive: `_lock` shown in the repr (`repr=False` -> True) shows an unlocked lock object."""
 from __future__ import annotations
 
+import hashlib
 from types import SimpleNamespace
 
 import pytest
@@ -185,20 +188,31 @@ def test_static_tokens_are_checked_before_asking_the_api_server(review):
     assert review.asked == []
 
 
-def test_a_verdict_is_reused_for_the_ttl_and_asked_again_after(review, monkeypatch):
+def test_a_verdict_is_reused_for_a_minute_so_a_revoked_token_works_at_most_that_long(review, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
     authenticator = Authenticator(token_review=True, api=object())
     assert authenticator.accepts("sa-token")
-    review.authenticated = False  # revoked: the cached verdict still holds until the TTL ends
-    clock[0] += auth.REVIEW_TTL - 0.001
+    review.authenticated = False  # revoked: the cached verdict still holds until the minute ends
+    clock[0] += 59.999
     assert authenticator.accepts("sa-token")
     assert len(review.asked) == 1
-    clock[0] = 1000.0 + auth.REVIEW_TTL  # exactly the TTL: expired
+    clock[0] = 1000.0 + 60  # exactly a minute: expired
     assert not authenticator.accepts("sa-token")
     assert len(review.asked) == 2
     assert not authenticator.accepts("sa-token")  # a denial is cached too
     assert len(review.asked) == 2
+    review.authenticated = True
+    clock[0] = 1000.0 + 60 + 61  # well after that verdict's minute: asked again
+    assert authenticator.accepts("sa-token")
+    assert len(review.asked) == 3
+
+
+def test_verdicts_of_different_tokens_are_cached_side_by_side(review):
+    authenticator = Authenticator(token_review=True, api=object())
+    for token in ("first", "second", "third", "first", "second", "third"):
+        assert authenticator.accepts(token)
+    assert [asked[1] for asked in review.asked] == ["first", "second", "third"]
 
 
 def test_the_verdict_cache_is_bounded(review):
@@ -209,3 +223,12 @@ def test_the_verdict_cache_is_bounded(review):
     authenticator.accepts("and-another")
     assert len(authenticator._cache) == 1  # over the bound: emptied before the new verdict goes in
     assert "one-more" not in str(authenticator._cache)  # digests, never tokens
+
+
+def test_neither_tokens_nor_their_digests_show_in_the_authenticator_s_repr(review):
+    """An Authenticator that ends up in a log line or a traceback must not carry a secret there."""
+    authenticator = Authenticator(tokens=[TOKEN], token_review=True, api=object())
+    assert authenticator.accepts("sa-token-secret")
+    shown = repr(authenticator)
+    assert TOKEN not in shown and "sa-token-secret" not in shown
+    assert hashlib.sha256(b"sa-token-secret").hexdigest() not in shown

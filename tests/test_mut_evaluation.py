@@ -1,6 +1,16 @@
 """COCO evaluation where the broader tests do not look: undefined stats, classes without data, the PR curve, array
 input, the returned settings: kills cosmic-ray's mutants of training/evaluation.py (`make mutation
-TARGETS=evaluation`). The figures come from pycocotools, computed here."""
+TARGETS=evaluation`). The figures come from pycocotools, computed here.
+
+Equivalent mutants, left alive: `best = (-1.0, 0.0, 0.0, 0.0)` in _f1_optimal (a value always overwritten before use);
+comparisons of values that cannot fall between the two forms (`count > 0` / `above > 0` as `!= 0`: counts; a precision
+`> -1` as `!= -1`, `> -0` or `> -2` inside the classes that have values: pycocotools gives those >= 0;
+`np.maximum(count - 1, 0)` as `-1`, and `else 0` as `else 1`, where `count > 0` masks them); `iou >= 0.5` as
+`>= -0.5` (the IoU-0.5 evaluation matches nothing below 0.5). Likewise in evaluate: per class, `p > -1` as `>= -1` or
+`> ~1`, the IoU-0.5 row's validity `p[0] > -1` read from `p[1]`, and AP50's `else 0.0` as 1.0 (a class has values at
+every IoU threshold or at none); the curve's `np.where(..., 0)` as -1 and `curve > -1` as `!= -1`; and
+`max_dets > COCO_MAX_DETS` as `>=` (at exactly 100 both paths compute the same stats, to 1e-12 in
+test_data_fit.py)."""
 from __future__ import annotations
 
 import copy
@@ -25,14 +35,16 @@ def large_only() -> tuple[dict, list[dict]]:
 @pytest.mark.parametrize("max_dets", [100, 300])
 def test_undefined_stats_are_reported_as_zero(max_dets):
     gt, dts = large_only()
+    gt["categories"].append({"id": 8, "name": "absent"})  # no objects: its -1 entries must not enter a mean
     reference = pycocotools_eval(gt, dts)
     undefined = [name for name, value in zip(STAT_NAMES, reference.stats) if value == -1]
     assert {"AP_small", "AP_medium", "AR_small", "AR_medium"} <= set(undefined)
     ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts), max_dets=max_dets)
     assert all(ours[name] == 0.0 for name in undefined)
     assert ours["AP_large"] == pytest.approx(reference.stats[5], abs=1e-12) and ours["AP_large"] > 0.2
-    assert ours["coco100"] == pytest.approx({n: max(0.0, v) for n, v in zip(STAT_NAMES, reference.stats)},
-                                            abs=1e-12)
+    expected = {n: max(0.0, v) for n, v in zip(STAT_NAMES, reference.stats)}
+    assert ours["coco100"] == pytest.approx(expected, abs=1e-12)
+    assert {n: ours[n] for n in STAT_NAMES} == pytest.approx(expected, abs=1e-12)  # < 100 detections an image
 
 
 def test_a_class_with_objects_but_no_detections_has_ap_zero_and_one_with_neither_is_left_out():
@@ -58,8 +70,10 @@ def expected_curve(reference) -> list[float]:
 
 def test_the_pr_curve_is_pycocotools_precision_at_iou_half():
     gt = ground_truth(images=12, seed=5)
-    gt["categories"].append({"id": 8, "name": "absent"})  # no values: left out of the average
-    dts = detections(gt, seed=6)
+    gt["categories"] += [{"id": 8, "name": "absent"}, {"id": 7, "name": "missed"}]  # absent: no values, left out
+    gt["annotations"].append({"id": 999, "image_id": 1, "category_id": 7, "bbox": [10, 10, 50, 50], "area": 2500,
+                              "iscrowd": 0})  # missed: precision 0 everywhere, averaged in
+    dts = [d for d in detections(gt, seed=6) if d["category_id"] != 7]
     ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
     reference = pycocotools_eval(gt, dts)
     assert ours["pr_curve"]["recall"] == pytest.approx(list(reference.params.recThrs), abs=1e-12)
@@ -102,7 +116,9 @@ def test_no_detections_give_zeros_and_no_curve():
     for empty in ([], np.zeros((0, 7))):
         result = evaluate(copy.deepcopy(gt), empty)
         assert all(result[name] == 0.0 for name in STAT_NAMES) and result["coco100"] == dict.fromkeys(STAT_NAMES, 0.0)
-        assert (result["f1"], result["per_class"], result["pr_curve"]) == (0.0, {}, {"recall": [], "precision": []})
+        assert result["AR_max"] == 0.0
+        assert (result["f1"], result["precision"], result["recall"], result["f1_conf"]) == (0.0, 0.0, 0.0, 0.0)
+        assert (result["per_class"], result["pr_curve"]) == ({}, {"recall": [], "precision": []})
 
 
 def test_detections_only_of_classes_without_objects_score_zero():
@@ -153,3 +169,24 @@ def test_dense_stats_are_pycocotools_at_the_larger_max_dets():
     assert ours["AR_max"] == pytest.approx(mean(recall[:, :, 0, 3]), abs=1e-12)
     assert ours["AR_max"] > ours["AR100"] > 0
     assert ours["per_class"]["cell"]["AP"] == pytest.approx(mean(precision[:, :, 0, 0, 3]), abs=1e-12)
+    assert ours["pr_curve"]["precision"] == pytest.approx(list(precision[0, :, 0, 0, 3]), abs=1e-12)
+
+
+def test_a_class_of_one_object_and_objects_without_iscrowd_count_fully():
+    """COCO exports may leave out `iscrowd` (not a crowd); a class of a single object found has recall 1."""
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900}]}
+    dts = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "score": 0.8}]
+    ours = evaluate(copy.deepcopy(gt), dts)
+    assert (ours["f1"], ours["precision"], ours["recall"], ours["f1_conf"]) == pytest.approx((1.0, 1.0, 1.0, 0.8))
+
+
+def test_a_detection_at_iou_exactly_one_half_is_a_true_positive():
+    """COCO matches at IoU >= 0.5: a box covering exactly half the union counts (as pycocotools counts it)."""
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40], "area": 1600,
+                           "iscrowd": 0}]}
+    dts = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 20], "score": 0.9}]  # IoU 800 / 1600
+    ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
+    assert (ours["f1"], ours["precision"], ours["recall"]) == pytest.approx((1.0, 1.0, 1.0))
+    assert ours["AP50"] == pytest.approx(pycocotools_eval(gt, dts).stats[1]) and ours["AP50"] > 0.9

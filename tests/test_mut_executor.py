@@ -1,5 +1,9 @@
 """The local executor's phases, log streaming, failure messages and stop, at their edges: kills cosmic-ray's mutants
-of LocalExecutor.execute/_spawn that the broader executor tests let live (`make mutation TARGETS=executor`)."""
+of LocalExecutor.execute/_spawn that the broader executor tests let live (`make mutation TARGETS=executor`).
+
+Equivalent mutants, left alive: `attempt < retries` as `!=` and `range(retries + 1)` as `+ 2` (attempt never exceeds
+retries: the last attempt returns or raises); `time.sleep(0.5)` as 1.5 (the pause before a retry); the log file's
+`buffering=1` as 2 (a 2-byte buffer passes every line longer than that straight through, as line buffering does)."""
 from __future__ import annotations
 
 import json
@@ -29,8 +33,11 @@ elif mode == "stop-parent":
 '''
 
 
-def one_step(tmp_path, mode: str, on_log=None, second: bool = False):
+def one_step(tmp_path, mode: str, on_log=None, second: bool = False, also_failing: bool = False):
     steps = [{"name": "step", "template": "s", "arguments": {"parameters": [{"name": "mode", "value": mode}]}}]
+    if also_failing:  # an independent second step that fails too
+        steps.append({"name": "other", "template": "s",
+                      "arguments": {"parameters": [{"name": "mode", "value": "silent-fail"}]}})
     if second:
         steps.append({"name": "after", "template": "s", "depends": "step",
                       "arguments": {"parameters": [{"name": "mode", "value": "talk"}]}})
@@ -85,3 +92,10 @@ def test_a_stopped_run_ends_failed_with_the_step_killed(tmp_path, sigterm_restor
     assert executor._process.wait(timeout=20) == -signal.SIGTERM  # the step was ended, not left sleeping
     assert "after" not in status["nodes"] or status["nodes"]["after"]["phase"] != "Succeeded"
     assert json.loads((run_dir / "status.json").read_text())["message"] == "stopped"
+
+
+def test_with_two_failed_steps_the_message_names_the_first(tmp_path):
+    executor, run_dir = one_step(tmp_path, "long-line", also_failing=True)
+    status = executor.execute(run_dir)
+    assert [status["nodes"][n]["phase"] for n in ("step", "other")] == ["Failed", "Failed"]
+    assert status["message"].startswith("step step failed: exit code 5")

@@ -106,3 +106,10 @@ def test_keep_one_keeps_the_last(tmp_path):
     for step in (1, 2, 3):
         store.save_numbered(step, payload(step), False, {})
     assert [p.name for p in store.numbered()] == ["step_00000003.pt"]
+
+
+def test_by_default_the_three_newest_numbered_checkpoints_are_kept(tmp_path):
+    store = Checkpoints(tmp_path)
+    for step in range(1, 6):
+        store.save_numbered(step, payload(step), False, {})
+    assert [p.name for p in store.numbered()] == [f"step_{step:08d}.pt" for step in (3, 4, 5)]

@@ -2,8 +2,9 @@
 a fake runs client: kills cosmic-ray's mutants of api/webhooks.py that the served-API tests let live
 (`make mutation TARGETS=webhooks`).
 
-Equivalent mutants, left alive: the numbers in log lines (`key[:12]`, `started[-1]`), which change how much of a key
-an operator reads in the log, not what the server does."""
+Equivalent mutants, left alive: the numbers in log lines (`key[:12]` as 11 or 13, `started[-1]` as `[-0]` or
+`[not 1]`), which change how much of a key, or which of the runs just started, an operator reads in the log, not
+what the server does."""
 from __future__ import annotations
 
 import hashlib
@@ -264,3 +265,20 @@ def test_the_json_depth_limit_of_the_config_applies(monkeypatch, tmp_path):
     deep = {"event": "update:task", "a": {"b": {"c": {"d": 1}}}}
     assert hook.deliver(deep).status_code == 400
     assert hook.deliver({"event": "update:task", "a": {"b": 1}}).status_code == 200
+
+
+def test_the_openapi_document_tells_cvat_admins_and_client_generators_what_the_route_answers(hook):
+    operation = hook.http.app.openapi()["paths"][URL]["post"]
+    assert {"200", "202", "400"} <= set(operation["responses"])
+    assert not {"201", "203", "399"} & set(operation["responses"])
+    assert "duplicate" in operation["responses"]["200"]["description"]
+    assert "CVAT event" in operation["responses"]["400"]["description"]
+    assert operation["requestBody"]["required"] is True
+
+
+def test_runs_are_labelled_with_the_body_s_key_even_when_a_request_id_comes_along(hook):
+    """The body's key is what a restarted server looks for (a redelivery may carry a new request id)."""
+    payload = completed(7)
+    assert hook.deliver(payload, request_id="req-1").status_code == 202
+    body = json.dumps(payload).encode()
+    assert hook.launched[0].trusted_labels[DELIVERY_LABEL] == delivery_key(body)

@@ -27,7 +27,7 @@ bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
 class Authenticator:
     """Decides whether a bearer token is accepted. Tokens are compared in constant time and never logged."""
 
-    tokens: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list, repr=False)  # secrets: never in a log line or traceback
     token_review: bool = False
     audiences: list[str] = field(default_factory=list)
     api: Any = None  # a kubernetes ApiClient for TokenReview; made from kubeconfig/in-cluster when None
