@@ -210,6 +210,10 @@ class RtDetrAdapter(Adapter):
         pixels, _ = pad_batch(images, device)  # RT-DETR and D-FINE take 0..1 pixels, no mean/std
         labels = hf_labels(targets, pixels.shape[-2], pixels.shape[-1], device)
         out = model(pixel_values=pixels, labels=labels)
+        # Multi-GPU: transformers' RT-DETR and D-FINE criteria (loss/loss_rt_detr.py, loss_d_fine.py) divide
+        # loss_vfl, loss_bbox, loss_giou (and D-FINE's loss_fgl) by this rank's box count, with no all_reduce.
+        # The cross-rank renormalisation the DETR adapter gets (issue 13) belongs here: rescale those terms of
+        # out.loss_dict (and their `_<n>` auxiliary/denoising copies) and rebuild `sum` with config.weight_loss_*.
         losses = main_losses(out)
         if model.training and not any(len(t["class_labels"]) for t in labels):
             # A batch without objects skips the denoising queries, so the label embedding gets no gradient. One
