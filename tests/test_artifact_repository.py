@@ -61,7 +61,7 @@ def test_use_sdk_creds_survives_shorthand_completion_in_a_template():
     # IRSA / EKS Pod Identity: no key Secrets, the pod's own identity.
     repo = ArtifactRepository.from_dict({"s3": {"bucket": "ml", "region": "us-east-1", "useSDKCreds": True}})
     template = get_template("maskrcnn-training")
-    assert complete_artifacts(template.spec, repo) == 4
+    assert complete_artifacts(template.spec, repo) == 5  # export, train and fine-tune outputs, fine-tune input, the multi-node dataset
     export = template.spec["templates"][0]["inputs"]["artifacts"][0]["s3"]
     assert export == {"bucket": "ml", "region": "us-east-1", "useSDKCreds": True,
                       "key": "{{workflow.parameters.cvat-annotation-path}}"}

@@ -108,10 +108,18 @@ def test_tokens_or_token_review_each_configure_authentication(tokens, review, co
 
 @pytest.mark.parametrize("env, extra, review", [("TRUE", {}, True), ("1", {}, True), ("yes", {}, True),
                                                 ("", {}, False), ("no", {}, False), ("", {"tokenReview": True}, True),
-                                                ("false", {"tokenReview": True}, True)])
-def test_token_review_is_enabled_by_the_environment_or_the_config(env, extra, review, monkeypatch, tmp_path):
-    monkeypatch.setenv("CVATFLOW_TOKEN_REVIEW", env)
-    settings = Settings(home=tmp_path, store=tmp_path.as_uri(), api_tokens=[TOKEN], extra={"auth": {**extra, "audiences": ["cvatflow"]}})
+                                                ("false", {"tokenReview": True}, False)])
+def test_token_review_is_enabled_by_the_environment_or_the_config(env, extra, review, tmp_path):
+    """CVATFLOW_TOKEN_REVIEW, else the config file's auth.tokenReview: the environment wins over the file, as for
+    every setting (README, Settings reference); an empty variable is unset."""
+    import yaml
+
+    from cvatflow.config import load_settings
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"auth": {**extra, "audiences": ["cvatflow"]}}))
+    settings = load_settings(config, env={"CVATFLOW_HOME": str(tmp_path), "CVATFLOW_TOKEN_REVIEW": env,
+                                          "CVATFLOW_API_TOKENS": TOKEN})
     authenticator = Authenticator.from_settings(settings)
     assert authenticator.token_review is review
     assert authenticator.tokens == [TOKEN] and authenticator.audiences == ["cvatflow"]
@@ -156,10 +164,10 @@ def test_token_review_asks_the_given_api_with_the_audiences(review):
 
 
 def test_token_review_makes_its_api_client_from_the_kubeconfig_when_none_is_given(review, monkeypatch):
-    from cvatflow.runs import kubernetes
+    from cvatflow import kube
 
     made = object()
-    monkeypatch.setattr(kubernetes, "_api_client", lambda kubeconfig: made)
+    monkeypatch.setattr(kube, "api_client", lambda kubeconfig=None, url=None: made)
     assert Authenticator(token_review=True).accepts("sa-token")
     assert review.asked[0][0] is made
 

@@ -18,11 +18,14 @@ Every exception class of cvatflow is defined here (other modules re-export the o
     │   │   └── CvatNotFound         404  no such task on the CVAT server
     │   ├── TrainingError                 a training input (data, hyperparameters, checkpoint) that cannot be used
     │   ├── RunError                      a run that cannot be submitted, found or followed
-    │   │   └── StepFailed                a local step could not run or exited non-zero
+    │   │   ├── StepFailed                a local step could not run or exited non-zero
+    │   │   └── RunFailed                 Run.wait(): the run ended Failed or Error (its status attached)
     │   ├── ConfigError                   a setting that cannot be used
     │   ├── JsonTooLarge             413  a JSON document over the size or depth limit
     │   └── UploadTooLarge           413  an uploaded export over the maxUploadBytes setting
-    └── Retry                             not an error: the operator's "record this status, try again later"
+    ├── Retry                             not an error: the operator's "record this status, try again later"
+    └── ValueError
+        └── SelectorError                 a Kubernetes label selector (a resource step's condition) that does not parse
 
 `codes()` lists them with their HTTP status for the web UI (GET /api/v1/vocabulary).
 """
@@ -80,6 +83,24 @@ class RunError(CvatflowError):
 
 class StepFailed(RunError):
     """A step could not run or exited non-zero; the message says which and why."""
+
+
+class RunFailed(RunError):
+    """A run that ended Failed or Error: which step failed, its message, and where its log is (`status`: the
+    run's RunStatus)."""
+
+    def __init__(self, status: Any) -> None:
+        self.status = status
+        failed = [s for s in status.steps if s.phase in ("Failed", "Error")]
+        text = f"run {status.name} ended {status.phase}" + (f": {status.message}" if status.message else "")
+        for step in failed:
+            text += (f"; step {step.name} {step.phase}: {step.message or step.phase} "
+                     f"(`cvatflow runs logs {status.name} --step {step.name}`)")
+        super().__init__(text)
+
+
+class SelectorError(ValueError):
+    """The text is no Kubernetes label selector; the message is labels.Parse's (templates/selector.py)."""
 
 
 class ConflictError(CvatflowError):

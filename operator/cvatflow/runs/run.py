@@ -10,7 +10,7 @@ from typing import Any
 
 from cvatflow import events as ev
 from cvatflow.argo import ARGO_PHASES, FINISHED, Phase
-from cvatflow.errors import RunError
+from cvatflow.errors import RunError, RunFailed
 
 
 def now() -> str:
@@ -126,14 +126,3 @@ class Run(ABC):
             time.sleep(poll)
 
 
-class RunFailed(RunError):
-    """A run that ended Failed or Error: which step failed, its message, and where its log is."""
-
-    def __init__(self, status: RunStatus) -> None:
-        self.status = status
-        failed = [s for s in status.steps if s.phase in ("Failed", "Error")]
-        text = f"run {status.name} ended {status.phase}" + (f": {status.message}" if status.message else "")
-        for step in failed:
-            text += (f"; step {step.name} {step.phase}: {step.message or step.phase} "
-                     f"(`cvatflow runs logs {status.name} --step {step.name}`)")
-        super().__init__(text)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cvatflow.errors import SelectorError
+
 # Lexer tokens (selector.go string2token); identifiers, end of string and errors are the others.
 TOKENS = {")": "ClosedPar", ",": "Comma", "!": "DoesNotExist", "==": "DoubleEquals", "=": "Equals",
           ">": "GreaterThan", "in": "In", "<": "LessThan", "!=": "NotEquals", "notin": "NotIn", "(": "OpenPar"}
@@ -21,10 +23,6 @@ OPERATORS = {"In": "in", "Equals": "=", "DoubleEquals": "==", "GreaterThan": "gt
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-class SelectorError(ValueError):
-    """The text is no label selector; the message is labels.Parse's."""
 
 
 @dataclass(frozen=True)
