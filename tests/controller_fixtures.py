@@ -76,6 +76,11 @@ class FakeCluster(Cluster):
     def custom(self):
         return FakeCustomObjects(self)
 
+    jobset = True  # the cluster serves jobset.x-k8s.io (multi-node runs); set False to see the refusal
+
+    def jobset_served(self) -> bool:
+        return self.jobset
+
     def template(self, namespace: str, name: str):
         if (namespace, name) not in self.templates:
             raise NotFoundError(f"no WorkflowTemplate {name!r} in namespace {namespace}; "

@@ -29,7 +29,8 @@ def _substitute(value: Any, scope: dict[str, str]) -> Any:
 
 
 def step_pods(template: Template, values: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Each container/script template's command, args, env, source, image, workingDir, artifacts and placement,
+    """Each container/script template's command, args, env, source, image, workingDir, artifacts and placement
+    (and each resource template's manifest),
     with `{{workflow.parameters.*}}` substituted from `values` and, one call deep, the `inputs.parameters`
     that DAG tasks and steps pass in. A template called several times keeps its last call's values.
     """
@@ -54,6 +55,10 @@ def step_pods(template: Template, values: dict[str, str]) -> dict[str, dict[str,
         body = tpl.get("container") or tpl.get("script") or {}
         pod = {k: body[k] for k in POD_FIELDS if k in body} | {k: tpl[k] for k in TEMPLATE_FIELDS if k in tpl}
         pods[tpl["name"]] = _substitute(pod, local)
+    for tpl in template.spec.get("templates") or []:
+        # a resource step's object (the multi-node JobSet) carries parameters into the pods it creates
+        if isinstance(tpl, dict) and isinstance((tpl.get("resource") or {}).get("manifest"), str):
+            pods[tpl["name"]] = _substitute({"manifest": tpl["resource"]["manifest"]}, scope)
     return pods
 
 
