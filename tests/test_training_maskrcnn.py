@@ -148,7 +148,7 @@ def test_bad_inputs_fail_before_training(dataset, tmp_path, capsys):
         (["--hyperparameters", "epochs: 0"], "epochs must be at least 1"),
         (["--num-classes", "5"], "--num-classes 5: the dataset has 3 categories"),
         (["--model", "maskrcnn_vit"], "not a maskrcnn variant"),
-        (["--models", str(tmp_path / "none")], "no model state found"),
+        (["--models", str(tmp_path / "none")], "does not exist (pass a model state folder"),
     ]
     for extra, message in cases:
         with pytest.raises(SystemExit) as info:
