@@ -171,8 +171,6 @@ class Settings:
     max_upload_bytes: int = setting(2 * 1024**3, key="maxUploadBytes", doc="Largest export zip the web UI "
                                     "may upload to train on without CVAT.")
     max_json_depth: int = setting(64, key="maxJsonDepth", doc="Deepest JSON nesting the API parses.")
-    predict_command: list[str] = setting(key="predictCommand", factory=list, doc="Command that runs "  # noqa: RUF009
-                                         "`cvatflow-train` for the API's annotate jobs (default: this Python).")
     cvat_templates_label: str = setting("used-by=cvat", key="cvatTemplatesLabel",
                                         env=("CVAT_ONEPANEL_WORKFLOWS_LABEL", "ONEPANEL_CVAT_WORKFLOWS_LABEL"),
                                         doc="Label of the templates offered to CVAT (Onepanel's "
