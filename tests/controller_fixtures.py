@@ -79,6 +79,10 @@ class FakeCluster(Cluster):
     jobset = True  # the cluster serves jobset.x-k8s.io (multi-node runs); set False to see the refusal
 
     def jobset_served(self) -> bool:
+        if self.api is not None:  # a test pointed discovery at kmock: ask it, as the real cluster does
+            from cvatflow.templates.jobset import api_served
+
+            return api_served(self.api)
         return self.jobset
 
     def template(self, namespace: str, name: str):
