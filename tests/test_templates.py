@@ -211,6 +211,13 @@ def test_form_shows_public_parameters_in_order_with_types_and_options():
     assert fields[-3]["options"] == [{"name": "GPU V100", "value": "Standard_NC6"}]
 
 
+def test_a_node_pool_field_without_configured_pools_offers_the_templates_own_value():
+    fields = {f["name"]: f for f in form(get_template("maskrcnn-training"))}
+    pool = fields["sys-node-pool"]
+    assert pool["required"] and pool["value"] == "default"
+    assert pool["options"] == [{"name": "default (no node pools configured)", "value": "default"}]
+
+
 def test_hints_keep_only_links():
     hint = 'See <a href="https://docs.example.com/x" target="_blank">docs</a> <b>now</b><script>alert(1)</script>'
     assert hint_text(hint) == "See docs (https://docs.example.com/x) now"

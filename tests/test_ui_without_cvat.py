@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from api_fixtures import client, served, settings_for
 from cvatflow.api import create_app
 from cvatflow.datasets.synth import make_export
-from test_ui import POOLS, browser, new_page  # noqa: F401 (the module's Chromium, shared)
+from test_ui import browser, new_page  # noqa: F401 (the module's Chromium, shared)
 from ui_fixtures import EPOCHS, UI_TEMPLATE, install_trainer, install_ui_template
 
 RUN_URL = re.compile(r"/ui/runs/([a-z0-9-]+)$")
@@ -25,8 +25,9 @@ def no_cvat(tmp_path_factory):
         env.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(trainer), os.environ.get("PYTHONPATH")])))
         env.delenv("CVAT_URL", raising=False)
         install_ui_template(root / "home")
-        # The form's node-pool field is required; the local machine offers the pools of test_ui.
-        settings = settings_for(root / "home", node_pools=POOLS)
+        # No node pools either, as on a laptop: the required node-pool field offers the template's own value.
+        settings = settings_for(root / "home")
+        assert not settings.node_pools.pools
         assert not settings.cvat_url
         with served(create_app(settings)) as url:
             yield url, root

@@ -8,12 +8,19 @@ from cvatflow.templates.template import Template
 
 
 def form(template: Template, node_pools: list[Option] | None = None) -> list[dict[str, Any]]:
-    """One entry per public parameter; `select.nodepool` takes its options from the node-pool config."""
+    """One entry per public parameter; `select.nodepool` takes its options from the node-pool config.
+
+    With no node pools configured (a laptop, the local executor) a node-pool select offers the template's own
+    value, so a required field can still be submitted: nothing places the pods then, whatever the value.
+    """
     fields = []
     for p in template.public_parameters():
         options = p.options
-        if p.type == "select.nodepool" and node_pools:
-            options = node_pools
+        if p.type == "select.nodepool":
+            if node_pools:
+                options = node_pools
+            elif not options and p.value:
+                options = [Option(f"{p.value} (no node pools configured)", p.value)]
         fields.append({
             "name": p.name,
             "displayName": p.label,
