@@ -18,6 +18,8 @@ from cvatflow.templates.manifest import load_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = "s3://cvatflow-test"
+# The COCO datasets in the fake store, by annotation path: how many categories each has.
+DATASET_CLASSES = {"datasets/coco-cars/": 2}
 LOG = logging.getLogger("test-controller")
 # What DESIGN.md lists; used only while cvatflow.datasets.formats has not landed in this checkout.
 def workflow_template(name: str = "detr-training") -> dict[str, Any]:
@@ -140,7 +142,7 @@ def make_deps(cluster=None, dump=None, checkpoints=("outputs/task-7/earlier-run/
                             NodePool("T4", "g4dn.xlarge", {"limits": {"nvidia.com/gpu": 1}}),
                             NodePool("A100", "p4d.24xlarge", {"limits": {"nvidia.com/gpu": 8}})]))
     return Deps(cluster=cluster or FakeCluster(), settings=settings, dump=dump or RecordedDump(),
-                checkpoint_exists=lambda prefix: prefix in checkpoints,
+                checkpoint_exists=lambda prefix: prefix in checkpoints, count_classes=DATASET_CLASSES.get,
                 post_event=lambda obj, type, reason, message: (events if events is not None else []).append(
                     (obj["metadata"]["name"], type, reason, message)))
 

@@ -151,6 +151,14 @@ def test_a_dataset_source_in_the_store_trains_without_a_dump():
     assert deps.dump.calls == []
 
 
+def test_a_dataset_source_without_a_class_count_gets_the_count_of_its_coco_categories():
+    deps = make_deps()
+    body = training_run(source={"dataset": f"{STORE}/datasets/coco-cars/"}, parameters={})
+    status = call(handlers.reconcile, body, deps)
+    assert status["phase"] == "Submitted", status
+    assert parameters(deps.cluster.workflows["ml", "r1"])["cvat-num-classes"] == "2"
+
+
 def test_a_spec_change_after_submission_is_refused_with_a_condition():
     events = []
     deps = make_deps(events=events)

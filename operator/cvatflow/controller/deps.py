@@ -42,6 +42,9 @@ class Deps:
     settings: Settings
     dump: DumpFn = dump_task
     checkpoint_exists: Callable[[str], bool] | None = None
+    # count_classes(annotation_path) -> categories of the COCO dataset there, None when unreadable;
+    # None here: the submission pipeline reads the configured store.
+    count_classes: Callable[[str], int | None] | None = None
     post_event: Callable[[Any, str, str, str], None] = kopf_event
     # Finished steps' logs do not change: parsed events are kept per pod (bounded by the runs in flight).
     log_cache: dict[str, list] = field(default_factory=dict)

@@ -1,6 +1,7 @@
 """Turn a TrainingRun into its one Argo Workflow: resolve the source, dump once, auto-fill, create."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -69,9 +70,8 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     dataset_path = None if task_spec else _dataset_path(source.get("dataset", ""), pipeline, problems)
     values = _values(template, spec, problems)
     if not task_spec and template.has_parameter(NUM_CLASSES) and template.parameter(NUM_CLASSES).name not in values:
-        problems.append(Problem(f"spec.parameters.{template.parameter(NUM_CLASSES).name}",
-                                "a dataset source does not say how many classes it has",
-                                "set it to the number of labels, without background"))
+        _count_classes(template.parameter(NUM_CLASSES).name, dataset_path, deps.count_classes or pipeline.count_classes,
+                       values, problems)
     request = _request(template, values, spec, name, task_spec, status.get("taskLabels"),
                        recorded or dataset_path)
     try:
@@ -171,6 +171,22 @@ def _request(template: Template, values: dict[str, str], spec: dict[str, Any], n
                    output_path=spec.get("outputPrefix") or None, annotation_path=annotation_path,
                    task_labels=list(labels) if labels else None,
                    cvat_url=(task_spec or {}).get("url") or None)
+
+
+def _count_classes(name: str, dataset_path: str | None, count: Callable[[str], int | None],
+                   values: dict[str, str], problems: list[Problem]) -> None:
+    """Fill `name` with the categories of the COCO dataset at `dataset_path`, as the Client does; say what to set
+    when the dataset is not COCO or the store cannot be read."""
+    if dataset_path is None:
+        return  # the source itself is already a problem
+    counted = count(dataset_path)
+    if counted:
+        values[name] = str(counted)
+        return
+    problems.append(Problem(f"spec.parameters.{name}",
+                            f"a dataset source does not say how many classes it has, and no COCO categories were "
+                            f"found under {dataset_path} in the store",
+                            "set it to the number of labels, without background"))
 
 
 def _dataset_path(dataset: str, pipeline: Pipeline, problems: list[Problem]) -> str | None:
