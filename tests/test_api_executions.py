@@ -113,6 +113,8 @@ def test_a_missing_finetune_checkpoint_is_404_with_onepanel_s_message(api, fake_
     ({"template": TINY, "cvatTask": 1, "dataset": "export.zip"}, 422, "dataset"),
     ({"template": TINY, "dataset": "/etc"}, 422, "dataset"),
     ({"template": TINY, "labels": {"cvatflow.io/cvat-task-id": "7"}}, 422, "labels.cvatflow.io/cvat-task-id"),
+    ({"template": TINY, "labels": {"bad key": "7"}}, 422, "labels"),  # Kubernetes label syntax (names.py)
+    ({"template": TINY, "labels": {"team": "no spaces"}}, 422, "labels"),
     ({"template": TINY, "colour": "red"}, 422, "colour"),
     ({"template": "../etc/passwd"}, 422, "template"),
 ])
