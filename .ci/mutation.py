@@ -6,10 +6,10 @@ copy of the checkout, so an interrupted run never leaves a mutant in the working
     python .ci/mutation.py                          # every target, one mutant per core at a time
     python .ci/mutation.py archive evaluation       # only these (names below)
     python .ci/mutation.py --count                  # how many mutants each target has
-    python .ci/mutation.py --without-mut-tests auth # what the tests other than tests/test_mut_*.py kill
+    python .ci/mutation.py --without-mut-tests auth # what the tests other than tests/*/test_mut_*.py kill
 
 It ends with a table: per target the mutants, killed, survived, the kill rate and whether it meets GOAL; above it,
-each survivor's line and change. A survivor is killed by a new test in tests/test_mut_<target>.py (through public
+each survivor's line and change. A survivor is killed by a new test in tests/<package>/test_mut_<target>.py (through public
 functions, asserting behaviour) or explained as equivalent in that file's docstring.
 """
 from __future__ import annotations
@@ -46,24 +46,24 @@ class Target:
 
 TARGETS = [
     Target("archive", "operator/cvatflow/datasets/archive.py", (),
-           ("tests/test_mut_archive.py", "tests/test_archive_guards.py")),
+           ("tests/datasets/test_mut_archive.py", "tests/datasets/test_archive_guards.py")),
     Target("webhooks", "operator/cvatflow/api/webhooks.py", (),
-           ("tests/test_mut_webhooks.py", "tests/test_api_webhooks.py")),
+           ("tests/api/test_mut_webhooks.py", "tests/api/test_api_webhooks.py")),
     Target("auth", "operator/cvatflow/api/auth.py", (),
-           ("tests/test_mut_auth.py", "tests/test_api_every_route.py", "tests/test_api_templates.py")),
+           ("tests/api/test_mut_auth.py", "tests/api/test_api_every_route.py", "tests/api/test_api_templates.py")),
     # Trainer.payload/_restore (training/loop.py) hold no code cosmic-ray mutates (calls and dict lookups; it has no
-    # statement deletion): tests/test_training_resume_state.py proves them by hand. Here: the checkpoint files.
-    Target("restore", "operator/cvatflow/training/checkpoints.py", (), ("tests/test_mut_restore.py",)),
+    # statement deletion): tests/training/test_training_resume_state.py proves them by hand. Here: the checkpoint files.
+    Target("restore", "operator/cvatflow/training/checkpoints.py", (), ("tests/training/test_mut_restore.py",)),
     Target("evaluation", "operator/cvatflow/training/evaluation.py", ("evaluate", "_stats", "_f1_optimal"),
-           ("tests/test_mut_evaluation.py", "tests/test_evaluation_independent.py", "tests/test_training_evaluation.py",
-            "tests/test_data_fit.py::test_evaluation_on_a_150_object_image_counts_all_of_them",
-            "tests/test_data_fit.py::test_the_coco100_numbers_equal_a_standard_evaluation")),
+           ("tests/training/test_mut_evaluation.py", "tests/training/test_evaluation_independent.py", "tests/training/test_training_evaluation.py",
+            "tests/training/test_data_fit.py::test_evaluation_on_a_150_object_image_counts_all_of_them",
+            "tests/training/test_data_fit.py::test_the_coco100_numbers_equal_a_standard_evaluation")),
     Target("executor", "operator/cvatflow/local/executor.py", ("LocalExecutor._spawn", "LocalExecutor.execute"),
-           ("tests/test_mut_executor.py", "tests/test_local_executor_retry.py", "tests/test_local_executor.py")),
+           ("tests/local/test_mut_executor.py", "tests/local/test_local_executor_retry.py", "tests/local/test_local_executor.py")),
     Target("submission", "operator/cvatflow/controller/submit.py", ("submit",),
-           ("tests/test_controller_handlers.py", "tests/test_controller_conflict.py")),
+           ("tests/controller/test_controller_handlers.py", "tests/controller/test_controller_conflict.py")),
     Target("cluster", "operator/cvatflow/controller/cluster.py", ("Cluster.create_workflow",),
-           ("tests/test_controller_conflict.py", "tests/test_controller_handlers.py")),
+           ("tests/controller/test_controller_conflict.py", "tests/controller/test_controller_handlers.py")),
 ]
 
 
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once (default: "
                         "one per core)")
     parser.add_argument("--without-mut-tests", action="store_true",
-                        help="leave out tests/test_mut_*.py: what the other tests alone kill")
+                        help="leave out tests/*/test_mut_*.py: what the other tests alone kill")
     parser.add_argument("--count", action="store_true", help="only count each target's mutants")
     parser.add_argument("--minutes", type=float, default=None,
                         help="start no mutant after this many minutes; the rest are reported as not tested")

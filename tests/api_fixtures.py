@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 
 from cvatflow.api import create_app
@@ -116,16 +115,3 @@ def tiny_api(home: Path, cvat_url: str, **overrides: Any) -> Iterator[tuple[str,
     with served(create_app(settings)) as url:
         yield url, settings
 
-
-@pytest.fixture
-def fake_cvat():
-    """The fake CVAT server (responses checked against CVAT's OpenAPI schema) with one task of shapes.
-
-    `fake_cvat_extra.cvat_with_task()` yields an object with `url`, `task_id`, `labels` (the task's label
-    names) and `shapes(task_id)` (the task's annotation shapes, to see uploads arrive).
-    """
-    # Imported here, not skipped on ImportError: a broken import must fail the tests that need it (issue 24).
-    from fake_cvat_extra import cvat_with_task
-
-    with cvat_with_task() as server:
-        yield server

@@ -1,7 +1,7 @@
 """The bad-input corpus, generated: export archives, templates, parameters and HTTP requests that must be refused.
 
 Each case is (family, id, build) where build(workdir) makes the input on disk (large and nested ones are
-made here, at run time) and returns what the runner needs. tests/test_bad_input_corpus.py runs them.
+made here, at run time) and returns what the runner needs. tests/project/test_bad_input_corpus.py runs them.
 """
 from __future__ import annotations
 
@@ -432,7 +432,7 @@ FORMAT_MUTATIONS: dict[str, tuple[str, dict[str, bytes], str]] = {
     "cvat-label-5000": ("cvat", {"annotations.xml": cvat_xml(shapes=CVAT_BOX.replace('label="circle"',
                                                                                      'label="' + "c" * 5000 + '"'))},
                         "CVATFLOW_MAX_NAME_LENGTH"),
-    "cvat-image-twice": ("cvat", {"annotations.xml": cvat_xml(  # found by tests/test_fuzz_formats.py
+    "cvat-image-twice": ("cvat", {"annotations.xml": cvat_xml(  # found by tests/datasets/test_fuzz_formats.py
         image='<image id="0" name="a.png" width="32" height="32">{shapes}</image><image id="1" name="a.png" '
               'width="32" height="32"/>')}, "same file"),
     "video-frame-negative": ("video", {"annotations.xml": format_files("video")["annotations.xml"].replace(

@@ -1,9 +1,12 @@
-"""Shared fixtures: the CLI run in-process, paths to the reference material."""
+"""Fixtures and hooks of every folder: the CLI run in-process, the CI skip rules, thread-safe imports.
+
+Helper modules (fake_cvat.py, api_fixtures.py, paths.py, ...) stay in tests/, which pytest puts on sys.path
+(`pythonpath` in pyproject.toml); each folder's conftest.py holds what only its tests use.
+"""
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from ci_skips import (  # noqa: F401  (pytest finds hooks by name in conftest)
     pytest_make_collect_report,
     pytest_runtest_makereport,
 )
+from storage_fixtures import any_store, gcs_server, s3_server  # noqa: F401  (fixtures: storage and cvat tests)
 
 
 def _import_anyio_now() -> None:
@@ -36,9 +40,6 @@ def _import_anyio_now() -> None:
 
 _import_anyio_now()
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
-SHARED = ROOT.parent / "shared"
 
 
 @dataclass
@@ -68,11 +69,19 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def onepanel_manifests() -> list[Path]:
-    """Every real Onepanel template: the shared reference set and the seed's DETR template."""
-    files = sorted((SHARED / "reference" / "onepanel-templates").glob("*.yaml"))
-    files += sorted((DATA / "onepanel").glob("*.yaml"))
-    return files
+
+@pytest.fixture
+def fake_cvat():
+    """The fake CVAT server (responses checked against CVAT's OpenAPI schema) with one task of shapes.
+
+    `fake_cvat_extra.cvat_with_task()` yields an object with `url`, `task_id`, `labels` (the task's label
+    names) and `shapes(task_id)` (the task's annotation shapes, to see uploads arrive).
+    """
+    # Imported here, not skipped on ImportError: a broken import must fail the tests that need it (issue 24).
+    from fake_cvat_extra import cvat_with_task
+
+    with cvat_with_task() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

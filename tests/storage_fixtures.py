@@ -1,6 +1,6 @@
 """Object-store servers on loopback, started and stopped by the tests: moto (S3) and gcp-storage-emulator (GCS).
 
-Import the fixtures into a test module (`from storage_fixtures import s3_server, gcs_server, any_store`);
+The fixtures s3_server, gcs_server and any_store reach every test through tests/conftest.py;
 `any_store` runs a test once per scheme (file, s3, gs) on a fresh bucket, with the environment pointing at
 the servers only for that test.
 """

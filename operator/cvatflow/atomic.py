@@ -1,8 +1,10 @@
-"""Write files atomically: a temporary name in the same folder, then one rename, so no reader sees half a file."""
+"""Write files and folders atomically: a temporary name in the same folder, then a rename (no half reads)."""
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,3 +44,25 @@ def atomic_write(path: str | Path, data: str | bytes, encoding: str = "utf-8") -
         else:
             tmp.write_text(data, encoding=encoding)
     return path
+
+
+@contextmanager
+def atomic_folder(path: str | Path, prefix: str = ".tmp-") -> Iterator[Path]:
+    """Yield a new empty folder to fill in `path`'s place; on success it replaces `path` (a folder there is
+    removed first, so a reader may briefly see none, never a half-filled one), on any failure it is removed
+    and `path` is untouched.
+
+    The folder is made next to `path` (same file system, so the rename is one step), named `<prefix>...`
+    so that a check for leftovers can find it; the parent folders of `path` are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        staging.replace(path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

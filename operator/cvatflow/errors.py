@@ -41,28 +41,30 @@ class CvatflowError(Exception):
     The CLI prints it as one red line and exits 1; the HTTP API turns it into a 4xx answer.
     """
 
-    #: HTTP status the API answers with when this error reaches it.
+    #: HTTP status the API answers with when this error reaches it; a subclass sets its own as a class
+    #: keyword (`class NotFoundError(CvatflowError, status_code=404)`) or inherits its parent's.
     status_code = 400
+
+    def __init_subclass__(cls, status_code: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status_code is not None:
+            cls.status_code = status_code
 
 
 class TemplateError(CvatflowError):
     """A workflow template or manifest that cannot be read, built or rendered."""
 
 
-class ParameterError(CvatflowError):
+class ParameterError(CvatflowError, status_code=422):
     """A parameter value that is missing or does not fit its declaration."""
-
-    status_code = 422
 
 
 class StorageError(CvatflowError):
     """An object-store URI, credential or transfer problem."""
 
 
-class NotFoundError(CvatflowError):
+class NotFoundError(CvatflowError, status_code=404):
     """Something named by the user does not exist (template, run, object-store prefix)."""
-
-    status_code = 404
 
 
 class DatasetError(CvatflowError):
@@ -103,50 +105,36 @@ class SelectorError(ValueError):
     """The text is no Kubernetes label selector; the message is labels.Parse's (templates/selector.py)."""
 
 
-class ConflictError(CvatflowError):
+class ConflictError(CvatflowError, status_code=409):
     """The request is fine but the thing it names is in the wrong state (a run name taken, a run not done)."""
-
-    status_code = 409
 
 
 class ConfigError(CvatflowError):
     """A setting that cannot be used."""
 
 
-class JsonTooLarge(CvatflowError):
+class JsonTooLarge(CvatflowError, status_code=413):
     """A JSON document over the size limit (HTTP 413)."""
 
-    status_code = 413
 
-
-class UploadTooLarge(CvatflowError):
+class UploadTooLarge(CvatflowError, status_code=413):
     """An uploaded export over the size limit (HTTP 413)."""
 
-    status_code = 413
 
-
-class CvatUnreachable(CvatError):
+class CvatUnreachable(CvatError, status_code=502):
     """The CVAT server does not answer at its URL."""
 
-    status_code = 502
 
-
-class CvatAuthError(CvatError):
+class CvatAuthError(CvatError, status_code=502):
     """CVAT refused the access token (401) or the token may not see the resource (403)."""
 
-    status_code = 502
 
-
-class CvatVersionError(CvatError):
+class CvatVersionError(CvatError, status_code=502):
     """The CVAT server's version is one the installed cvat-sdk cannot talk to."""
 
-    status_code = 502
 
-
-class CvatNotFound(CvatError):
+class CvatNotFound(CvatError, status_code=404):
     """The task (or request) does not exist on the CVAT server."""
-
-    status_code = 404
 
 
 class Retry(Exception):

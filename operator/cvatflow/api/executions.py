@@ -5,13 +5,11 @@ import asyncio
 from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from cvatflow.api import annotate, launch
-from cvatflow.api.auth import require_token
-from cvatflow.api.errors import ERROR_RESPONSES
 from cvatflow.api.models import (
     RUN_NAME,
     AnnotateRequest,
@@ -23,15 +21,13 @@ from cvatflow.api.models import (
     Job,
 )
 from cvatflow.api.present import execution_of_job, execution_of_run, summary_of_job, summary_of_status
-from cvatflow.api.services import Services, get_services
+from cvatflow.api.routing import ServicesDep, api_router
 from cvatflow.api.templates import parse_labels
 from cvatflow.argo import Phase, status_from_workflow
 from cvatflow.errors import NotFoundError
 from cvatflow.storage.keys import key_in_store
 
-router = APIRouter(prefix="/api/v1/executions", tags=["executions"], dependencies=[Depends(require_token)],
-                   responses=ERROR_RESPONSES)
-ServicesDep = Annotated[Services, Depends(get_services)]
+router = api_router("/api/v1/executions", "executions")
 ExecutionId = Annotated[str, Path(pattern=RUN_NAME, description="The execution id, which is the run name.")]
 CONFLICT = {409: {"model": ErrorBody, "description": "The name is taken, or the run is not finished."}}
 

@@ -26,19 +26,22 @@ RESERVED_LABELS = ("cvatflow.io/", "app.kubernetes.io/managed-by", "workflows.ar
                    "workspace-uid")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Launch:
     """What to run: a template on a CVAT task or on a dataset, with the user's values and labels."""
 
+    # what runs, and its name (None: <template>-<5 characters>)
     template: str
+    name: str | None = None
+    # on what: a CVAT task (exported first) or a dataset; the job and workspace are recorded on the run
     cvat_task: int | None = None
     cvat_job: int | None = None
     dataset: str | None = None
+    workspace_uid: str = ""
+    # with what: the user's values and labels, and the labels cvatflow sets itself (webhooks)
     parameters: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    name: str | None = None
-    workspace_uid: str = ""
-    trusted_labels: dict[str, str] = field(default_factory=dict)  # set by cvatflow itself (webhooks)
+    trusted_labels: dict[str, str] = field(default_factory=dict)
 
 
 def start(services: Services, launch: Launch) -> Job:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cvatflow.errors import Problem as ProblemRecord
-from cvatflow.names import LABEL_KEY, LABEL_VALUE, RUN_NAME  # Kubernetes syntax; routes import RUN_NAME here
+from cvatflow.names import RUN_NAME, run_problems  # Kubernetes syntax; routes import RUN_NAME here
 
 # A template is named like a Kubernetes object; never a path (the local backend also loads files by path).
 TEMPLATE_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -120,13 +120,9 @@ class ExecutionRequest(Strict):
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        import re
-
-        for key, value in labels.items():
-            if len(key) > 253 or not re.match(LABEL_KEY, key):
-                raise ValueError(f"label key {key!r} is not a Kubernetes label name")
-            if not re.match(LABEL_VALUE, value):
-                raise ValueError(f"label {key}={value!r}: a label value has at most 63 letters, digits, -, _ or .")
+        problems = run_problems(None, labels)  # the one Kubernetes label check, the Client's too
+        if problems:
+            raise ValueError("; ".join(map(str, problems)))
         return labels
 
 

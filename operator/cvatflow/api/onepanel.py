@@ -4,11 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import Body, Path, Request
 
 from cvatflow.api import launch
 from cvatflow.api.auth import require_token_or_cookie
-from cvatflow.api.errors import ERROR_RESPONSES
 from cvatflow.api.lookup import template_by_name
 from cvatflow.api.models import (
     TEMPLATE_NAME,
@@ -29,7 +28,8 @@ from cvatflow.api.models import (
     OnepanelTemplateList,
     Option,
 )
-from cvatflow.api.services import Services, get_services
+from cvatflow.api.routing import ServicesDep, api_router
+from cvatflow.api.services import Services
 from cvatflow.api.templates import parse_labels
 from cvatflow.argo import Phase
 from cvatflow.errors import NotFoundError
@@ -39,9 +39,7 @@ from cvatflow.templates.parameter import DUMP_FORMAT, OUTPUT_PATH, hint_html
 from cvatflow.templates.render import to_yaml
 from cvatflow.templates.template import Template
 
-router = APIRouter(prefix="/onepanelio", tags=["onepanel"], dependencies=[Depends(require_token_or_cookie)],
-                   responses=ERROR_RESPONSES)
-ServicesDep = Annotated[Services, Depends(get_services)]
+router = api_router("/onepanelio", "onepanel", auth=require_token_or_cookie)
 Uid = Annotated[str, Path(pattern=TEMPLATE_NAME, description="The template's name (Onepanel's uid).")]
 TaskId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The CVAT task id.")]
 VERSION = "1"  # templates are not versioned here: the one version is the latest

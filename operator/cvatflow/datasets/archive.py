@@ -1,12 +1,11 @@
 """Safe extraction of export archives (zip, tar): nothing escapes the target folder, and bombs are refused."""
 from __future__ import annotations
 
-import shutil
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 
+from cvatflow.atomic import atomic_folder
 from cvatflow.config import InputLimits, input_limits
 from cvatflow.datasets.safety import mode_problem, name_problem
 from cvatflow.errors import DatasetError
@@ -80,17 +79,9 @@ def extract_tar(archive: Path, target: Path, max_bytes: int | None = None, max_f
                     raise DatasetError(f"{archive}: unpacks to more than {max_bytes / 1024 ** 3:.0f} GiB; refusing "
                                        f"(the limit is CVATFLOW_MAX_ARCHIVE_BYTES)")
             target = Path(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
-            try:
+            with atomic_folder(target, prefix=".extract-") as staging:
                 # The "data" filter re-checks what we checked above, as a second line.
                 tf.extractall(staging, members=members, filter="data")
-                if target.exists():
-                    shutil.rmtree(target)
-                staging.replace(target)
-            finally:
-                if staging.exists():
-                    shutil.rmtree(staging, ignore_errors=True)
         except tarfile.FilterError as exc:
             raise DatasetError(f"{archive}: unsafe entry ({exc}); refusing") from None
         except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
@@ -137,38 +128,31 @@ def extract_zip(archive: Path, target: Path, max_bytes: int | None = None, max_f
             raise DatasetError(f"{archive}: unpacks {total / packed:.0f} times larger than it is packed "
                                f"(a compression bomb?); refusing (the limit is CVATFLOW_MAX_ARCHIVE_RATIO)")
         target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
         try:
-            root = staging.resolve()
-            written = 0
-            for info in members:
-                destination = (staging / info.filename).resolve()
-                if not destination.is_relative_to(root):
-                    raise DatasetError(f"{archive}: entry {info.filename!r} escapes the folder; refusing")
-                if info.is_dir():
-                    destination.mkdir(parents=True, exist_ok=True)
-                    continue
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as source, open(destination, "wb") as out:
-                    # Count what really comes out: the sizes in the header can lie.
-                    while block := source.read(1 << 20):
-                        written += len(block)
-                        if written > max_bytes or written > max(total, 1) * 1.01 + (1 << 20):
-                            raise DatasetError(f"{archive}: entry {info.filename!r} unpacks to more than its "
-                                               f"header says; refusing")
-                        out.write(block)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.replace(target)
+            with atomic_folder(target, prefix=".extract-") as staging:
+                root = staging.resolve()
+                written = 0
+                for info in members:
+                    destination = (staging / info.filename).resolve()
+                    if not destination.is_relative_to(root):
+                        raise DatasetError(f"{archive}: entry {info.filename!r} escapes the folder; refusing")
+                    if info.is_dir():
+                        destination.mkdir(parents=True, exist_ok=True)
+                        continue
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as source, open(destination, "wb") as out:
+                        # Count what really comes out: the sizes in the header can lie.
+                        while block := source.read(1 << 20):
+                            written += len(block)
+                            if written > max_bytes or written > max(total, 1) * 1.01 + (1 << 20):
+                                raise DatasetError(f"{archive}: entry {info.filename!r} unpacks to more than its "
+                                                   f"header says; refusing")
+                            out.write(block)
         except zipfile.BadZipFile as exc:
             raise DatasetError(f"{archive}: damaged archive ({exc}); export the task again") from None
         except (EOFError, RuntimeError, NotImplementedError, zlib_error()) as exc:
             raise DatasetError(f"{archive}: truncated or damaged archive ({exc.__class__.__name__}); "
                                f"export the task again") from None
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -5,15 +5,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
 from cvatflow.config import InputLimits, input_limits
 from cvatflow.datasets.safety import name_problem
@@ -54,9 +46,8 @@ def at_most(value: Any, limit: int, variable: str) -> Any:
     return value
 
 
-class _Record(BaseModel):
-    # COCO files carry fields of their own (attributes, subset, tags, ...): keep them, check what we read.
-    model_config = ConfigDict(extra="allow")
+class _Record(BaseModel, extra="allow"):
+    """COCO files carry fields of their own (attributes, subset, tags, ...): keep them, check what we read."""
 
 
 class Image(_Record):

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -72,10 +71,8 @@ Flag = Annotated[bool, BeforeValidator(_flag)]
 Text = Annotated[str, Field(strict=True)]
 
 
-class Shape(BaseModel):
+class Shape(BaseModel, extra="ignore"):  # z_order, source, group_id, ...: CVAT's own, not read
     """One shape of an image, or one frame of a track: its kind is the XML element's name (`tag`)."""
-
-    model_config = ConfigDict(extra="ignore")  # z_order, source, group_id, ...: CVAT's own, not read
 
     tag: Text
     label: Text = ""
@@ -146,10 +143,8 @@ class Shape(BaseModel):
         return self
 
 
-class Image(BaseModel):
+class Image(BaseModel, extra="ignore"):
     """One `<image>` of CVAT for images: its file, size, subset, tags and shapes."""
-
-    model_config = ConfigDict(extra="ignore")
 
     id: Whole | None = None
     name: Annotated[str, Field(strict=True, min_length=1)]
@@ -172,10 +167,8 @@ class Image(BaseModel):
         return value
 
 
-class Track(BaseModel):
+class Track(BaseModel, extra="ignore"):
     """One `<track>` of CVAT for video: a label and one shape per frame (`frame` required)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     id: Whole | None = None
     label: Text = ""
@@ -190,9 +183,7 @@ class Track(BaseModel):
         return self
 
 
-class Label(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class Label(BaseModel, extra="ignore"):
     name: Text = ""
     parent: Text | None = None  # a skeleton's part
 

@@ -4,15 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 
 from cvatflow.config import InputLimits, input_limits
 from cvatflow.datasets.coco_schema import name_length, side
@@ -52,19 +44,15 @@ class VocBox(BaseModel):
     ymax: Number
 
 
-class VocObject(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class VocObject(BaseModel, extra="ignore"):
     name: Annotated[str, Field(min_length=1)]
     bndbox: VocBox | None = None
 
     _name = field_validator("name")(name_length)
 
 
-class VocFile(BaseModel):
+class VocFile(BaseModel, extra="ignore"):
     """One PASCAL VOC Annotations/<id>.xml: its image's name and size, and its objects."""
-
-    model_config = ConfigDict(extra="ignore")
 
     filename: Path_ = None
     width: Whole = 0
@@ -75,9 +63,7 @@ class VocFile(BaseModel):
     _sides = field_validator("width", "height")(side)
 
 
-class LabelMeObject(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class LabelMeObject(BaseModel, extra="ignore"):
     name: str = ""
     mask: Path_ = None
     scribble: Path_ = None
@@ -86,10 +72,8 @@ class LabelMeObject(BaseModel):
     _files = field_validator("mask", "scribble")(_relative)
 
 
-class LabelMeFile(BaseModel):
+class LabelMeFile(BaseModel, extra="ignore"):
     """One LabelMe <annotation>: the folder and file of its image (used as paths), and its objects."""
-
-    model_config = ConfigDict(extra="ignore")
 
     filename: Path_ = None
     folder: Path_ = None
@@ -113,10 +97,8 @@ class MotRow(BaseModel):
     visibility: Number | None = None
 
 
-class DatumaroItem(BaseModel):
+class DatumaroItem(BaseModel, extra="allow"):
     """One item of a Datumaro 1.0 annotations/<subset>.json: its id and image path (both paths datumaro opens)."""
-
-    model_config = ConfigDict(extra="allow")
 
     id: Annotated[str, Field(strict=True, min_length=1)]
     image: dict[str, Any] | None = None
@@ -134,9 +116,7 @@ class DatumaroItem(BaseModel):
         return value
 
 
-class DatumaroFile(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class DatumaroFile(BaseModel, extra="allow"):
     items: list[DatumaroItem] = []
     categories: dict[str, Any] = {}
 

@@ -6,24 +6,14 @@ from pathlib import Path
 
 from cvatflow.config import input_limits
 from cvatflow.errors import DatasetError
+from cvatflow.reading import read_limited
 
 
 def read_bytes(path: Path, what: str = "annotation file") -> bytes:
     """The bytes of an export's annotation file, refused (DatasetError naming `path`) over the
     `annotation_file_bytes` input limit or when it cannot be read."""
-    limit = input_limits().annotation_file_bytes
-    try:
-        size = path.stat().st_size
-        if size > limit:
-            raise DatasetError(f"{path}: the {what} is {size:,} bytes, over the limit of {limit:,} "
-                               f"(CVATFLOW_MAX_ANNOTATION_FILE_BYTES); export fewer images per task, or raise it")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: missing; export the task again") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: is a folder, not an {what}; export the task again") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    return read_limited(path, input_limits().annotation_file_bytes, DatasetError, what, "export the task again",
+                        "export fewer images per task, or raise CVATFLOW_MAX_ANNOTATION_FILE_BYTES")
 
 
 def read_text(path: Path, what: str = "annotation file") -> str:

@@ -5,15 +5,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 
 from cvatflow.config import InputLimits, input_limits
 from cvatflow.datasets.coco_schema import at_most, limits_of, name_length
@@ -31,10 +23,8 @@ def _name(value: Any) -> str:
 ClassName = Annotated[str, BeforeValidator(_name)]
 
 
-class DataYaml(BaseModel):
+class DataYaml(BaseModel, extra="allow"):  # path, train, val, nc, ...: Ultralytics' own, not read
     """Ultralytics' data.yaml: `names` (a list, or {index: name}) and, in a Pose export, `kpt_shape`."""
-
-    model_config = ConfigDict(extra="allow")  # path, train, val, nc, ...: Ultralytics' own, not read
 
     names: list[ClassName] | dict[Annotated[int, Field(ge=0)], ClassName]
     kpt_shape: Any = None
@@ -108,10 +98,8 @@ def obj_names(path: Path, limits: InputLimits | None = None) -> list[str]:
     return names
 
 
-class Line(BaseModel):
+class Line(BaseModel, frozen=True):
     """One label line, `class v1 v2 ...`: a class index and finite numbers (normalised coordinates)."""
-
-    model_config = ConfigDict(frozen=True)
 
     index: Annotated[int, Field(ge=0)]
     numbers: list[float]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from cvatflow.atomic import atomic_path, temporary_name
 from cvatflow.errors import NotFoundError, StorageError
@@ -79,6 +80,15 @@ def join_key(prefix: str, name: str) -> str:
     prefix = prefix.strip("/")
     return f"{prefix}/{name}" if prefix else name
 
+
+
+def bucket_and_prefix(uri: str) -> tuple[str, str]:
+    """(bucket, key prefix without leading or trailing /) of an object-store URI `scheme://bucket/prefix`;
+    StorageError naming `uri` when it names no bucket."""
+    parsed = urlparse(uri)
+    if not parsed.netloc:
+        raise StorageError(f"{uri}: the URI names no bucket; write it like {parsed.scheme}://my-bucket/prefix")
+    return parsed.netloc, parsed.path.strip("/")
 
 class Store(ABC):
     """Objects addressed by keys under `uri` (s3://bucket/prefix, gs://bucket/prefix, file:///path)."""

@@ -7,10 +7,9 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlparse
 
 from cvatflow.errors import StorageError
-from cvatflow.storage.base import ObjectInfo, Store
+from cvatflow.storage.base import ObjectInfo, Store, bucket_and_prefix
 
 
 class GCSStore(Store):
@@ -21,10 +20,7 @@ class GCSStore(Store):
         from google.api_core import exceptions as gexc
         from google.cloud import storage
 
-        parsed = urlparse(uri)
-        if not parsed.netloc:
-            raise StorageError(f"{uri}: a GCS URI names a bucket, like gs://my-bucket/prefix")
-        self.bucket_name, self.prefix = parsed.netloc, parsed.path.strip("/")
+        self.bucket_name, self.prefix = bucket_and_prefix(uri)
         if client is None:
             if os.environ.get("STORAGE_EMULATOR_HOST"):
                 from google.auth.credentials import AnonymousCredentials

@@ -6,10 +6,9 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 from cvatflow.errors import StorageError
-from cvatflow.storage.base import ObjectInfo, Store, md5_file
+from cvatflow.storage.base import ObjectInfo, Store, bucket_and_prefix, md5_file
 
 PART_SIZE = 8 * 1024 * 1024  # fixed, so a multipart object's ETag can be computed locally
 
@@ -24,10 +23,7 @@ class S3Store(Store):
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
-        parsed = urlparse(uri)
-        if not parsed.netloc:
-            raise StorageError(f"{uri}: an S3 URI names a bucket, like s3://my-bucket/prefix")
-        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
+        self.bucket, self.prefix = bucket_and_prefix(uri)
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if repository is not None and repository.kind == "s3" and repository.bucket == self.bucket:

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from cvatflow.errors import TemplateError
+from cvatflow.reading import read_limited
 
 MAX_BYTES = 8 * 1024 * 1024  # Kubernetes refuses objects over ~1.5 MiB; 8 MiB leaves room for Lists
 MAX_DEPTH = 200  # Argo manifests nest ~20 deep; 5,000 brackets is an attack, not a workflow
@@ -133,18 +134,8 @@ def decode(data: bytes, source: str) -> str:
 def read_text(path: str | Path) -> str:
     """A manifest file's text (see `decode`); TemplateError when it is missing, a folder or unreadable."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise TemplateError(f"{path}: the file is {size:,} bytes, over the {MAX_BYTES:,}-byte limit for a "
-                                f"manifest; split it into smaller files")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise TemplateError(f"{path}: no such file; give the path of a manifest YAML") from None
-    except IsADirectoryError:
-        raise TemplateError(f"{path}: is a folder; give the path of a manifest YAML") from None
-    except OSError as exc:
-        raise TemplateError(f"{path}: cannot be read ({exc.strerror}); check the path and its permissions") from None
+    data = read_limited(path, MAX_BYTES, TemplateError, "manifest", "give the path of a manifest YAML",
+                        "split it into smaller files")
     return decode(data, str(path))
 
 
