@@ -92,11 +92,10 @@ def _dataset(root, n=6, size=32):
 
 def test_tiny_model_trains_resumes_and_reports_click_metrics(tmp_path, monkeypatch):
     from cvatflow.models import interactive
-    from cvatflow.training import interactive as trainer
     from cvatflow.training.loop import Run, train
 
     monkeypatch.setattr(interactive, "MAX_CLICKS", 3)  # keeps validation to a few forward passes
-    monkeypatch.setattr(trainer, "VAL_OBJECTS", 2)
+    monkeypatch.setattr(interactive, "TINY_VAL_OBJECTS", 2)
     data = _dataset(tmp_path / "data")
     hp = "{image_size: 32, num_workers: 0, batch_size: 2, max_steps: 2, val_every: 100}"
     run = Run(model="interactive", data=data, output=tmp_path / "out", variant="click_tiny", hyperparameters=hp,

@@ -18,6 +18,8 @@ from cvatflow.models.interactive_clicks import Click, click_maps, next_click
 VARIANTS = ["click_lraspp_mobilenet_v3", "click_tiny"]
 CLICK_RADIUS = 5.0  # pixels at model-input size (RITM's disk radius)
 MAX_CLICKS = 20  # the NoC protocol's cap (Xu et al. 2016; RITM)
+VAL_OBJECTS = 200  # objects clicked on per validation (each costs up to MAX_CLICKS forward passes)
+TINY_VAL_OBJECTS = 20  # the CPU variant validates on fewer
 TRAIN_CLICK_ROUNDS = 3  # at most this many simulated correction rounds per training sample (RITM: 3)
 _MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, as torchvision's backbones expect
 _STD = (0.229, 0.224, 0.225)
@@ -84,7 +86,7 @@ def model_input(image, clicks: list[Click], radius: float = CLICK_RADIUS):
     import torch
 
     if isinstance(image, np.ndarray):
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)  # PIL arrays are read-only
     rgb = image.float().div(255)
     mean, std = torch.tensor(_MEAN).view(3, 1, 1), torch.tensor(_STD).view(3, 1, 1)
     maps = torch.from_numpy(click_maps(clicks, rgb.shape[-2], rgb.shape[-1], radius))
@@ -124,6 +126,7 @@ class InteractiveAdapter(Adapter):
     default_variant = "click_lraspp_mobilenet_v3"
     small_variant = "click_tiny"
     find_unused_parameters = False
+    class_agnostic = True  # one output, `obj`: the task's label count (--num-classes) does not constrain it
 
     @property
     def trainer(self):
@@ -142,7 +145,8 @@ class InteractiveAdapter(Adapter):
 
     def settings(self, variant: str, image_size: int) -> dict[str, Any]:
         return {**super().settings(variant, image_size), "click_radius": CLICK_RADIUS, "max_clicks": MAX_CLICKS,
-                "train_click_rounds": TRAIN_CLICK_ROUNDS, "inputs": "rgb+pos+neg disk maps"}
+                "train_click_rounds": TRAIN_CLICK_ROUNDS,
+                "val_objects": TINY_VAL_OBJECTS if variant == "click_tiny" else VAL_OBJECTS, "inputs": "rgb+pos+neg disk maps"}
 
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         model = _tiny_net() if settings["variant"] == "click_tiny" else _lraspp(pretrained)

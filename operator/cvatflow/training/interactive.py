@@ -11,7 +11,6 @@ from cvatflow.training.loop import Trainer
 from cvatflow.training.setup import log
 
 METRICS = ("NoC@85", "NoC@90", "mIoU@1", "mIoU@3", "mIoU@5", "NoF@90")
-VAL_OBJECTS = 200  # objects clicked on per validation (each costs up to max_clicks forward passes)
 
 
 class InteractiveTrainer(Trainer):
@@ -19,7 +18,7 @@ class InteractiveTrainer(Trainer):
     (ties: higher mIoU@5)."""
 
     def evaluate(self, model=None) -> dict[str, Any] | None:
-        """Click-simulation metrics of `model` (default: the trained one) on up to VAL_OBJECTS validation objects;
+        """Click-simulation metrics of `model` (default: the trained one) on up to `val_objects` validation objects;
         every rank clicks on its share, rank 0 returns the summary (None elsewhere)."""
         from cvatflow.models.interactive import segment
         from cvatflow.models.interactive_clicks import click_ious, summarize
@@ -31,7 +30,7 @@ class InteractiveTrainer(Trainer):
         distributed.broadcast_buffers(self.world, model)
         model.eval()
         curves = []
-        budget = max(1, VAL_OBJECTS // self.world.size)
+        budget = max(1, int(settings.get("val_objects", 200)) // self.world.size)
         for images, targets in self.val_loader:
             for image, target in zip(images, targets):
                 for mask in target["masks"]:
