@@ -74,7 +74,10 @@ class InteractiveTrainer(Trainer):
         if best is not None:
             self.model.load_state_dict(best["model"])
         distributed.broadcast_state(world, self.model)
-        final = self.evaluate()
+        # the best checkpoint's validation (same weights, same objects) unless resumed or distributed, where
+        # every rank evaluates it again
+        known = getattr(self, "best_metrics", None)
+        final = known if known is not None and not world.distributed else self.evaluate()
         if world.main:
             import datetime
 
