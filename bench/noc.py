@@ -7,7 +7,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from _goal import Goals, quick
 
 PIPELINE = [

@@ -50,8 +50,8 @@ def test_interaction_function_answers_one_mask_shape(model_dir, monkeypatch):
     assert function.spec.min_bounding_boxes is None  # no box prompt
 
     class Prompts:
-        pos_points = [(100.0, 60.0)]
-        neg_points = [(10.0, 10.0)]
+        pos_points = ((100.0, 60.0),)
+        neg_points = ((10.0, 10.0),)
         bounding_box = None
 
     monkeypatch.setattr(interactive, "segment", _disk_segment)

@@ -1,6 +1,7 @@
 """The transform pipeline: each layer's counts and geometry on hand-made samples, and the seed's pipeline end to end."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -141,7 +142,7 @@ def test_seed_pipeline_on_synthetic_shapes(tmp_path):
     result = tf.transform(export, tmp_path / "out")
     layers = result["layers"]
     assert [c["action"] for c in layers] == [layer["action"] for layer in tf.SMARTTOOL_PIPELINE]
-    for before, after in zip(layers, layers[1:]):  # each layer starts where the last one ended
+    for before, after in itertools.pairwise(layers):  # each layer starts where the last one ended
         assert (after["samples_in"], after["objects_in"]) == (before["samples_out"], before["objects_out"])
     assert layers[0]["samples_in"] == 6 and result["samples"] == layers[-1]["samples_out"] > 0
     coco = json.loads((tmp_path / "out" / "annotations" / "instances_default.json").read_text())

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -163,8 +163,8 @@ class GeneratePoints(_Layer):
     seed: int = 0
 
 
-Layer = Annotated[Union[ClassMapping, ObjectsFilter, InstancesCrop, SplitTags, Flip, Multiply, RandomCrop,
-                        SampleFilter, Resize, GeneratePoints], Field(discriminator="action")]
+Layer = Annotated[ClassMapping | ObjectsFilter | InstancesCrop | SplitTags | Flip | Multiply | RandomCrop |
+                  SampleFilter | Resize | GeneratePoints, Field(discriminator="action")]
 _PIPELINE = TypeAdapter(list[Layer])
 ACTIONS = ("class_mapping", "objects_filter", "instances_crop", "split_tags", "flip", "multiply", "random_crop",
            "sample_filter", "resize", "generate_points")
@@ -232,7 +232,9 @@ def _crop(sample: Sample, x0: int, y0: int, x1: int, y1: int, counts: Counts, re
             objects.append({**obj, "mask": mask})
         else:
             counts.drop(reason)
-    shift = lambda pts: [[x - x0, y - y0] for x, y in pts if x0 <= x < x1 and y0 <= y < y1]  # noqa: E731
+    def shift(pts: list[list[float]]) -> list[list[float]]:
+        return [[x - x0, y - y0] for x, y in pts if x0 <= x < x1 and y0 <= y < y1]
+
     return replace(sample, image=sample.image[y0:y1, x0:x1], objects=objects, pos=shift(sample.pos),
                    neg=shift(sample.neg))
 
@@ -297,10 +299,10 @@ def flip(samples: list[Sample], layer: Flip, counts: Counts) -> list[Sample]:
     out = list(samples) if layer.keep_original else []
     for s in samples:
         w, h = s.width, s.height
-        move = (lambda p: [w - p[0], p[1]]) if axis == 1 else (lambda p: [p[0], h - p[1]])
+        moved = [[[w - x, y] if axis == 1 else [x, h - y] for x, y in pts] for pts in (s.pos, s.neg)]
         out.append(replace(s, name=f"{s.name}.flip", image=np.flip(s.image, axis).copy(),
                            objects=[{**o, "mask": np.flip(o["mask"], axis).copy()} for o in s.objects],
-                           pos=[move(p) for p in s.pos], neg=[move(p) for p in s.neg]))
+                           pos=moved[0], neg=moved[1]))
     return out
 
 
@@ -356,8 +358,8 @@ def resize(samples: list[Sample], layer: Resize, counts: Counts) -> list[Sample]
                 objects.append({**o, "mask": mask})
             else:
                 counts.drop("vanished in the resize")
-        scale_pts = lambda pts: [[x * sx, y * sy] for x, y in pts]  # noqa: E731
-        out.append(replace(s, image=image, objects=objects, pos=scale_pts(s.pos), neg=scale_pts(s.neg)))
+        pos, neg = ([[x * sx, y * sy] for x, y in pts] for pts in (s.pos, s.neg))
+        out.append(replace(s, image=image, objects=objects, pos=pos, neg=neg))
     return out
 
 

@@ -30,7 +30,8 @@ def _tiny_net():
     from torch import nn
     from torchvision.ops import Conv2dNormActivation as Block
 
-    norm = lambda c: nn.GroupNorm(8, c)  # noqa: E731 - batches of a few crops: BatchNorm statistics are noise
+    def norm(channels: int):
+        return nn.GroupNorm(8, channels)  # batches of a few crops: BatchNorm statistics are noise
 
     class TinyClickNet(nn.Module):
         def __init__(self):

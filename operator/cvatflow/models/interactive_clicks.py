@@ -7,7 +7,7 @@ capped at `max_clicks` (20 in those papers) when it is never reached.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -105,7 +105,9 @@ def grow_from_clicks(image: np.ndarray, clicks: list[Click], tolerance: float = 
     h, w = image.shape[:2]
     pixels = image.astype(np.float32)
     mask = np.zeros((h, w), bool)
-    at = lambda x, y: pixels[min(int(y), h - 1), min(int(x), w - 1)]  # noqa: E731
+    def at(x: float, y: float) -> np.ndarray:
+        return pixels[min(int(y), h - 1), min(int(x), w - 1)]
+
     negatives = [at(x, y) for x, y, positive in clicks if not positive]
     for x, y, positive in clicks:
         if not positive:

@@ -37,8 +37,10 @@ class InteractiveTrainer(Trainer):
                     if len(curves) >= budget:
                         break
                     gt = mask.numpy().astype(bool)
-                    curves.append(click_ious(lambda clicks: segment(model, image, clicks, self.device, radius) > 0.5,
-                                             gt, max_clicks))
+                    def predict(clicks, image=image):
+                        return segment(model, image, clicks, self.device, radius) > 0.5
+
+                    curves.append(click_ious(predict, gt, max_clicks))
         self.model.train()
         shares = distributed.gather(self.world, curves)
         if shares is None:
