@@ -56,3 +56,13 @@ def test_a_task_with_many_labels_trains_the_class_agnostic_model(tmp_path):
     with pytest.raises(TrainingError, match="--num-classes 3"):  # a detector still checks the count
         Setup(Run(model="maskrcnn", data=tmp_path / "data", output=tmp_path / "out2",
                   variant="maskrcnn_resnet18_fpn", num_classes=3, pretrained=False, device="cpu"))
+
+
+def test_model_options_are_interactive_variants():
+    from cvatflow.models import get_adapter
+    from cvatflow.training.hyperparameters import parse
+
+    adapter = get_adapter("interactive")
+    parameter = get_template("smarttool-training").parameter("cvat-model")
+    assert set(parameter.option_values) == set(adapter.VARIANTS) and parameter.value == adapter.default_variant
+    assert parse(get_template("smarttool-training").parameter("hyperparameters").value).val_every == 1
