@@ -119,9 +119,12 @@ def function_yaml(state, name: str, base_image: str, gpu: bool) -> dict[str, Any
     }
     if gpu:
         spec["resources"] = {"limits": {"nvidia.com/gpu": 1}}
-    return {"metadata": {"name": name + ("-gpu" if gpu else ""), "namespace": "cvat", "annotations": {
-                "name": f"cvatflow {state.family} {state.variant}" + (" (GPU)" if gpu else ""),
-                "type": "detector", "framework": "pytorch", "spec": json.dumps(labels, indent=2)}},
+    annotations = {"name": f"cvatflow {state.family} {state.variant}" + (" (GPU)" if gpu else ""),
+                   "type": "detector", "framework": "pytorch", "spec": json.dumps(labels, indent=2)}
+    if state.family == "interactive":  # a Smart Tool model: CVAT lists it under AI Tools -> Interactors
+        annotations.update(type="interactor", spec="", min_pos_points="1", min_neg_points="0",
+                           help_message="Click on the object (positive), right-click on what is not (negative)")
+    return {"metadata": {"name": name + ("-gpu" if gpu else ""), "namespace": "cvat", "annotations": annotations},
             "spec": spec}
 
 
@@ -168,7 +171,9 @@ def export(model: str | Path, output: Path, name: str | None = None, base_image:
         shutil.copytree(state.folder, tmp / "model", ignore=shutil.ignore_patterns(".*"))
         package = Path(__file__).resolve().parent
         shutil.copytree(package, tmp / "cvatflow", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "static"))
-        (tmp / "main.py").write_text(HANDLER)
+        from cvatflow.interactor import HANDLER as INTERACTOR
+
+        (tmp / "main.py").write_text(INTERACTOR if state.family == "interactive" else HANDLER)
         (tmp / "requirements.txt").write_text("\n".join(requirements()) + "\n")
         for gpu, file in ((False, "function.yaml"), (True, "function-gpu.yaml")):
             (tmp / file).write_text(yaml.safe_dump(function_yaml(state, name, base_image, gpu), sort_keys=False))

@@ -32,7 +32,7 @@ def invoke(*args):
 
 
 def test_registry_and_variants():
-    assert set(ADAPTERS) == {"detr", "maskrcnn", "rtdetr"}
+    assert set(ADAPTERS) == {"detr", "maskrcnn", "rtdetr", "interactive"}
     assert "maskrcnn_resnet50_fpn_v2" in variants("maskrcnn") and "detr_small" in variants("detr")
     for name in ADAPTERS:
         adapter = get_adapter(name)

@@ -216,3 +216,22 @@ def dump(cvat_url: str = typer.Option(None, "--cvat-url", envvar="CVAT_URL", hel
                                    progress=callback)
     console.print(f"task {cvat_task}: {len(labels)} labels, uploaded to {(to or settings.store).rstrip('/')}/{prefix}")
     typer.echo(prefix)
+
+
+@app.command()
+def transform(export: Path = typer.Argument(..., help="A CVAT export (zip or folder) or a prepared dataset."),
+              out: Path = typer.Option(..., "--out", help="Folder to write (COCO layout, dataset_report.json)."),
+              pipeline: Path = typer.Option(None, "--pipeline",
+                                            help="YAML list of layers (default: the Smart Tool pipeline)."),
+              as_json: bool = typer.Option(False, "--json", help="Print the layer counts as JSON.")) -> None:
+    """Run a transform pipeline (class mapping, filters, crops, flips, resize, click points) over an export."""
+    from cvatflow.datasets import transform as tf
+
+    layers = tf.load_pipeline(pipeline) if pipeline else None
+    result = tf.transform(export, out, layers)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    for line in tf.summary(result["layers"]):
+        console.print(line, highlight=False)
+    console.print(f"wrote {out}: {result['samples']} samples, {result['objects']} objects", highlight=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from cvatflow.errors import TrainingError
 
 ADAPTERS = {"detr": "cvatflow.models.detr:DetrAdapter", "maskrcnn": "cvatflow.models.maskrcnn:MaskRcnnAdapter",
-            "rtdetr": "cvatflow.models.rtdetr:RtDetrAdapter"}
+            "rtdetr": "cvatflow.models.rtdetr:RtDetrAdapter",
+            "interactive": "cvatflow.models.interactive:InteractiveAdapter"}
 
 
 def get_adapter(name: str):

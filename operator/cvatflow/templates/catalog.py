@@ -147,6 +147,25 @@ def rtdetr_training() -> Template:
         parameters, TrainStep(model="rtdetr", gpus=param(GPUS)))
 
 
+def smarttool_training() -> Template:
+    """Smart Tool: a class-agnostic click-based segmentation model (models/interactive.py) trained on samples the
+    transform step cuts from the task's masks and polygons (README, "Smart Tool")."""
+    from cvatflow.templates.smarttool import PIPELINE_PARAMETER, default_pipeline, transform_container
+
+    image = f"{IMAGE_REPOSITORY}/maskrcnn:{IMAGE_TAG}"  # torchvision, like Mask R-CNN
+    variants = [Option("LR-ASPP MobileNetV3 with click maps", "click_lraspp_mobilenet_v3"),
+                Option("Tiny click network (CPU, from scratch)", "click_tiny")]
+    parameters = [p for p in _common_parameters(variants, "click_lraspp_mobilenet_v3", image, "30", "16",
+                                                HYPERPARAMETERS, DOCS) if p.name != "val-split"]
+    parameters.insert(next(i for i, p in enumerate(parameters) if p.name == "hyperparameters"), Parameter(
+        PIPELINE_PARAMETER, default_pipeline(), "Transform pipeline",
+        "YAML list of layers that turn the task's objects into training samples (the validation share is the "
+        "split_tags layer's val_probability).", type="editor.yaml"))
+    return training_template(
+        "smarttool-training", "Smart Tool Training",
+        "A click-based interactive segmentation model (positive and negative clicks in, object mask out) tuned to "
+        "the CVAT task's objects, for CVAT's AI Tools interactors.",
+        parameters, TrainStep(model="interactive", gpus=param(GPUS)), dataset_step=transform_container)
 
 
 def annotate_task() -> Template:
@@ -175,7 +194,8 @@ def annotate_task() -> Template:
     ])
 
 
-BUILDERS = {"detr-training": detr_training, "maskrcnn-training": maskrcnn_training, "rtdetr-training": rtdetr_training}
+BUILDERS = {"detr-training": detr_training, "maskrcnn-training": maskrcnn_training, "rtdetr-training": rtdetr_training,
+            "smarttool-training": smarttool_training}
 BUILDERS["annotate-task"] = annotate_task  # not a training: its own label, kept out of the CVAT dialog
 
 

@@ -228,9 +228,10 @@ def publish_container(image: str) -> Container:
 
 
 def training_template(name: str, title: str, description: str, parameters: list[Parameter],
-                      step: TrainStep) -> Template:
+                      step: TrainStep, dataset_step=prepare_container) -> Template:
     """A CVAT training pipeline: prepare the dumped dataset, then train (from scratch or a checkpoint) in one pod
-    under torchrun, or, with the `nodes` parameter above 1, on a JobSet of that many pods."""
+    under torchrun, or, with the `nodes` parameter above 1, on a JobSet of that many pods. `dataset_step(image)`
+    builds the first step's Container (its output artifact `dataset` is what training reads)."""
     from cvatflow.templates.jobset import jobset_resource
 
     if not isinstance(step.gpus, str):  # a fixed process count: a `gpus` parameter would change nothing
@@ -239,7 +240,7 @@ def training_template(name: str, title: str, description: str, parameters: list[
     one_node, many_nodes = f"{param(NODES)} <= 1", f"{param(NODES)} > 1"
     with WorkflowTemplate(name=name, entrypoint="main",
                           volume_claim_templates=[claim("output", step.output_size)]) as wt:
-        prepare = prepare_container(step.image)
+        prepare = dataset_step(step.image)
         train = train_container(step, "train", finetune=False)
         finetune = train_container(step, "train-from-checkpoint", finetune=True)
         publish = publish_container(step.image)

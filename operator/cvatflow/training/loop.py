@@ -417,7 +417,8 @@ def train(run: Run) -> dict[str, Any]:
     distributed.silence(distributed.launched())  # Setup's notes and warnings come once too
     setup = Setup(run)
     try:
-        trainer = Trainer(setup)
+        # an adapter may bring its own Trainer subclass (interactive segmentation validates by clicks)
+        trainer = getattr(setup.adapter, "trainer", Trainer)(setup)
         return trainer.train()
     finally:
         sys.stdout.flush()

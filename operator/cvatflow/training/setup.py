@@ -124,7 +124,9 @@ class Setup:
         self.data = datalib.load(run.data, self.hp.val_percent, self.hp.seed, min_objects=run.min_objects,
                                  allow_untrained=self.hp.allow_untrained_classes)
         titles = self.data.class_titles
-        if run.num_classes is not None and run.num_classes != len(titles):
+        # a class-agnostic model (Smart Tool) trains on `obj` whatever the CVAT task's label count is
+        if run.num_classes is not None and run.num_classes != len(titles) and \
+                not getattr(self.adapter, "class_agnostic", False):
             raise TrainingError(f"--num-classes {run.num_classes}: the dataset has {len(titles)} categories "
                                 f"({', '.join(titles)}); pass --num-classes {len(titles)} or fix the labels")
         if self.init_config is not None and self.hp.weights_init_type == "continue_training":
