@@ -11,7 +11,7 @@ from cvatflow.errors import CvatflowError, ProblemsError, RunError
 from cvatflow.names import run_problems
 from cvatflow.params import CvatTask, Filled
 from cvatflow.runs.backend import Backend
-from cvatflow.runs.run import Run
+from cvatflow.runs.run import Run, RunStatus
 from cvatflow.submission import COCO_FILE, Pipeline, Request  # noqa: F401 (COCO_FILE: older imports)
 from cvatflow.templates.template import Template
 
@@ -76,6 +76,18 @@ class Client:
     def runs(self, labels: dict[str, str] | None = None) -> list[Run]:
         """Runs started by cvatflow, newest first."""
         return self.backend.runs(labels)
+
+    def statuses(self, labels: dict[str, str] | None = None) -> list[RunStatus]:
+        """The runs' statuses, newest first, as a listing shows them (the local backend reads its index)."""
+        statuses = getattr(self.backend, "statuses", None)
+        return statuses(labels) if statuses else [r.status() for r in self.backend.runs(labels)]
+
+    def resubmit(self, run: Run | str, name: str | None = None) -> Run:
+        """A new run of `run`'s workflow with the same parameters (Argo's resubmit); a new name unless given."""
+        resubmit = getattr(self.backend, "resubmit", None)
+        if resubmit is None:
+            raise RunError(f"the {self.kind} backend cannot resubmit runs")
+        return resubmit(run if isinstance(run, Run) else self.run(run), name)
 
     def request(self, template: str | Template, cvat_task: int | str | CvatTask | None = None,
                 dataset: str | Path | None = None, parameters: dict[str, Any] | None = None,
