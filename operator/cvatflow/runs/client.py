@@ -89,6 +89,12 @@ class Client:
             raise RunError(f"the {self.kind} backend cannot resubmit runs")
         return resubmit(run if isinstance(run, Run) else self.run(run), name)
 
+    def delete(self, run: Run | str, outputs: bool = False) -> int:
+        """Delete a run (terminated first if still going); its outputs in the store too only with `outputs`.
+        Returns how many store objects were removed."""
+        run = run if isinstance(run, Run) else self.run(run)
+        return run.delete(outputs=outputs, store=self.store if outputs else None)
+
     def request(self, template: str | Template, cvat_task: int | str | CvatTask | None = None,
                 dataset: str | Path | None = None, parameters: dict[str, Any] | None = None,
                 labels: dict[str, str] | None = None) -> Request:
