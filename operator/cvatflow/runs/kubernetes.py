@@ -19,7 +19,7 @@ from cvatflow.errors import NotFoundError, RunError
 from cvatflow.params import Filled
 from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import Run, RunStatus, StepStatus  # noqa: F401 (StepStatus re-exported)
-from cvatflow.runs.workflow_run import WorkflowRun, resubmitted, retried
+from cvatflow.runs.workflow_run import WorkflowRun, resubmitted, retry_patch
 from cvatflow.templates.manifest import load_dict
 from cvatflow.templates.template import Template
 
@@ -156,14 +156,14 @@ class KubernetesBackend(Backend):
             raise self._api_error(name, exc) from None
 
     def retry_workflow(self, name: str) -> None:
-        """Argo's retry: reset the failed nodes and the phase (`retried`), replace the Workflow, delete the
+        """Argo's retry: reset the failed nodes and the phase (`retry_patch`), patch the Workflow, delete the
         failed pods so the controller creates them again."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
-        workflow, removed = retried(self.get_workflow(name))
+        patch, removed = retry_patch(self.get_workflow(name))
         try:
-            self.custom.replace_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKFLOWS, name, workflow)
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKFLOWS, name, patch)
         except ApiException as exc:
             raise self._api_error(name, exc) from None
         core = client.CoreV1Api(self.api)

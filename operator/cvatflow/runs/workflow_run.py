@@ -104,6 +104,20 @@ def retried(workflow: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[st
     return wf, removed
 
 
+def retry_patch(workflow: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """`retried` as a JSON merge patch (null removes a key), so a retry does not overwrite what the controller
+    writes meanwhile to other fields; with the removed nodes by id."""
+    wf, removed = retried(workflow)
+    before = (workflow.get("status") or {}).get("nodes") or {}
+    after = wf["status"].get("nodes") or {}
+    nodes: dict[str, Any] = {node_id: None for node_id in removed}
+    nodes.update({node_id: node for node_id, node in after.items() if before.get(node_id) != node})
+    patch = {"spec": {"shutdown": None},
+             "metadata": {"labels": {COMPLETED_LABEL: None, PHASE_LABEL: None}},
+             "status": {"phase": Phase.RUNNING.value, "message": "", "finishedAt": None, "nodes": nodes}}
+    return patch, removed
+
+
 def resubmitted(workflow: dict[str, Any], name: str) -> dict[str, Any]:
     """A new Workflow `name` with `workflow`'s spec, labels and parameters (Argo's resubmit): no status, no
     shutdown, a label naming where it came from; the output prefix moves to the new name."""
