@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cvatflow.errors import RunError
+from cvatflow.errors import ConflictError
 from cvatflow.runs.argo_server import ArgoServerBackend
 from test_runs_argo_server import FakeArgoServer
 
@@ -64,7 +64,7 @@ def test_each_verb_is_a_put_to_its_endpoint(argo, verb):
 def test_stop_of_a_finished_run_sends_nothing(argo):
     argo.workflows["run-1"]["status"]["phase"] = "Succeeded"
     run = ArgoServerBackend(argo.url, "ml").run("run-1")
-    with pytest.raises(RunError, match="already ended"):
+    with pytest.raises(ConflictError, match="already ended"):
         run.stop()
     assert all(r[0] != "PUT" for r in argo.requests)
 

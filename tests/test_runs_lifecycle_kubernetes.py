@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from cvatflow.errors import RunError
+from cvatflow.errors import ConflictError
 from cvatflow.params import CvatTask, autofill
 from cvatflow.runs.workflow_run import RESUBMITTED_FROM
 from cvatflow.templates import get_template
@@ -38,14 +38,14 @@ async def test_stop_and_terminate_patch_spec_shutdown(kmock, strategy):
     assert kmock.objects[WORKFLOWS, "ml", "r"]["spec"]["shutdown"] == strategy
     assert kmock.objects[WORKFLOWS, "ml", "r"]["spec"]["workflowTemplateRef"] == {"name": "maskrcnn-training"}
     await asyncio.to_thread(patch_status, kmock, "r", FAILED)
-    with pytest.raises(RunError, match="already ended"):
+    with pytest.raises(ConflictError, match="already ended"):
         await asyncio.to_thread(run.terminate)
 
 
 async def test_retry_resets_failed_nodes_and_the_phase_as_argo_does(kmock):
     backend, run = await submitted(kmock)
     await asyncio.to_thread(backend.shutdown, "r", "Terminate")
-    with pytest.raises(RunError, match="only a Failed or Error run"):
+    with pytest.raises(ConflictError, match="only a Failed or Error run"):
         await asyncio.to_thread(run.retry)
     await asyncio.to_thread(patch_status, kmock, "r", FAILED)
     await asyncio.to_thread(run.retry)

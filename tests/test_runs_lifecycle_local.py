@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cvatflow.argo import Phase
-from cvatflow.errors import RunError
+from cvatflow.errors import ConflictError
 from cvatflow.local import LocalExecutor
 from cvatflow.runs.index import RunIndex
 from cvatflow.runs.local import LocalBackend, LocalRun
@@ -89,7 +89,7 @@ def test_stop_and_terminate_end_every_step_and_keep_last_pt(executor, tmp_path, 
     assert int((tmp_path / "out" / "last.pt").read_text()) >= 3
     raw = json.loads((run.dir / "status.json").read_text())
     assert raw["nodes"]["train"]["message"] == f"Stopped with strategy '{strategy}'"
-    with pytest.raises(RunError, match="already ended"):
+    with pytest.raises(ConflictError, match="already ended"):
         run.terminate()
 
 
@@ -110,13 +110,13 @@ def test_retry_after_terminate_resumes_from_last_pt_and_keeps_succeeded_steps(ex
 
 def test_retry_refuses_a_running_or_succeeded_run(executor, tmp_path, monkeypatch):
     run, thread = start(executor, tmp_path)
-    with pytest.raises(RunError, match="still Running"):
+    with pytest.raises(ConflictError, match="still Running"):
         run.retry()
     run.terminate()
     thread.join(60)
     monkeypatch.setenv("STEPS", "1")
     run.retry(detach=False)
-    with pytest.raises(RunError, match="only a Failed or Error run"):
+    with pytest.raises(ConflictError, match="only a Failed or Error run"):
         run.retry()
 
 

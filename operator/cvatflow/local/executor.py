@@ -20,6 +20,7 @@ import yaml
 from cvatflow.argo import Phase
 from cvatflow.atomic import atomic_write
 from cvatflow.errors import (
+    ConflictError,
     CvatflowError,
     RunError,
     StepFailed,
@@ -134,7 +135,7 @@ class LocalExecutor:
         workflow = read_json(run_dir / "workflow.json")
         status = read_json(run_dir / "status.json")
         if status.get("phase") not in (Phase.FAILED, Phase.ERROR):
-            raise RunError(f"run {workflow['name']} is {status.get('phase')}; only a Failed or Error run can be "
+            raise ConflictError(f"run {workflow['name']} is {status.get('phase')}; only a Failed or Error run can be "
                            f"retried (stop or terminate it first)")
         (run_dir / SHUTDOWN_FILE).unlink(missing_ok=True)
         status["nodes"] = {name: node for name, node in status.get("nodes", {}).items()

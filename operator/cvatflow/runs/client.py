@@ -5,7 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cvatflow.argo import run_name
+from cvatflow.argo import run_name, status_from_workflow
 from cvatflow.config import Settings, load_settings
 from cvatflow.errors import CvatflowError, ProblemsError, RunError
 from cvatflow.names import run_problems
@@ -80,7 +80,11 @@ class Client:
     def statuses(self, labels: dict[str, str] | None = None) -> list[RunStatus]:
         """The runs' statuses, newest first, as a listing shows them (the local backend reads its index)."""
         statuses = getattr(self.backend, "statuses", None)
-        return statuses(labels) if statuses else [r.status() for r in self.backend.runs(labels)]
+        if statuses:
+            return statuses(labels)
+        # A listed Workflow already carries its status: reading it again would cost a request per run.
+        return [status_from_workflow(r._workflow) if isinstance(getattr(r, "_workflow", None), dict) else r.status()
+                for r in self.backend.runs(labels)]
 
     def resubmit(self, run: Run | str, name: str | None = None) -> Run:
         """A new run of `run`'s workflow with the same parameters (Argo's resubmit); a new name unless given."""

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from cvatflow.argo import TEMPLATE_LABEL, Phase, run_name
-from cvatflow.errors import NotFoundError, RunError
+from cvatflow.errors import ConflictError, NotFoundError
 from cvatflow.local.executor import GRACE_SECONDS, LocalExecutor, read_json
 from cvatflow.params import Filled
 from cvatflow.runs.backend import Backend
@@ -50,7 +50,7 @@ class LocalRun(Run):
     def _shutdown(self, strategy: str) -> None:
         status = self.status()
         if status.done:
-            raise RunError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
+            raise ConflictError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
         self.executor.request_shutdown(self.dir, strategy)
 
     def retry(self, detach: bool = True) -> None:
@@ -58,7 +58,7 @@ class LocalRun(Run):
         ended by terminate resumes from its checkpoints/last.pt. RunError unless the run ended unsucceeded."""
         status = self.status()
         if not status.done:
-            raise RunError(f"run {self.name} is still {status.phase}; stop or terminate it before a retry")
+            raise ConflictError(f"run {self.name} is still {status.phase}; stop or terminate it before a retry")
         self.executor.reset_for_retry(self.dir)
         if detach:
             self.executor.start(self.dir)

@@ -5,7 +5,7 @@ import copy
 from typing import Any
 
 from cvatflow.argo import OUTPUT_PREFIX_ANNOTATION, Phase, output_prefix_of, status_from_workflow
-from cvatflow.errors import RunError
+from cvatflow.errors import ConflictError, RunError
 from cvatflow.runs.run import Run, RunStatus
 
 COMPLETED_LABEL = "workflows.argoproj.io/completed"
@@ -44,7 +44,7 @@ class WorkflowRun(Run):
     def _end(self, strategy: str) -> None:
         status = self.status()
         if status.done:
-            raise RunError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
+            raise ConflictError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
         self.backend.shutdown(self.name, strategy)
 
     def retry(self) -> None:
@@ -80,7 +80,7 @@ def retried(workflow: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[st
     status = wf.setdefault("status", {})
     name = (wf.get("metadata") or {}).get("name")
     if status.get("phase") not in (Phase.FAILED, Phase.ERROR):
-        raise RunError(f"run {name} is {status.get('phase') or 'Pending'}; only a Failed or Error run can be "
+        raise ConflictError(f"run {name} is {status.get('phase') or 'Pending'}; only a Failed or Error run can be "
                        f"retried (stop or terminate it first)")
     (wf.get("spec") or {}).pop("shutdown", None)
     labels = wf.setdefault("metadata", {}).setdefault("labels", {})
