@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 from api_fixtures import client, served, settings_for
 from cvatflow.api import create_app
-from test_runs_lifecycle_local import start
+from test_runs_lifecycle_local import STEP, start
 
 
 @pytest.fixture
@@ -21,9 +22,8 @@ def api(tmp_path, monkeypatch):
 
 def test_stop_a_running_execution_then_retry_it(api, tmp_path):
     http, backend = api
-    backend.executor.entry_points["harness"] = [__import__("sys").executable, "-c",
-                                                __import__("test_runs_lifecycle_local").STEP]
-    run, thread = start(backend.executor, tmp_path, name="run-1")
+    backend.executor.entry_points["harness"] = [sys.executable, "-c", STEP]
+    _run, thread = start(backend.executor, tmp_path, name="run-1")
     assert client(str(http.base_url), token=None).post("/api/v1/executions/run-1/stop").status_code == 401
     answer = http.post("/api/v1/executions/run-1/stop")
     assert answer.status_code == 200, answer.text

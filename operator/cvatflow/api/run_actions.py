@@ -11,8 +11,8 @@ from cvatflow.api.errors import ERROR_RESPONSES
 from cvatflow.api.executions import ExecutionId, ServicesDep
 from cvatflow.api.models import RUN_NAME, ErrorBody, ExecutionSummary
 from cvatflow.api.present import summary_of_status
-from cvatflow.errors import ProblemsError
 from cvatflow.errors import Problem as ProblemItem
+from cvatflow.errors import ProblemsError
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], dependencies=[Depends(require_token)],
                    responses=ERROR_RESPONSES)
