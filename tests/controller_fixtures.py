@@ -73,6 +73,7 @@ class FakeCluster(Cluster):
         self.creates = 0  # Workflows created
         self.conflicts = 0  # creates refused with 409 because the name was taken
         self.deletes: list[str] = []
+        self.shutdowns: list[tuple[str, str]] = []
 
     @property
     def custom(self):
@@ -96,6 +97,13 @@ class FakeCluster(Cluster):
     def workflow(self, namespace: str, name: str):
         found = self.workflows.get((namespace, name))
         return copy.deepcopy(found) if found is not None else None
+
+    def shutdown_workflow(self, namespace: str, name: str, strategy: str) -> bool:
+        self.shutdowns.append((name, strategy))
+        if (namespace, name) not in self.workflows:
+            return False
+        self.workflows[namespace, name].setdefault("spec", {})["shutdown"] = strategy
+        return True
 
     def delete_workflow(self, namespace: str, name: str) -> bool:
         self.deletes.append(name)

@@ -16,6 +16,7 @@ from cvatflow.api import (
     limits,
     onepanel,
     onepanel_export,
+    run_actions,
     templates,
     ui,
     uploads,
@@ -30,6 +31,7 @@ from cvatflow.config import Settings, load_settings
 ROUTERS = (templates.router, executions.router, job_routes.router, cvat_tasks.router, webhooks.router,
            onepanel.router, onepanel_export.router)
 ROUTERS += (vocabulary.router, uploads.router)  # the UI's words; export uploads for runs without CVAT
+ROUTERS += (run_actions.router,)  # stop, terminate, retry, resubmit, delete
 
 
 def _version() -> str:

@@ -56,7 +56,12 @@ def list_executions(
         labels["cvatflow.io/cvat-task-id"] = str(cvatTask)
     items: list[ExecutionSummary] = []
     submitted = set()
-    for run in services.client.runs(labels or None):
+    if not withMetrics and hasattr(services.client, "statuses"):
+        # The local backend answers from its index; the cluster backends read each Workflow's own status.
+        for status in services.client.statuses(labels or None):
+            submitted.add(status.name)
+            items.append(summary_of_status(status))
+    for run in services.client.runs(labels or None) if withMetrics or not hasattr(services.client, "statuses") else ():
         # A listed Workflow already carries its status: reading it again would cost a request per run.
         workflow = getattr(run, "_workflow", None)
         try:

@@ -82,6 +82,19 @@ class Cluster:
             raise
         return True
 
+    def shutdown_workflow(self, namespace: str, name: str, strategy: str) -> bool:
+        """Set the Workflow's spec.shutdown (Stop or Terminate), as `argo stop|terminate`; False when it is gone."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.custom.patch_namespaced_custom_object(argo.GROUP, argo.VERSION, namespace, "workflows", name,
+                                                       {"spec": {"shutdown": strategy}})
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return argo.KubernetesBackend(namespace, api=self.api).get_workflow(name)

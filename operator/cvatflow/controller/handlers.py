@@ -67,9 +67,12 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: loggi
 
 
 @kopf.on.update(*RUN, field="spec")
-def spec_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def spec_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, diff: Any = None,
+                 **_: Any) -> None:
     """A submitted run is immutable: a spec change is refused with a condition, never silently re-run."""
     status = body.get("status") or {}
+    if diff is not None and all(_is_shutdown(path) for _, path, _, _ in diff):
+        return  # spec.shutdown is the one field that may change: `shutdown_changed` passes it to the Workflow
     if not status.get("workflowName"):
         reconcile(body=body, patch=patch, memo=memo, logger=logger)  # not submitted (Invalid): judge the new spec
         return
@@ -80,12 +83,32 @@ def spec_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: lo
     deps_of(memo).post_event(body, "Warning", "SpecChangeRefused", message)
 
 
+def _is_shutdown(path: Any) -> bool:
+    path = tuple(path or ())
+    return path[:1] == ("shutdown",) or path[:2] == ("spec", "shutdown")
+
+
+@kopf.on.field(*RUN, field="spec.shutdown")
+def shutdown_changed(body: kopf.Body, new: Any, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """spec.shutdown (Stop or Terminate) goes to the Workflow's spec.shutdown, which Argo acts on."""
+    name = (body.get("status") or {}).get("workflowName")
+    if name and new in ("Stop", "Terminate") and \
+            deps_of(memo).cluster.shutdown_workflow(body["metadata"]["namespace"], name, new):
+        logger.info("Workflow %s: shutdown %s", name, new)
+        deps_of(memo).post_event(body, "Normal", "Shutdown", f"Workflow {name}: spec.shutdown set to {new}")
+
+
 @kopf.on.delete(*RUN)
 def delete_workflow(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
-    """Delete the run's Workflow now (the ownerReference would let the garbage collector do it too)."""
+    """Terminate the run's Workflow (Argo ends its pods at once), then delete it now (the ownerReference would
+    let the garbage collector do it too)."""
     name = (body.get("status") or {}).get("workflowName")
-    if name and deps_of(memo).cluster.delete_workflow(body["metadata"]["namespace"], name):
-        logger.info("deleted Workflow %s", name)
+    if not name:
+        return
+    cluster = deps_of(memo).cluster
+    namespace = body["metadata"]["namespace"]
+    if cluster.shutdown_workflow(namespace, name, "Terminate") and cluster.delete_workflow(namespace, name):
+        logger.info("terminated and deleted Workflow %s", name)
 
 
 @kopf.timer(*RUN, interval=METRICS_INTERVAL, idle=METRICS_INTERVAL,

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from cvatflow.argo import Phase
 from cvatflow.atomic import atomic_write
 from cvatflow.errors import (
+    ConflictError,
     CvatflowError,
     RunError,
     StepFailed,
@@ -31,7 +34,18 @@ ENTRY_POINTS = {
     "cvatflow-train": [sys.executable, "-m", "cvatflow.training.cli"],
 }
 TASK_ARTIFACT = re.compile(r"^{{\s*tasks\.([^.]+)\.outputs\.artifacts\.([^}\s]+)\s*}}$")
-FAILED = ("Failed", "Error", "Omitted")
+FAILED = (Phase.FAILED, Phase.ERROR, Phase.OMITTED)
+#: The file a stop or terminate request is written to (its text: the strategy, "Stop" or "Terminate").
+SHUTDOWN_FILE = "shutdown"
+SHUTDOWN_STRATEGIES = ("Stop", "Terminate")
+#: Seconds a step has between SIGTERM and SIGKILL (a pod's terminationGracePeriodSeconds is 30 by default),
+#: time for the training harness to write checkpoints/last.pt.
+GRACE_SECONDS = float(os.environ.get("CVATFLOW_STOP_GRACE", "30"))
+
+
+def stopped_message(strategy: str) -> str:
+    """The message Argo writes on a Workflow ended by `spec.shutdown` (workflow/controller/operator.go)."""
+    return f"Stopped with strategy '{strategy}'"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -56,6 +70,7 @@ class LocalExecutor:
         self.on_log = on_log
         self._store = None
         self._process: subprocess.Popen | None = None
+        self._shutdown: str | None = None  # "Stop" or "Terminate" once asked
 
     @property
     def store(self):
@@ -79,9 +94,10 @@ class LocalExecutor:
             raise RunError(f"run {name!r} already exists in {self.runs_dir}; choose another name") from None
         (run_dir / "logs").mkdir()
         # status.json first: listings find runs by workflow.json, which must never lack a status.
-        write_json(run_dir / "status.json", {"phase": "Pending", "nodes": {}, "startedAt": None,
-                                             "finishedAt": None, "message": "", "progress": ""})
-        write_json(run_dir / "workflow.json", {
+        status = {"phase": Phase.PENDING, "nodes": {}, "startedAt": None, "finishedAt": None, "message": "",
+                  "progress": ""}
+        write_json(run_dir / "status.json", status)
+        workflow = {
             "name": name,
             "uid": str(uuid.uuid4()),
             "template": workflow_template["metadata"]["name"],
@@ -92,7 +108,9 @@ class LocalExecutor:
             "storeUri": self.store_uri,
             "outputPrefix": output_prefix,
             "workflowTemplate": workflow_template,
-        })
+        }
+        write_json(run_dir / "workflow.json", workflow)
+        self._save(run_dir, workflow, status)
         return run_dir
 
     def start(self, run_dir: Path) -> int:
@@ -104,35 +122,102 @@ class LocalExecutor:
         (run_dir / "pid").write_text(str(process.pid))
         return process.pid
 
-    # -- executing ------------------------------------------------------------------------------
+    def request_shutdown(self, run_dir: Path, strategy: str) -> None:
+        """Ask the run's executor to stop ("Stop") or terminate ("Terminate") it, as `spec.shutdown` asks Argo."""
+        if strategy not in SHUTDOWN_STRATEGIES:
+            raise RunError(f"shutdown strategy {strategy!r}: use one of {', '.join(SHUTDOWN_STRATEGIES)}")
+        atomic_write(Path(run_dir) / SHUTDOWN_FILE, strategy)
 
-    def execute(self, run_dir: Path) -> dict[str, Any]:
-        """Run every task of the entrypoint DAG in dependency order; returns the final status."""
+    def reset_for_retry(self, run_dir: Path) -> dict[str, Any]:
+        """Argo's retry: the failed, errored and omitted steps are reset (they run again), succeeded ones kept,
+        the run's phase is Running again. RunError unless the run has ended without succeeding."""
         run_dir = Path(run_dir)
         workflow = read_json(run_dir / "workflow.json")
         status = read_json(run_dir / "status.json")
-        status.update(phase="Running", startedAt=now(), pid=os.getpid())
-        write_json(run_dir / "status.json", status)
-        signal.signal(signal.SIGTERM, self._stop)
+        if status.get("phase") not in (Phase.FAILED, Phase.ERROR):
+            raise ConflictError(f"run {workflow['name']} is {status.get('phase')}; only a Failed or Error run can be "
+                           f"retried (stop or terminate it first)")
+        (run_dir / SHUTDOWN_FILE).unlink(missing_ok=True)
+        status["nodes"] = {name: node for name, node in status.get("nodes", {}).items()
+                           if node.get("phase") in (Phase.SUCCEEDED, Phase.SKIPPED)}
+        status.update(phase=Phase.PENDING, message="", finishedAt=None)
+        status.pop("pid", None)
+        (run_dir / "pid").unlink(missing_ok=True)
+        self._save(run_dir, workflow, status)
+        return status
+
+    # -- executing ------------------------------------------------------------------------------
+
+    def execute(self, run_dir: Path) -> dict[str, Any]:
+        """Run every task of the entrypoint DAG in dependency order; returns the final status.
+
+        Steps that already succeeded (a retried run) are kept, not run again. A `shutdown` file in the run
+        folder (see `request_shutdown`) ends the run the way Argo's `spec.shutdown` does.
+        """
+        run_dir = Path(run_dir)
+        workflow = read_json(run_dir / "workflow.json")
+        status = read_json(run_dir / "status.json")
+        status.update(phase=Phase.RUNNING, startedAt=status.get("startedAt") or now(), pid=os.getpid())
+        self._save(run_dir, workflow, status)
+        self._shutdown = None
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch_shutdown, args=(run_dir, done), daemon=True)
+        watcher.start()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._stop)
         try:
             self._execute(run_dir, workflow, status)
         except CvatflowError as exc:
-            status["phase"], status["message"] = "Error", str(exc)
+            status["phase"], status["message"] = Phase.ERROR, str(exc)
         except KeyboardInterrupt:
-            status["phase"], status["message"] = "Failed", "stopped"
-        failed = [n for n, s in status["nodes"].items() if s["phase"] in ("Failed", "Error")]
-        if status["phase"] == "Running":
-            status["phase"] = "Failed" if failed else "Succeeded"
+            self._shutdown = self._shutdown or "Terminate"
+        finally:
+            done.set()
+        failed = [n for n, s in status["nodes"].items() if s["phase"] in (Phase.FAILED, Phase.ERROR)]
+        for node in status["nodes"].values():  # every step ends in a final phase, as Argo's nodes do
+            if node["phase"] in (Phase.RUNNING, Phase.PENDING):
+                node.update(phase=Phase.FAILED, message=stopped_message(self._shutdown or "Terminate"),
+                            finishedAt=now())
+        if self._shutdown:
+            status["phase"], status["message"] = Phase.FAILED, stopped_message(self._shutdown)
+        elif status["phase"] == Phase.RUNNING:
+            status["phase"] = Phase.FAILED if failed else Phase.SUCCEEDED
             if failed:
                 first = status["nodes"][failed[0]]
                 status["message"] = f"step {failed[0]} failed: {first.get('message', '')}".strip()
         status["finishedAt"] = now()
-        write_json(run_dir / "status.json", status)
+        self._save(run_dir, workflow, status)
         return status
+
+    def _save(self, run_dir: Path, workflow: dict[str, Any], status: dict[str, Any]) -> None:
+        """Write status.json, then the runs index (a listing reads the index, not every folder)."""
+        write_json(run_dir / "status.json", status)
+        from cvatflow.runs.index import RunIndex
+
+        RunIndex(run_dir.parent).update(workflow, status)
+
+    def _watch_shutdown(self, run_dir: Path, done: threading.Event) -> None:
+        """Poll for a stop or terminate request; signal the running step's process group, then kill it
+        after the grace period (a pod deleted by Argo gets SIGTERM, then SIGKILL)."""
+        request = run_dir / SHUTDOWN_FILE
+        while not done.wait(0.2):
+            if not request.exists():
+                continue
+            text = request.read_text().strip()
+            self._shutdown = text if text in SHUTDOWN_STRATEGIES else "Terminate"
+            process = self._process
+            if process is None or process.poll() is not None:
+                continue  # between steps: the loop will not start the next one
+            _signal_group(process, signal.SIGTERM)
+            deadline = time.monotonic() + GRACE_SECONDS
+            while process.poll() is None and time.monotonic() < deadline and not done.is_set():
+                time.sleep(0.1)
+            if process.poll() is None:
+                _signal_group(process, signal.SIGKILL)
 
     def _stop(self, signum, frame) -> None:
         if self._process and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
+            _signal_group(self._process, signal.SIGTERM)
         raise KeyboardInterrupt
 
     def _execute(self, run_dir: Path, workflow: dict[str, Any], status: dict[str, Any]) -> None:
@@ -154,27 +239,37 @@ class LocalExecutor:
         outputs: dict[str, dict[str, Path]] = {}
         for task in ordered:
             name = task["name"]
-            node = status["nodes"].setdefault(name, {"phase": "Pending", "template": task["template"]})
+            node = status["nodes"].get(name)
+            if node is not None and node.get("phase") in (Phase.SUCCEEDED, Phase.SKIPPED):
+                # A retried run keeps what succeeded, as Argo's retry does; its outputs are where they were.
+                outputs[name] = {k: Path(v) for k, v in (node.get("localOutputs") or {}).items()}
+                continue
+            if self._shutdown:
+                break  # like Argo after spec.shutdown: no new step starts
+            node = status["nodes"].setdefault(name, {"phase": Phase.PENDING, "template": task["template"]})
             deps = _dependencies(task)
             if any(status["nodes"].get(d, {}).get("phase") in FAILED for d in deps):
-                node.update(phase="Omitted", message="a task it depends on did not succeed")
+                node.update(phase=Phase.OMITTED, message="a task it depends on did not succeed")
             elif "when" in task and not evaluate_when(substitute(task["when"], scope, f"task {name} when")):
-                node.update(phase="Skipped", message=f"when: {task['when']} was false")
+                node.update(phase=Phase.SKIPPED, message=f"when: {task['when']} was false")
             else:
-                node.update(phase="Running", startedAt=now())
-                write_json(run_dir / "status.json", status)
+                node.update(phase=Phase.RUNNING, startedAt=now(), message="")
+                node.pop("finishedAt", None)
+                self._save(run_dir, workflow, status)
                 try:
                     outputs[name] = self._run_task(run_dir, workflow, templates, task, scope, outputs, node)
-                    node["phase"] = "Succeeded"
+                    node["phase"] = Phase.SUCCEEDED
+                    node["localOutputs"] = {k: str(v) for k, v in outputs[name].items()}
                 except StepFailed as exc:
-                    node.update(phase="Failed", message=str(exc))
+                    node.update(phase=Phase.FAILED,
+                                message=stopped_message(self._shutdown) if self._shutdown else str(exc))
                 except CvatflowError as exc:
-                    node.update(phase="Error", message=str(exc))
+                    node.update(phase=Phase.ERROR, message=str(exc))
                 node["finishedAt"] = now()
             phases = [status["nodes"].get(t["name"], {}).get("phase") for t in ordered]
             # Like Argo, progress counts the steps that run: a skipped task is neither done nor to do.
-            status["progress"] = f"{phases.count('Succeeded')}/{len(phases) - phases.count('Skipped')}"
-            write_json(run_dir / "status.json", status)
+            status["progress"] = f"{phases.count(Phase.SUCCEEDED)}/{len(phases) - phases.count(Phase.SKIPPED)}"
+            self._save(run_dir, workflow, status)
 
     def _run_task(self, run_dir: Path, workflow: dict[str, Any], templates: dict[str, Any], task: dict[str, Any],
                   scope: dict[str, str], outputs: dict[str, dict[str, Path]], node: dict[str, Any]) -> dict[str, Path]:
@@ -350,12 +445,20 @@ class LocalExecutor:
             if code == 0:
                 return
             # Like the templates' retry expression: only a killed pod (preemption) is retried.
-            if code in (-9, -15, 137, 143) and attempt < retries:
+            if code in (-9, -15, 137, 143) and attempt < retries and not self._shutdown:
                 node["retries"] = attempt + 1
                 time.sleep(0.5)
                 continue
             tail = log_path.read_text().strip().splitlines()[-1:] or [""]
             raise StepFailed(f"exit code {code}: {tail[0][:300]} (full log: {log_path})")
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Signal the step and every process it started (torchrun's workers): it leads its own session."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _artifacts(template: dict[str, Any]):

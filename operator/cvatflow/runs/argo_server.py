@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvatflow.argo import output_prefix_of, run_name, status_from_workflow, workflow_manifest
+from cvatflow.argo import run_name, workflow_manifest
 from cvatflow.errors import NotFoundError, RunError
 from cvatflow.params import Filled
 from cvatflow.runs.backend import Backend
-from cvatflow.runs.run import Run, RunStatus
+from cvatflow.runs.run import Run
+from cvatflow.runs.workflow_run import WorkflowRun
 from cvatflow.templates.manifest import load_dict
 from cvatflow.templates.template import Template
 
@@ -16,22 +17,9 @@ def _plain(model) -> dict[str, Any]:
     return model.model_dump(by_alias=True, exclude_none=True, mode="json") if model is not None else {}
 
 
-class ArgoServerRun(Run):
-    def __init__(self, backend: ArgoServerBackend, workflow: dict[str, Any]) -> None:
-        status = status_from_workflow(workflow)
-        super().__init__(status.name, status.template)
-        self.backend = backend
-        self._workflow = workflow
-
-    def status(self) -> RunStatus:
-        self._workflow = self.backend.get_workflow(self.name)
-        return status_from_workflow(self._workflow)
-
+class ArgoServerRun(WorkflowRun):
     def logs(self, step: str | None = None) -> str:
         return self.backend.workflow_logs(self.name, step)
-
-    def output_prefix(self) -> str | None:
-        return output_prefix_of(self._workflow)
 
 
 class ArgoServerBackend(Backend):
@@ -94,6 +82,38 @@ class ArgoServerBackend(Backend):
         items = [_plain(w) for w in (listing.items or [])]
         items.sort(key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
         return [ArgoServerRun(self, w) for w in items]
+
+    # -- lifecycle, through the workflow service's endpoints (PUT .../stop, /terminate, /retry, /resubmit) ----
+
+    def shutdown(self, name: str, strategy: str) -> None:
+        from hera.workflows.models import WorkflowStopRequest, WorkflowTerminateRequest
+
+        if strategy == "Stop":
+            self._call(f"stop {name}", self.service.stop_workflow, name,
+                       WorkflowStopRequest(name=name, namespace=self.namespace), namespace=self.namespace)
+        else:
+            self._call(f"terminate {name}", self.service.terminate_workflow, name,
+                       WorkflowTerminateRequest(name=name, namespace=self.namespace), namespace=self.namespace)
+
+    def retry_workflow(self, name: str) -> None:
+        from hera.workflows.models import WorkflowRetryRequest
+
+        self._call(f"retry {name}", self.service.retry_workflow, name,
+                   WorkflowRetryRequest(name=name, namespace=self.namespace), namespace=self.namespace)
+
+    def resubmit(self, run: Run, name: str | None = None) -> ArgoServerRun:
+        """The Argo Server names the new run itself (the old name and a suffix); `name` cannot be chosen."""
+        from hera.workflows.models import WorkflowResubmitRequest
+
+        if name:
+            raise RunError("the Argo Server names a resubmitted run itself; resubmit without a name")
+        created = self._call(f"resubmit {run.name}", self.service.resubmit_workflow, run.name,
+                             WorkflowResubmitRequest(name=run.name, namespace=self.namespace),
+                             namespace=self.namespace)
+        return ArgoServerRun(self, _plain(created))
+
+    def delete_workflow(self, name: str) -> None:
+        self._call(f"delete {name}", self.service.delete_workflow, name, namespace=self.namespace)
 
     def workflow_logs(self, name: str, step: str | None = None) -> str:
         """The log stream is newline-delimited JSON, which hera's own method cannot read, so read it directly."""

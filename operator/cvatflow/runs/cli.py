@@ -11,7 +11,8 @@ from cvatflow.argo import Phase
 from cvatflow.errors import CvatflowError
 from cvatflow.one_value import from_annotations
 
-runs_app = typer.Typer(help="Follow workflow runs: list, get, logs, watch, outputs.", no_args_is_help=True)
+runs_app = typer.Typer(help="Follow and manage workflow runs: list, get, logs, watch, outputs, stop, terminate, "
+                            "retry, resubmit, delete, prune.", no_args_is_help=True)
 console = Console()
 
 
@@ -103,12 +104,9 @@ def list_runs(
     local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer,
 ) -> None:
     """List runs, newest first."""
-    rows = []
-    for r in _client(local, kube, argo_server).runs(_labels(label)):
-        status = r.status()
-        if (template and status.template != template) or (phase and status.phase != phase):
-            continue
-        rows.append(status)
+    # statuses(): the local backend answers from its index instead of reading every run folder.
+    rows = [s for s in _client(local, kube, argo_server).statuses(_labels(label))
+            if not ((template and s.template != template) or (phase and s.phase != phase))]
     if as_json:
         typer.echo(json.dumps([_summary(s) for s in rows], indent=2))
         return
@@ -188,6 +186,89 @@ def outputs(name: str, local: bool = Local, kube: bool = Kube,
     if not run_.outputs():
         raise CvatflowError(f"run {name} has no outputs yet")
     _print_outputs(run_)
+
+
+@runs_app.command()
+def stop(name: str, local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer) -> None:
+    """Stop a run as Argo does: no new step starts, the running one is asked to end (training keeps last.pt)."""
+    _find(name, local, kube, argo_server).stop()
+    console.print(f"stopping {escape(name)}; follow it with `cvatflow runs watch {escape(name)}`", highlight=False)
+
+
+@runs_app.command()
+def terminate(name: str, local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer) -> None:
+    """Terminate a run now (Argo's terminate: no exit handlers)."""
+    _find(name, local, kube, argo_server).terminate()
+    console.print(f"terminating {escape(name)}; follow it with `cvatflow runs watch {escape(name)}`",
+                  highlight=False)
+
+
+@runs_app.command()
+def retry(name: str, local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer) -> None:
+    """Run a Failed or Error run's failed steps again, keeping those that succeeded (training resumes)."""
+    _find(name, local, kube, argo_server).retry()
+    console.print(f"retrying {escape(name)}; follow it with `cvatflow runs watch {escape(name)}`", highlight=False)
+
+
+@runs_app.command()
+def resubmit(name: str, new_name: str | None = typer.Option(None, "--name", help="The new run's name."),
+             local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer) -> None:
+    """Start a new run with the same template, parameters and labels."""
+    client = _client(local, kube, argo_server)
+    started = client.resubmit(client.run(name), new_name)
+    console.print(f"started [bold]{escape(started.name)}[/bold] (resubmitted {escape(name)}); follow it with "
+                  f"`cvatflow runs watch {escape(started.name)}`", highlight=False, soft_wrap=True)
+
+
+@runs_app.command()
+def delete(name: str,
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+           with_outputs: bool = typer.Option(False, "--outputs", help="Also delete its outputs in the store."),
+           local: bool = Local, kube: bool = Kube, argo_server: str | None = ArgoServer) -> None:
+    """Delete a run (terminated first if still going); its outputs in the store stay unless --outputs."""
+    client = _client(local, kube, argo_server)
+    run_ = client.run(name)
+    what = f"run {name}" + (" and its outputs in the store" if with_outputs else " (its outputs stay)")
+    if not yes and not (_interactive() and typer.confirm(f"delete {what}?", default=False)):
+        raise CvatflowError(f"not deleted; confirm, or pass --yes: `cvatflow runs delete {name} --yes`")
+    removed = client.delete(run_, outputs=with_outputs)
+    console.print(f"deleted {escape(name)}" + (f" and {removed} output object(s)" if with_outputs else ""),
+                  highlight=False)
+
+
+@runs_app.command()
+def prune(older_than: str = typer.Option(..., "--older-than", help="Age of finished runs to remove: 30d, 12h, "
+                                                                       "90m or seconds."),
+          with_outputs: bool = typer.Option(False, "--outputs", help="Also delete their outputs in the store."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be removed.")) -> None:
+    """Remove local run folders of runs that finished longer ago than --older-than (never running ones)."""
+    client = _client(local=True)
+    names = client.backend.prune(_seconds(older_than), outputs=with_outputs, dry_run=dry_run)
+    for name in names:
+        console.print(("would remove " if dry_run else "removed ") + escape(name), highlight=False)
+    console.print(f"{len(names)} run(s) {'to remove' if dry_run else 'removed'}"
+                  + ("; their outputs in the store stay" if not with_outputs else ""), highlight=False)
+
+
+def _interactive() -> bool:
+    import sys
+
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _seconds(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(value) * units[unit]
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise CvatflowError(f"--older-than {text!r}: give an age such as 30d, 12h, 90m or a number of seconds")
+    return seconds
 
 
 def register(app: typer.Typer) -> None:

@@ -5,13 +5,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cvatflow.argo import run_name
+from cvatflow.argo import run_name, status_from_workflow
 from cvatflow.config import Settings, load_settings
 from cvatflow.errors import CvatflowError, ProblemsError, RunError
 from cvatflow.names import run_problems
 from cvatflow.params import CvatTask, Filled
 from cvatflow.runs.backend import Backend
-from cvatflow.runs.run import Run
+from cvatflow.runs.run import Run, RunStatus
 from cvatflow.submission import COCO_FILE, Pipeline, Request  # noqa: F401 (COCO_FILE: older imports)
 from cvatflow.templates.template import Template
 
@@ -76,6 +76,28 @@ class Client:
     def runs(self, labels: dict[str, str] | None = None) -> list[Run]:
         """Runs started by cvatflow, newest first."""
         return self.backend.runs(labels)
+
+    def statuses(self, labels: dict[str, str] | None = None) -> list[RunStatus]:
+        """The runs' statuses, newest first, as a listing shows them (the local backend reads its index)."""
+        statuses = getattr(self.backend, "statuses", None)
+        if statuses:
+            return statuses(labels)
+        # A listed Workflow already carries its status: reading it again would cost a request per run.
+        return [status_from_workflow(r._workflow) if isinstance(getattr(r, "_workflow", None), dict) else r.status()
+                for r in self.backend.runs(labels)]
+
+    def resubmit(self, run: Run | str, name: str | None = None) -> Run:
+        """A new run of `run`'s workflow with the same parameters (Argo's resubmit); a new name unless given."""
+        resubmit = getattr(self.backend, "resubmit", None)
+        if resubmit is None:
+            raise RunError(f"the {self.kind} backend cannot resubmit runs")
+        return resubmit(run if isinstance(run, Run) else self.run(run), name)
+
+    def delete(self, run: Run | str, outputs: bool = False) -> int:
+        """Delete a run (terminated first if still going); its outputs in the store too only with `outputs`.
+        Returns how many store objects were removed."""
+        run = run if isinstance(run, Run) else self.run(run)
+        return run.delete(outputs=outputs, store=self.store if outputs else None)
 
     def request(self, template: str | Template, cvat_task: int | str | CvatTask | None = None,
                 dataset: str | Path | None = None, parameters: dict[str, Any] | None = None,

@@ -19,6 +19,7 @@ from cvatflow.errors import NotFoundError, RunError
 from cvatflow.params import Filled
 from cvatflow.runs.backend import Backend
 from cvatflow.runs.run import Run, RunStatus, StepStatus  # noqa: F401 (StepStatus re-exported)
+from cvatflow.runs.workflow_run import WorkflowRun, resubmitted, retry_patch
 from cvatflow.templates.manifest import load_dict
 from cvatflow.templates.template import Template
 
@@ -29,20 +30,7 @@ def _api_client(kubeconfig: str | None = None, url: str | None = None):
     return api_client(kubeconfig, url=url)
 
 
-class KubernetesRun(Run):
-    def __init__(self, backend: KubernetesBackend, workflow: dict[str, Any]) -> None:
-        status = status_from_workflow(workflow)
-        super().__init__(status.name, status.template)
-        self.backend = backend
-        self._workflow = workflow
-
-    def refresh(self) -> dict[str, Any]:
-        self._workflow = self.backend.get_workflow(self.name)
-        return self._workflow
-
-    def status(self) -> RunStatus:
-        return status_from_workflow(self.refresh())
-
+class KubernetesRun(WorkflowRun):
     def logs(self, step: str | None = None) -> str:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
@@ -59,9 +47,6 @@ class KubernetesRun(Run):
             except ApiException:
                 continue  # the pod was garbage-collected; Argo's log archive keeps it if configured
         return "".join(out)
-
-    def output_prefix(self) -> str | None:
-        return output_prefix_of(self._workflow)
 
 
 class KubernetesBackend(Backend):
@@ -152,3 +137,56 @@ class KubernetesBackend(Backend):
                                          for k, v in wanted.items())]
         items.sort(key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
         return [KubernetesRun(self, item) for item in items]
+
+    # -- lifecycle, by Argo's own means: the controller acts on spec.shutdown; retry edits the Workflow --------
+
+    def _api_error(self, what: str, exc) -> Exception:
+        if exc.status == 404:
+            return NotFoundError(f"no run {what!r} in namespace {self.namespace}")
+        return RunError(f"run {what}: the Kubernetes API answered {exc.status} {exc.reason}")
+
+    def shutdown(self, name: str, strategy: str) -> None:
+        """Merge-patch `spec.shutdown` (Stop or Terminate), as `argo stop` and `argo terminate` do."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKFLOWS, name,
+                                                       {"spec": {"shutdown": strategy}})
+        except ApiException as exc:
+            raise self._api_error(name, exc) from None
+
+    def retry_workflow(self, name: str) -> None:
+        """Argo's retry: reset the failed nodes and the phase (`retry_patch`), patch the Workflow, delete the
+        failed pods so the controller creates them again."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        patch, removed = retry_patch(self.get_workflow(name))
+        try:
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKFLOWS, name, patch)
+        except ApiException as exc:
+            raise self._api_error(name, exc) from None
+        core = client.CoreV1Api(self.api)
+        for node_id, node in removed.items():
+            if node.get("type") != "Pod":
+                continue
+            try:
+                core.delete_namespaced_pod(pod_name(name, node_id, node), self.namespace)
+            except ApiException as exc:
+                if exc.status != 404:  # already gone: nothing to do
+                    raise self._api_error(name, exc) from None
+
+    def resubmit(self, run: Run, name: str | None = None) -> KubernetesRun:
+        """A new Workflow with the old one's spec and labels (Argo's resubmit)."""
+        old = self.get_workflow(run.name)
+        body = resubmitted(old, name or run_name(run.template or run.name))
+        created = self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKFLOWS, body)
+        return KubernetesRun(self, created or body)
+
+    def delete_workflow(self, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKFLOWS, name)
+        except ApiException as exc:
+            raise self._api_error(name, exc) from None

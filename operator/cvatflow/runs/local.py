@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
 from cvatflow.argo import TEMPLATE_LABEL, Phase, run_name
-from cvatflow.errors import NotFoundError
-from cvatflow.local.executor import LocalExecutor, read_json
+from cvatflow.errors import ConflictError, NotFoundError
+from cvatflow.local.executor import GRACE_SECONDS, LocalExecutor, read_json
 from cvatflow.params import Filled
 from cvatflow.runs.backend import Backend
+from cvatflow.runs.index import RunIndex
 from cvatflow.runs.run import DONE, Run, RunStatus, StepStatus
 from cvatflow.templates.render import render
 from cvatflow.templates.template import Template
@@ -23,13 +26,68 @@ _EVENTS_LOCK = threading.Lock()
 class LocalRun(Run):
     """A run folder: workflow.json (what was asked), status.json (where it stands), logs/."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, executor: LocalExecutor | None = None) -> None:
         self.dir = Path(run_dir)
         if not (self.dir / "workflow.json").exists():
             raise NotFoundError(f"no local run {self.dir.name!r} in {self.dir.parent}; "
                                 f"list runs with `cvatflow runs list`")
         self.workflow = read_json(self.dir / "workflow.json")
         super().__init__(self.workflow["name"], self.workflow["template"])
+        self.executor = executor or LocalExecutor(self.dir.parent, self.workflow.get("storeUri", ""))
+
+    # -- lifecycle: Argo's stop, terminate, retry and delete, on this machine --------------------------
+
+    def stop(self) -> None:
+        """End the run as Argo's `spec.shutdown: Stop` does: no new step starts, the running one gets SIGTERM
+        and a grace period (the training harness keeps its last.pt); the run ends Failed, "Stopped with
+        strategy 'Stop'". RunError when it has already ended."""
+        self._shutdown("Stop")
+
+    def terminate(self) -> None:
+        """End the run now (`spec.shutdown: Terminate`); like stop, every step ends in a final phase."""
+        self._shutdown("Terminate")
+
+    def _shutdown(self, strategy: str) -> None:
+        status = self.status()
+        if status.done:
+            raise ConflictError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
+        self.executor.request_shutdown(self.dir, strategy)
+
+    def retry(self, detach: bool = True) -> None:
+        """Argo's retry: run the failed, errored and omitted steps again, keep the succeeded ones. A train step
+        ended by terminate resumes from its checkpoints/last.pt. RunError unless the run ended unsucceeded."""
+        status = self.status()
+        if not status.done:
+            raise ConflictError(f"run {self.name} is still {status.phase}; stop or terminate it before a retry")
+        self.executor.reset_for_retry(self.dir)
+        if detach:
+            self.executor.start(self.dir)
+        else:
+            self.executor.execute(self.dir)
+
+    def delete(self, outputs: bool = False, store=None) -> int:
+        """Remove the run folder (terminating the run first if it is still going); with `outputs`, also its
+        output in the store (`store`: the run's store unless given). Returns how many store objects went."""
+        if not self.status().done:
+            self.terminate()
+            deadline = time.monotonic() + GRACE_SECONDS + 10
+            while not self.status().done and time.monotonic() < deadline:
+                time.sleep(0.2)
+        removed = 0
+        prefix = self.output_prefix()
+        if outputs and prefix:
+            from cvatflow.storage.keys import key_in_store
+
+            store = store or self.executor.store
+            key = key_in_store(prefix, self.workflow.get("storeUri", ""))
+            if key:  # never the store's root, never outside it
+                removed = store.delete_prefix(key.rstrip("/"))
+        # Renamed first, so a listing never sees half a folder.
+        trash = self.dir.parent / f".deleting-{self.name}-{os.getpid()}"
+        os.replace(self.dir, trash)
+        RunIndex(self.dir.parent).remove(self.name)
+        shutil.rmtree(trash, ignore_errors=True)
+        return removed
 
     def status(self) -> RunStatus:
         status = read_json(self.dir / "status.json")
@@ -133,11 +191,66 @@ class LocalBackend(Backend):
         return LocalRun(run_dir)
 
     def run(self, name: str) -> LocalRun:
-        return LocalRun(self.runs_dir / name)
+        if not name or "/" in name or name.startswith("."):
+            raise NotFoundError(f"no local run {name!r}; list runs with `cvatflow runs list`")
+        return LocalRun(self.runs_dir / name, self.executor)
 
     def runs(self, labels: dict[str, str] | None = None) -> list[LocalRun]:
-        if not self.runs_dir.exists():
-            return []
-        runs = [LocalRun(d) for d in self.runs_dir.iterdir() if (d / "workflow.json").exists()]
-        runs = [r for r in runs if all(r.workflow.get("labels", {}).get(k) == v for k, v in (labels or {}).items())]
-        return sorted(runs, key=lambda r: r.workflow.get("createdAt", ""), reverse=True)
+        """Runs carrying every label, newest first (the index picks them; each handle reads its folder)."""
+        return [LocalRun(self.runs_dir / row["name"], self.executor) for row in self._rows(labels)]
+
+    def _rows(self, labels: dict[str, str] | None) -> list[dict]:
+        rows = RunIndex(self.runs_dir).rows() if self.runs_dir.exists() else []
+        return [r for r in rows if all(r["labels"].get(k) == v for k, v in (labels or {}).items())]
+
+    def statuses(self, labels: dict[str, str] | None = None) -> list[RunStatus]:
+        """The runs' statuses from the index, newest first, without their steps: what a listing shows.
+        A run the index says is still going is read from its folder (its executor may have died)."""
+        found = []
+        for row in self._rows(labels):
+            if Phase.of(row["phase"]) not in DONE:
+                try:
+                    found.append(LocalRun(self.runs_dir / row["name"], self.executor).status())
+                except (OSError, ValueError, NotFoundError):
+                    pass  # deleted or being laid out meanwhile
+                continue
+            found.append(RunStatus(name=row["name"], template=row["template"], phase=Phase.of(row["phase"]),
+                                   progress=row["progress"], started_at=row["started_at"] or row["created_at"],
+                                   finished_at=row["finished_at"], message=row["message"], labels=row["labels"]))
+        return found
+
+    def resubmit(self, run: Run, name: str | None = None) -> LocalRun:
+        """A new run of the same workflow with the same parameters and labels (Argo's resubmit), started now;
+        its output lands next to the old run's, under its own name."""
+        old = self.run(run.name)
+        workflow = old.workflow
+        name = name or run_name(workflow["template"])
+        prefix = workflow.get("outputPrefix")
+        if prefix and prefix.rstrip("/").endswith("/" + old.name):
+            prefix = prefix.rstrip("/")[: -len(old.name)] + name + ("/" if prefix.endswith("/") else "")
+        run_dir = self.executor.create(workflow["workflowTemplate"], dict(workflow["parameters"]), name,
+                                       dict(workflow.get("labels") or {}), prefix,
+                                       annotations=dict(workflow.get("annotations") or {}))
+        self.executor.start(run_dir)
+        return LocalRun(run_dir, self.executor)
+
+    def prune(self, older_than_seconds: float, outputs: bool = False, dry_run: bool = False) -> list[str]:
+        """Delete the finished runs that ended more than `older_than_seconds` ago (their store outputs only with
+        `outputs`); returns their names. Runs still going are never pruned."""
+        cutoff = time.time() - older_than_seconds
+        pruned = []
+        for status in self.statuses():
+            if not status.done or not status.finished_at:
+                continue
+            if _epoch(status.finished_at) >= cutoff:
+                continue
+            if not dry_run:
+                self.run(status.name).delete(outputs=outputs)
+            pruned.append(status.name)
+        return pruned
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).timestamp()

@@ -88,6 +88,24 @@ class Run(ABC):
     def output_prefix(self) -> str | None:
         """The URI the run's /mnt/output is uploaded to, once known."""
 
+    # Lifecycle (Argo's stop, terminate, retry, delete): each backend's Run implements them in its own API.
+
+    def stop(self) -> None:
+        """End the run as Argo's `spec.shutdown: Stop` does (exit handlers still run)."""
+        raise RunError(f"run {self.name}: this backend cannot stop runs")
+
+    def terminate(self) -> None:
+        """End the run now, as Argo's `spec.shutdown: Terminate` does."""
+        raise RunError(f"run {self.name}: this backend cannot terminate runs")
+
+    def retry(self) -> None:
+        """Run the failed steps again, keeping the succeeded ones (Argo's retry)."""
+        raise RunError(f"run {self.name}: this backend cannot retry runs")
+
+    def delete(self, outputs: bool = False, store=None) -> int:
+        """Delete the run (and with `outputs` its output in `store`); how many store objects went."""
+        raise RunError(f"run {self.name}: this backend cannot delete runs")
+
     def events(self) -> list[dict[str, Any]]:
         """The JSON events the training steps printed (DESIGN.md, Events), in order."""
         return list(ev.parse_lines(self.logs().splitlines()))

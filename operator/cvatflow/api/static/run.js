@@ -87,6 +87,7 @@ export function runPage(main, match) {
   view.useCheckpoint.addEventListener("click", () => useAsCheckpoint(run, view));
   view.annotateToggle.addEventListener("click", () => toggleAnnotate(view, run, abort.signal));
   view.refreshLogs.addEventListener("click", refreshLogs);
+  view.stop.addEventListener("click", () => stopRun(view, run, abort.signal));
   // Charts are drawn at their box's width: draw again when it changes (a rotated phone, a resized window).
   let drawnWidth = 0;
   const resized = new ResizeObserver(([entry]) => {
@@ -95,6 +96,20 @@ export function runPage(main, match) {
   });
   resized.observe(view.loss);
   return () => { abort.abort(); clearTimeout(run.logTimer); resized.disconnect(); run.blobs.forEach((u) => URL.revokeObjectURL(u)); };
+}
+
+/** Ask the server to stop the run; the events stream then shows it end. */
+async function stopRun(view, run, signal) {
+  view.stop.disabled = true;
+  view.stop.dataset.asked = "yes";
+  try {
+    await api(`/api/v1/executions/${encodeURIComponent(run.id)}/stop`, {method: "POST", signal});
+    announce(`Stopping run ${run.id}…`, "info");
+  } catch (error) {
+    view.stop.dataset.asked = "";
+    view.stop.disabled = isFinished(run.phase);
+    if (!signal.aborted) announce(`Could not stop the run: ${error.message}`, "error");
+  }
 }
 
 function layout(id) {
@@ -108,6 +123,8 @@ function layout(id) {
   v.annotateToggle = h("button", {type: "button", disabled: true, "aria-expanded": "false", "aria-controls": "annotate",
                                   id: "annotate-toggle"}, "Annotate a CVAT task");
   v.annotate = h("div", {id: "annotate", hidden: true});
+  // Argo's stop: no new step starts, the running one is asked to end (the training keeps its last.pt).
+  v.stop = h("button", {type: "button", disabled: true, id: "stop-run"}, "Stop");
   v.actionNote = h("p", {class: "muted", id: "action-note"});
   v.steps = h("ol", {class: "steps", id: "run-steps"});
   v.loss = h("figure", {class: "chart-box", id: "loss-chart"}, h("figcaption", {}, "Loss"));
@@ -131,7 +148,7 @@ function layout(id) {
     v.meta,
     h("div", {class: "progress-row"}, v.progress, v.progressLabel),
     v.live,
-    h("div", {class: "actions"}, v.useCheckpoint, v.annotateToggle),
+    h("div", {class: "actions"}, v.useCheckpoint, v.annotateToggle, v.stop),
     v.actionNote, v.annotate,
     h("div", {class: "grid"},
       h("section", {"aria-labelledby": "charts-title", class: "span-2"}, h("h2", {id: "charts-title"}, "Metrics"),
@@ -176,6 +193,7 @@ function setPhase(view, run, phase) {
   view.useCheckpoint.disabled = !done;
   view.annotateToggle.disabled = !done;
   view.actionNote.textContent = done ? "" : "The model can be used once the run has succeeded.";
+  view.stop.disabled = isFinished(phase) || phase === vocab.phase.PREPARING || view.stop.dataset.asked === "yes";
   if (isFinished(phase)) setProgress(view, 1, 1, phase === vocab.phase.SUCCEEDED ? "Done" : `Ended: ${phase}`);
   if (done) showReport(view, run);
 }
