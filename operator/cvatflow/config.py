@@ -231,17 +231,28 @@ def _convert(f: Any, value: Any, source: str) -> Any:
     try:
         if kind.startswith("bool"):
             return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
-        if kind.startswith("int"):
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
+        if kind.startswith(("int", "float")):
+            return _positive(value, kind.startswith("int"), where)
         if kind.startswith("list[str]"):
             if isinstance(value, str):
                 return [v.strip() for v in value.split(",") if v.strip()]
             return [str(v) for v in value]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{where} = {value!r} is not {kind.split('[')[0].split(' ')[0]}; fix the value") from None
     return value
+
+
+def _positive(value: Any, integer: bool, where: str) -> int | float:
+    """A count or a number of seconds/bytes from the config or environment: above 0 (0 workers or a 0 s poll
+    interval would hang or spin), and a whole number for an int setting. ConfigError naming `where` otherwise."""
+    if isinstance(value, bool):  # YAML `yes`/`true`: int(True) would quietly be 1
+        raise TypeError
+    if integer and isinstance(value, float) and not value.is_integer():
+        raise ValueError  # 2.5 workers: int() would quietly round it down
+    number = int(value) if integer else float(value)
+    if not number > 0:  # also refuses nan
+        raise ConfigError(f"{where} = {value!r} must be greater than 0; fix the value")
+    return number
 
 
 def settings_table() -> list[tuple[str, str, str, str]]:
@@ -254,7 +265,12 @@ def settings_table() -> list[tuple[str, str, str, str]]:
 def metrics_interval(env: dict[str, str] | None = None) -> float:
     """The operator's metrics interval, needed when its handlers are registered (before settings load)."""
     value = (os.environ if env is None else env).get("CVATFLOW_METRICS_INTERVAL")
-    return float(value) if value else 30.0
+    if not value:
+        return 30.0
+    try:
+        return _positive(value, False, "CVATFLOW_METRICS_INTERVAL")
+    except (TypeError, ValueError):
+        raise ConfigError(f"CVATFLOW_METRICS_INTERVAL = {value!r} is not a number of seconds; fix the value") from None
 
 
 def _nested(data: dict[str, Any], key: str) -> Any:
@@ -283,6 +299,9 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of settings")
     source = str(path or "settings")
+    if data.get("auth") is not None and not isinstance(data["auth"], dict):  # else tokenReview would be ignored
+        raise ConfigError(f"{source}: auth = {data['auth']!r} is not a mapping; write it as "
+                          f"`auth: {{tokenReview: true, audiences: [...]}}`")
 
     backend = env.get("CVATFLOW_BACKEND") or data.get("backend") or "local"
     if backend not in BACKENDS:

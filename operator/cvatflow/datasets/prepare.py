@@ -58,6 +58,18 @@ def is_prepared(source: Path) -> bool:
         ((source / REPORT_FILE).is_file() or (source / SPLIT_FILE).is_file())
 
 
+def _check_out(out_dir: Path) -> None:
+    """`out_dir` is replaced whole, so it must be absent, empty, or a dataset cvatflow prepared before: a
+    DatasetError naming it otherwise (`--out .` once deleted the folder, the export and the user's files)."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir() or out_dir.is_symlink():
+        raise DatasetError(f"--out {out_dir}: exists and is not a folder; give a new folder for the dataset")
+    if any(out_dir.iterdir()) and not is_prepared(out_dir):
+        raise DatasetError(f"--out {out_dir}: a folder with other files in it, which preparing would replace; "
+                           f"give a new or empty folder (or one an earlier prepare wrote)")
+
+
 def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, split_by: str | None = None,
             seed: int = 0, fix: bool = False, image_prefix: str | None = None, crowd: str = "object",
             min_objects: int = 1) -> DatasetInfo:
@@ -72,6 +84,7 @@ def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, sp
     training refuses unless the hyperparameter allow_untrained_classes accepts them (the CLI warns here already).
     """
     source, out_dir = Path(source), Path(out_dir)
+    _check_out(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
     try:
