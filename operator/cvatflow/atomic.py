@@ -5,7 +5,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,3 +66,20 @@ def atomic_folder(path: str | Path, prefix: str = ".tmp-") -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_replaceable(path: str | Path, ours: Callable[[Path], bool], what: str,
+                      error: type[Exception] = ValueError) -> None:
+    """Refuse to let a command replace `path` whole unless it is absent, an empty folder, or a folder `ours(path)`
+    says an earlier run of the same command wrote: `--out .` once deleted the user's folder and all in it.
+
+    Raises `error` (a message naming `what`, e.g. "--out data", and the fix); writes nothing.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise error(f"{what}: exists and is not a folder; give a new folder")
+    if any(path.iterdir()) and not ours(path):
+        raise error(f"{what}: a folder with other files in it, which this would replace; give a new or empty "
+                    f"folder (or one this command wrote before)")

@@ -11,7 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cvatflow.errors import CvatflowError
+from cvatflow.atomic import check_replaceable
+from cvatflow.errors import CvatflowError, TrainingError
 
 DEFAULT_THRESHOLD = 0.5
 # The official PyTorch runtime image (CUDA + cuDNN runtime, Python, torch); its torch should match the one the
@@ -152,10 +153,15 @@ def requirements() -> list[str]:
     return sorted(set(out), key=str.lower)
 
 
+def _earlier_export(folder: Path) -> bool:
+    return (folder / "function.yaml").is_file() and (folder / "main.py").is_file()
+
+
 def export(model: str | Path, output: Path, name: str | None = None, base_image: str = BASE_IMAGE) -> Path:
     """Write a nuclio function folder for the model state at `model`: function.yaml (CPU), function-gpu.yaml,
     main.py, requirements.txt, model/ and a copy of the cvatflow package. Written to a temporary name, then renamed;
-    an existing `output` is replaced. Raises TrainingError for a model that does not load."""
+    an existing `output` is replaced only when it is empty or an earlier export. Raises TrainingError for a model
+    that does not load, or an `output` holding other files."""
     import yaml
 
     from cvatflow.training.state import ModelState
@@ -164,6 +170,8 @@ def export(model: str | Path, output: Path, name: str | None = None, base_image:
     state.build("cpu")  # refuse weights that do not fit before writing anything
     name = function_name(state, name)
     output = Path(output)
+    # Replaced whole at the end: never a folder of the user's (an earlier export has function.yaml + main.py).
+    check_replaceable(output, _earlier_export, f"--output {output}", TrainingError)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cvatflow.atomic import check_replaceable
 from cvatflow.datasets.coco import COCO_FILE, read_json, validate
 from cvatflow.datasets.ingest import DatasetInfo, ingest
 from cvatflow.datasets.report import REPORT_FILE, DatasetReport, require_usable
@@ -59,15 +60,8 @@ def is_prepared(source: Path) -> bool:
 
 
 def _check_out(out_dir: Path) -> None:
-    """`out_dir` is replaced whole, so it must be absent, empty, or a dataset cvatflow prepared before: a
-    DatasetError naming it otherwise (`--out .` once deleted the folder, the export and the user's files)."""
-    if not out_dir.exists() and not out_dir.is_symlink():
-        return
-    if not out_dir.is_dir() or out_dir.is_symlink():
-        raise DatasetError(f"--out {out_dir}: exists and is not a folder; give a new folder for the dataset")
-    if any(out_dir.iterdir()) and not is_prepared(out_dir):
-        raise DatasetError(f"--out {out_dir}: a folder with other files in it, which preparing would replace; "
-                           f"give a new or empty folder (or one an earlier prepare wrote)")
+    """`out_dir` is replaced whole: absent, empty, or a dataset cvatflow prepared before (DatasetError otherwise)."""
+    check_replaceable(out_dir, is_prepared, f"--out {out_dir}", DatasetError)
 
 
 def prepare(source: str | Path, out_dir: str | Path, val_split: float = 10.0, split_by: str | None = None,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvatflow.atomic import check_replaceable
 from cvatflow.errors import TrainingError
 
 CONFIG = "config.json"
@@ -38,10 +39,14 @@ def model_config(settings: dict[str, Any], class_titles: list[str], shape: str) 
 
 
 def write_model_state(folder: Path, config: dict[str, Any], state_dict: dict[str, Any]) -> Path:
-    """Write config.json and the weights into a fresh folder, replacing any old one only when complete."""
+    """Write config.json and the weights into a fresh folder, replacing any old one only when complete.
+
+    `folder` must be absent, empty, or an earlier model state (it has config.json): TrainingError otherwise.
+    """
     import torch
 
     folder = Path(folder)
+    check_replaceable(folder, lambda f: (f / CONFIG).is_file(), str(folder), TrainingError)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
