@@ -194,11 +194,11 @@ def train_until(data: Path, out: Path, stop: int) -> None:
 
 
 def main() -> None:
-    import torch.distributed as dist
-
     scenario = sys.argv[1]
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if scenario == "kill":
+        import torch.distributed as dist
+
         dist.init_process_group("gloo")
         dist.barrier()  # both ranks are up and talking; then rank 1 dies as the OOM killer or a preemption does
         if rank == 1:
