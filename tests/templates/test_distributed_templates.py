@@ -46,8 +46,8 @@ def test_train_step_with_n_gpus_runs_torchrun_with_n_processes_and_scaled_reques
     template = training_template("four-gpus", "Four GPUs", "", get_template("maskrcnn-training").parameters,
                                  TrainStep(model="maskrcnn", gpus=4))
     train = {t["name"]: t for t in render(template)["spec"]["templates"]}["train"]
-    assert train["container"]["command"] == ["torchrun", "--standalone", "--nproc-per-node=4", "--no-python",
-                                             "cvatflow-train", "maskrcnn", "train"]
+    assert train["container"]["command"] == ["cvatflow-train", "torchrun", "--standalone", "--nproc-per-node=4",
+                                             "--no-python", "cvatflow-train", "maskrcnn", "train"]
     assert train["container"]["args"][:4] == ["--data", "/mnt/data/datasets", "--output", "/mnt/output"]
     # Requests scale with the processes, one GPU each; /dev/shm room for each.
     assert train["container"]["resources"] == {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "4"},
@@ -69,8 +69,8 @@ def test_builtin_train_steps_mount_a_memory_backed_dev_shm_with_a_size_limit():
             assert {"mountPath": "/dev/shm", "name": "dshm"} in tpl["container"]["volumeMounts"], (name, step)
             assert tpl["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
             command = tpl["container"]["command"]
-            assert command[:4] == ["torchrun", "--standalone", "--nproc-per-node={{workflow.parameters.gpus}}",
-                                   "--no-python"]
+            assert command[:5] == ["cvatflow-train", "torchrun", "--standalone",
+                                   "--nproc-per-node={{workflow.parameters.gpus}}", "--no-python"]
             assert launched_program(command) == ["cvatflow-train", name.split("-")[0], "train"]
             # Parameter values stay separate args: no shell anywhere.
             assert "sh" not in command and "-c" not in command
@@ -418,7 +418,8 @@ def test_local_pod_makes_the_jobsets_torchrun_standalone_with_every_worker():
     assert [c["name"] for c in containers] == ["pull-dataset", "pull-checkpoints", "main"]
     command = containers[-1]["command"]
     at = command.index("torchrun")
-    assert command[at:at + 4] == ["torchrun", "--standalone", "--nproc-per-node=6", "--no-python"]
+    assert command[at - 1:at + 4] == ["cvatflow-train", "torchrun", "--standalone", "--nproc-per-node=6",
+                                      "--no-python"]
 
 
 # -- the Helm chart: JobSet is optional, and so is its RBAC --------------------------------------------------------

@@ -175,8 +175,9 @@ def test_builtin_template_is_a_safe_gpu_training_dag(name):
     train = templates["train"]
     model = name.split("-")[0]
     # One process per GPU the `gpus` parameter asks for (params.autofill resolves `auto`).
-    assert train["container"]["command"] == ["torchrun", "--standalone", "--nproc-per-node={{workflow.parameters.gpus}}",
-                                             "--no-python", "cvatflow-train", model, "train"]
+    assert train["container"]["command"] == ["cvatflow-train", "torchrun", "--standalone",
+                                             "--nproc-per-node={{workflow.parameters.gpus}}", "--no-python",
+                                             "cvatflow-train", model, "train"]
     # Parameters reach the program as separate args, never through a shell.
     for tpl in templates.values():
         command = (tpl.get("container") or {}).get("command") or []

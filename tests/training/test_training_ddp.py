@@ -45,15 +45,24 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp(min=1e-12))
 
 
-@pytest.fixture(scope="module", params=["detr", "maskrcnn"])
-def ranks(request, data, tmp_path_factory) -> list[dict]:
-    """Both ranks' results of the `steps` scenario (one torchrun launch per model)."""
-    out = tmp_path_factory.mktemp(request.param)
-    torchrun(str(WORKER), "steps", request.param, str(data), str(out))
-    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+MODELS = ("detr", "maskrcnn", "rtdetr", "dfine")
 
 
-def test_two_ranks_step_like_one_process_on_the_same_global_batch(ranks):
+@pytest.fixture(scope="module")
+def launched(data, tmp_path_factory) -> Path:
+    """One torchrun launch (2 ranks) for every model's scenario and the first half of the resume test."""
+    out = tmp_path_factory.mktemp("ranks")
+    torchrun(str(WORKER), "ranks", ",".join(MODELS), str(data), str(out))
+    return out
+
+
+def both(launched: Path, model: str) -> list[dict]:
+    return [torch.load(launched / model / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_two_ranks_step_like_one_process_on_the_same_global_batch(launched, model):
+    ranks = both(launched, model)
     a, b = ranks[0]["step"], ranks[1]["step"]
     # DDP kept the replicas together: bit-identical weights and gradients on both ranks
     assert torch.equal(a["params"], b["params"]) and torch.equal(a["grads"], b["grads"])
@@ -62,19 +71,53 @@ def test_two_ranks_step_like_one_process_on_the_same_global_batch(ranks):
     assert torch.allclose(a["params"], a["ref_params"], rtol=1e-5, atol=1e-6)
 
 
-def test_box_terms_use_the_global_box_count(ranks):
-    """1 object on each of rank 0's images, 4 on rank 1's: transformers alone would weigh rank 0's boxes 4x."""
-    if "boxes" not in ranks[0]:
-        return  # Mask R-CNN: its box losses are means over sampled proposals, no object count to share
-    for term in ("loss_bbox", "loss_giou"):
-        mean = sum(r["boxes"]["losses"][term] for r in ranks) / 2
-        assert mean == pytest.approx(ranks[0]["boxes"]["ref_losses"][term], rel=1e-5)
+@pytest.mark.parametrize("model", ["detr", "rtdetr", "dfine"])
+def test_box_count_terms_use_the_global_box_count(launched, model):
+    """1 object on each of rank 0's images, 4 on rank 1's: transformers alone would weigh rank 0's boxes 4x
+    (its DETR, RT-DETR and D-FINE criteria divide by the rank's own count). The reference criteria all-reduce
+    the count: the mean of the ranks' terms, and the gradient, equal one process's on all 4 images. RT-DETR's
+    whole loss (every layer's terms) is compared; Mask R-CNN's box losses are means over sampled proposals,
+    with no object count to share."""
+    ranks = both(launched, model)
+    for term, ref in ranks[0]["boxes"]["ref_losses"].items():
+        if term != "sum" or model == "rtdetr":
+            mean = sum(r["boxes"]["losses"][term] for r in ranks) / 2
+            assert mean == pytest.approx(ref, rel=1e-5), term
     assert relative(ranks[0]["boxes"]["grads"], ranks[0]["boxes"]["ref_grads"]) < 1e-4
 
 
-def test_a_rank_without_objects_finishes_two_steps(ranks):
+@pytest.mark.parametrize("model", MODELS)
+def test_a_rank_without_objects_finishes_two_steps(launched, model):
+    ranks = both(launched, model)
     assert torch.equal(ranks[0]["empty"]["params"], ranks[1]["empty"]["params"])
     assert torch.isfinite(ranks[0]["empty"]["params"]).all()
+
+
+@pytest.mark.parametrize("variant", ["rtdetr_v2_tiny", "dfine_tiny"])
+def test_rtdetr_renormalises_every_layers_box_count_terms_and_nothing_else(variant):
+    """`num_boxes` rescales the box-count terms of the final, auxiliary, encoder and denoising layers (named
+    loss_bbox, loss_bbox_aux_0, loss_bbox_dn_0, ...) and leaves D-FINE's loss_ddf (a mean) alone."""
+    import re
+
+    from cvatflow.models import get_adapter
+    from ddp_worker import batch
+
+    adapter = get_adapter("rtdetr")
+    model = adapter.build(adapter.settings(variant, 64), 2, pretrained=False).train()
+    outs = []
+    model.register_forward_hook(lambda module, args, out: outs.append(out))
+    images, targets = batch([2, 3, 0, 0], masks=False)
+    with torch.no_grad():
+        torch.manual_seed(0)  # the same denoising queries in both calls
+        plain = adapter.losses(model, images[:2], targets[:2], "cpu")
+        torch.manual_seed(0)
+        scaled = adapter.losses(model, images[:2], targets[:2], "cpu", num_boxes=2.5)  # 5 boxes; 2.5 on average
+    counted = [k for k in outs[0].loss_dict if re.match(r"loss_(vfl|bbox|giou|fgl)(_|$)", k)]
+    assert any("_aux_" in k for k in counted) and any("_dn_" in k for k in counted)
+    assert float(outs[1].loss) == pytest.approx(float(plain["sum"]))
+    expected = float(plain["sum"]) + (5 / 2.5 - 1) * float(sum(outs[0].loss_dict[k] for k in counted))
+    assert float(scaled["sum"]) == pytest.approx(expected, rel=1e-5)
+    assert float(scaled["loss_bbox"]) == pytest.approx(2 * float(plain["loss_bbox"]), rel=1e-6)
 
 
 def test_only_rank_zero_writes_and_nproc_per_node_launches_torchrun(data, tmp_path):
@@ -99,15 +142,13 @@ def test_only_rank_zero_writes_and_nproc_per_node_launches_torchrun(data, tmp_pa
     assert len(list((out / "tensorboard").iterdir())) == 1  # one event file: rank 0's
 
 
-def test_resume_at_another_world_size_equals_an_uninterrupted_run(data, tmp_path):
-    """Adam magnifies float noise in tiny gradients, so every run here has 1 thread per process (as torchrun's)."""
-    whole, split = tmp_path / "whole", tmp_path / "split"
-    # uninterrupted: one process, global batch 4 as 2 accumulated micro-batches of 2
-    alone(str(WORKER), "resume", "detr", str(data), str(whole), "2")
-    # preempted after step 2 at two processes (global batch 4 = 2 × 2), resumed at one process
-    torchrun(str(WORKER), "resume", "detr", str(data), str(split), extra_env={"STOP": "2"})
+def test_resume_at_another_world_size_equals_an_uninterrupted_run(data, launched):
+    """Preempted after step 2 at two processes (global batch 4 = 2 x 2; in the shared launch), resumed at one
+    process, against one process with global batch 4 as 2 accumulated micro-batches of 2. Adam magnifies float
+    noise in tiny gradients, so every run here has 1 thread per process (as torchrun's)."""
+    whole, split = launched / "whole", launched / "split"
     assert torch.load(split / "checkpoints" / "last.pt", weights_only=False)["step"] == 2
-    done = alone(str(WORKER), "resume", "detr", str(data), str(split))
+    done = alone(str(WORKER), "resume", str(data), str(launched))
     assert "global batch 4 kept at 1 process(es) × batch_size 2 × grad_accum 2" in done.stdout
     a = torch.load(whole / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(split / "checkpoints" / "last.pt", weights_only=False)
@@ -128,3 +169,44 @@ def test_grad_accum_and_linear_lr_scaling_in_one_process(data, tmp_path, capsys)
     # an optimizer step takes grad_accum micro-batches, each full (the last global batch is padded)
     assert all(len(group) == 3 and all(len(images) == 2 for images, _ in group)
                for group in trainer._global_batches())
+
+
+# -- the exit status of a launch: what the templates' retry policy reads ---------------------------------------
+
+def launch(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cvatflow.training.cli", "torchrun", "--standalone", "--nproc-per-node=2", *args]
+
+
+def test_a_killed_worker_ends_the_launch_with_128_plus_its_signal():
+    """torchrun exits 1 whatever killed a worker (here the OOM killer's SIGKILL); the templates retry 137/143.
+    (Other signals: test_exit_status_and_the_program_the_launcher_runs.)"""
+    done = subprocess.run(launch(str(WORKER), "kill", "SIGKILL"), check=False, capture_output=True, text=True,
+                          timeout=120, env=env(), cwd=ROOT)
+    assert done.returncode == 137, done.stderr[-3000:]
+    assert "error: worker rank 1 ended with signal SIGKILL; exit status 137" in done.stderr
+
+
+def test_a_preempted_launcher_exits_143(tmp_path):
+    """Kubernetes stops a pod with SIGTERM to its first process, the launcher: it stops the workers and exits 143."""
+    import signal
+    import time
+
+    process = subprocess.Popen(launch(str(WORKER), "wait", str(tmp_path)), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err[-3000:]
+    assert "error: torchrun stopped by SIGTERM" in err
+
+
+def test_exit_status_and_the_program_the_launcher_runs():
+    from cvatflow.training.launch import _program, exit_status
+
+    assert [exit_status(c) for c in (-9, -15, 1, 3, 0)] == [137, 143, 1, 3, 1]
+    # our console scripts run as modules of the launcher's interpreter (PATH need not have them)
+    assert _program(["--standalone", "--no-python", "cvatflow-train", "detr", "train"]) == [
+        "--standalone", "-m", "cvatflow.training.cli", "detr", "train"]
+    assert _program(["--no-python", "/bin/true"]) == ["--no-python", "/bin/true"]

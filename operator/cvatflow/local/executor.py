@@ -412,11 +412,12 @@ class LocalExecutor:
 
     def _argv(self, command: list[str], args: list[str], image: str, task: str) -> list[str]:
         words = command + args
-        if words[:1] == ["torchrun"] and "--no-python" in words:
-            # torchrun runs the program itself (--no-python): this machine's Python runs torch's launcher and
-            # the program's entry point.
+        launcher = 2 if words[:2] == ["cvatflow-train", "torchrun"] else 1 if words[:1] == ["torchrun"] else 0
+        if launcher and "--no-python" in words:
+            # torchrun runs the program itself (--no-python): this machine's Python runs the launcher (torch's,
+            # with a killed worker's exit status: cvatflow.training.launch) and the program's entry point.
             cut = words.index("--no-python") + 1
-            return ([sys.executable, "-m", "torch.distributed.run", *words[1:cut]]
+            return ([sys.executable, "-m", "cvatflow.training.launch", *words[launcher:cut]]
                     + self._argv(words[cut:], [], image, task))
         if words[:3] == ["cvatflow", "store", "sync"] and "--" in words:
             cut = words.index("--")

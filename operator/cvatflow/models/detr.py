@@ -1,6 +1,7 @@
 """DETR on Hugging Face transformers (DetrForObjectDetection): hub R50/R101 variants and a small one for CPUs."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cvatflow.models.base import Adapter, grow_rows
@@ -109,8 +110,9 @@ BOX_TERMS = ("loss_bbox", "loss_giou")  # divided by the object count in transfo
 
 
 def renormalise_boxes(out, local: int, num_boxes: float, terms: dict[str, float]) -> dict[str, Any]:
-    """`main_losses(out)` with every box term (`terms`: name -> weight in the total, final and auxiliary layers)
-    divided by `num_boxes` (mean objects per micro-batch over all ranks) instead of this batch's `local` count.
+    """`main_losses(out)` with every box term (`terms`: name -> weight in the total, final, auxiliary and
+    denoising layers) divided by `num_boxes` (mean objects per micro-batch over all ranks) instead of this
+    batch's `local` count.
 
     transformers divides box terms by the rank's own count (its cross-rank reduction needs Accelerate's state,
     and then divides twice); the DETR reference (facebookresearch/detr models/detr.py) all-reduces the count
@@ -121,7 +123,7 @@ def renormalise_boxes(out, local: int, num_boxes: float, terms: dict[str, float]
     loss_dict = dict(out.loss_dict)
     total = out.loss
     for key, value in out.loss_dict.items():
-        base = key.rsplit("_", 1)[0] if key[-1].isdigit() else key
+        base = re.sub(r"(_aux|_dn)?_\d+$", "", key)  # DETR's loss_bbox_0, RT-DETR's loss_bbox_aux_0/_dn_0
         if base in terms:
             loss_dict[key] = value * factor
             total = total + terms[base] * (loss_dict[key] - value)

@@ -5,12 +5,15 @@ import math
 from typing import Any
 
 from cvatflow.models.base import Adapter, grow_rows
-from cvatflow.models.detr import hf_labels, main_losses, pad_batch, per_image
+from cvatflow.models.detr import hf_labels, main_losses, pad_batch, per_image, renormalise_boxes
 from cvatflow.models.rtdetr_variants import BY_NAME, SMALL, VARIANTS, offline_config
 
 __all__ = ["VARIANTS", "RtDetrAdapter"]
 
 QUERY_KEY = "model.weight_embedding.weight"  # only with learn_initial_query (off in every variant here)
+# Terms transformers' RTDetrLoss/DFineLoss divide by the batch's box count (loss_ddf is a mean: not among them);
+# their loss_dict holds them already weighted, so each counts once in the total.
+BOX_COUNT_TERMS = dict.fromkeys(("loss_vfl", "loss_focal", "loss_bbox", "loss_giou", "loss_fgl"), 1.0)
 
 
 def strides(variant: str) -> tuple[int, ...]:
@@ -95,6 +98,7 @@ class RtDetrAdapter(Adapter):
     VARIANTS = VARIANTS
     default_variant = "rtdetr_v2_r18vd"  # the smallest hub model that beats DETR-R50 (48.1 vs 42.0 AP) at 217 FPS
     small_variant = "rtdetr_v2_tiny"
+    global_box_norm = True
     # Anchors and position embeddings are computed from the feature map sizes, which tracing freezes: the ONNX
     # model takes [1, 3, image_size, image_size] (pad a resized image at the bottom/right, as training does).
     export_fixed_size = True
@@ -206,15 +210,15 @@ class RtDetrAdapter(Adapter):
                                                                           else {})}
                 for (backbone, no_decay), params in sorted(groups.items())]
 
-    def losses(self, model, images: list, targets: list[dict[str, Any]], device) -> dict[str, Any]:
+    def losses(self, model, images: list, targets: list[dict[str, Any]], device,
+               num_boxes: float | None = None) -> dict[str, Any]:
         pixels, _ = pad_batch(images, device)  # RT-DETR and D-FINE take 0..1 pixels, no mean/std
         labels = hf_labels(targets, pixels.shape[-2], pixels.shape[-1], device)
         out = model(pixel_values=pixels, labels=labels)
-        # Multi-GPU: transformers' RT-DETR and D-FINE criteria (loss/loss_rt_detr.py, loss_d_fine.py) divide
-        # loss_vfl, loss_bbox, loss_giou (and D-FINE's loss_fgl) by this rank's box count, with no all_reduce.
-        # The cross-rank renormalisation the DETR adapter gets (issue 13) belongs here: rescale those terms of
-        # out.loss_dict (and their `_<n>` auxiliary/denoising copies) and rebuild `sum` with config.weight_loss_*.
-        losses = main_losses(out)
+        # transformers' RT-DETR/D-FINE criteria divide by this rank's box count, with no all_reduce; under DDP
+        # `num_boxes` (the all-ranks mean) replaces it, as lyuwenyu/RT-DETR's and D-FINE's criteria do.
+        losses = main_losses(out) if num_boxes is None else renormalise_boxes(
+            out, sum(len(t["class_labels"]) for t in labels), num_boxes, BOX_COUNT_TERMS)
         if model.training and not any(len(t["class_labels"]) for t in labels):
             # A batch without objects skips the denoising queries, so the label embedding gets no gradient. One
             # process does not mind; DDP (without find_unused_parameters) waits for that gradient forever. A zero

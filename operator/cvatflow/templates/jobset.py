@@ -80,7 +80,7 @@ def jobset_manifest(step: TrainStep, finetune: bool) -> dict[str, Any]:
     and the fine-tune checkpoint from the store, then runs torchrun inside `cvatflow store sync`, which mirrors
     /mnt/output to the run's key while training runs and once when it ends.
     """
-    from cvatflow.templates.steps import MODELS, OUTPUT, SHM, train_args
+    from cvatflow.templates.steps import LAUNCHER, MODELS, OUTPUT, SHM, train_args
 
     def pull(name: str, key: str, folder: str, missing_ok: bool) -> dict[str, Any]:
         return {"name": name, "image": step.image, "envFrom": store_env(),
@@ -92,7 +92,7 @@ def jobset_manifest(step: TrainStep, finetune: bool) -> dict[str, Any]:
             pull("pull-checkpoints", run_key("checkpoints"), f"{OUTPUT}/checkpoints", True)]
     if finetune:
         init.append(pull("pull-models", param("cvat-finetune-checkpoint"), MODELS, False))
-    program = ["torchrun", "--no-python", "cvatflow-train", step.model, "train",
+    program = [*LAUNCHER, "--no-python", "cvatflow-train", step.model, "train",
                *train_args(step, finetune, data=SHARED_DATASET, hyperparameters=SHARED_HYPERPARAMETERS)]
     main = {
         "name": "main",

@@ -119,19 +119,26 @@ class TrainStep:
         return f"{SHM_PER_GPU_GI * (self.factor if isinstance(self.gpus, int) else 4)}Gi"
 
 
-def torchrun(processes: str, program: list[str]) -> list[str]:
-    """`torchrun --standalone --nproc-per-node=N --no-python <program...>`: one process per device on this pod.
+# torchrun through cvatflow-train: its exit status is a killed worker's 128 + signal (137, 143), which PREEMPTION
+# retries; torchrun itself exits 1 whatever ended a worker (cvatflow.training.launch).
+LAUNCHER = ["cvatflow-train", "torchrun"]
 
-    The pytorch/pytorch base image of our training images has the `torchrun` script; --no-python runs the
-    program (a console script such as cvatflow-train) itself instead of `python <program>`.
+
+def torchrun(processes: str, program: list[str]) -> list[str]:
+    """`cvatflow-train torchrun --standalone --nproc-per-node=N --no-python <program...>`: one process per device on
+    this pod, under torch's torchrun (torch.distributed.run) with the exit status of the first failed worker.
+
+    --no-python runs the program (a console script such as cvatflow-train) itself instead of `python <program>`.
     """
-    return ["torchrun", "--standalone", f"--nproc-per-node={processes}", "--no-python", *program]
+    return [*LAUNCHER, "--standalone", f"--nproc-per-node={processes}", "--no-python", *program]
 
 
 def launched_program(command: list[str]) -> list[str]:
-    """The program a command runs, past a torchrun launcher (`torchrun [flags] --no-python prog ...` or
-    `python -m torch.distributed.run ...`); other commands unchanged."""
+    """The program a command runs, past a torchrun launcher (`[cvatflow-train] torchrun [flags] --no-python prog
+    ...` or `python -m torch.distributed.run ...`); other commands unchanged."""
     words = list(command)
+    if words[:2] == LAUNCHER:
+        words = words[1:]
     if words[:1] == ["torchrun"] or words[:3] == ["python", "-m", "torch.distributed.run"]:
         return words[words.index("--no-python") + 1:] if "--no-python" in words else []
     return words

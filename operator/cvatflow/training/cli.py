@@ -103,6 +103,16 @@ for _name in ADAPTERS:
     app.add_typer(_commands(_name), name=_name)
 
 
+@app.command("torchrun", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                           "help_option_names": []})
+def torchrun(ctx: typer.Context) -> None:
+    """torchrun's arguments (torch.distributed.run); exits with the first failed worker's status, 128 + signal
+    when it was killed (137 SIGKILL/OOM, 143 SIGTERM), where torchrun itself exits 1."""
+    from cvatflow.training.launch import main as launch
+
+    raise typer.Exit(launch(list(ctx.args)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `cvatflow-train`: errors become one line on stderr and exit status 1."""
     _ARGV[:] = list(sys.argv[1:] if argv is None else argv)

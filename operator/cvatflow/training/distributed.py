@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -140,17 +139,13 @@ def nproc_auto() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 1
 
 
-def torchrun_argv(nproc: int, module: str, args: list[str]) -> list[str]:
-    """The command that runs `python -m <module> <args>` in `nproc` processes on this machine, through torchrun
-    (`torch.distributed.run --standalone`: a local rendezvous on a free port)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", module, *args]
-
-
 def relaunch(nproc: int, module: str, args: list[str]) -> int:
-    """Run `module args` under torchrun in `nproc` processes; returns torchrun's exit status. `args` is a list,
-    never a shell string."""
-    return subprocess.call(torchrun_argv(nproc, module, args))
+    """Run `python -m <module> <args>` in `nproc` processes on this machine under torchrun (`--standalone`: a
+    local rendezvous on a free port), this process being its launcher; returns the exit status
+    (cvatflow.training.launch: 128 + signal for a killed worker). `args` is a list, never a shell string."""
+    from cvatflow.training.launch import main as launch
+
+    return launch(["--standalone", f"--nproc-per-node={nproc}", "-m", module, *args])
 
 
 def strip_option(argv: list[str], option: str) -> list[str]:
