@@ -36,6 +36,29 @@ def _config(variant: str, num_classes: int, num_queries: int | None = None):
                       label2id={v: k for k, v in labels.items()})
 
 
+# ResNet stages DETR trains: layer2-4 (torchvision names) = the HF ResNet's encoder.stages.1-3; the stem and layer1
+# stay frozen (facebookresearch/detr models/backbone.py BackboneBase: `if not train_backbone or 'layer2' not in name
+# and 'layer3' not in name and 'layer4' not in name: parameter.requires_grad_(False)`).
+TRAINED_STAGES = (1, 2, 3)
+
+
+def train_backbone_stages(model) -> int:
+    """Make the backbone stages DETR trains trainable again; returns how many parameters that turned on.
+
+    transformers' DetrConvEncoder (modeling_detr.py, 5.23.0) keeps parameters trainable whose names contain
+    "stage.1".."stage.3", but the HF ResNet names them "encoder.stages.1...", so with `use_timm_backbone=False`
+    every backbone parameter stays frozen and only the transformer learns. BatchNorm stays frozen
+    (DetrFrozenBatchNorm2d, as in DETR).
+    """
+    turned = 0
+    wanted = tuple(f"encoder.stages.{i}." for i in TRAINED_STAGES)
+    for name, param in getattr(model, "module", model).model.backbone.named_parameters():
+        if any(w in name for w in wanted) and not param.requires_grad:
+            param.requires_grad_(True)
+            turned += param.numel()
+    return turned
+
+
 def _resize_queries(model, count: int) -> int:
     """Give a DetrForObjectDetection `count` object queries, keeping the first learned ones; returns the old count."""
     import torch
@@ -217,6 +240,7 @@ class DetrAdapter(Adapter):
             model = DetrForObjectDetection(config)
         else:
             model = DetrForObjectDetection(_config(variant, num_classes, settings.get("num_queries")))
+        train_backbone_stages(model)
         config = model.config.to_dict()
         config.pop("id2label", None), config.pop("label2id", None)
         settings["detr_config"] = config  # rebuild offline from config.json alone
