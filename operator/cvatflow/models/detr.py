@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvatflow.models.base import Adapter, grow_rows
+from cvatflow.models.base import Adapter, export_wrapper, grow_rows
 
 VARIANTS = ["detr_resnet50", "detr_resnet101", "detr_small"]
 HUB = {"detr_resnet50": "facebook/detr-resnet-50", "detr_resnet101": "facebook/detr-resnet-101"}
@@ -211,12 +211,7 @@ class DetrAdapter(Adapter):
                 f"one image and DETR needs a query per object")]
 
     def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
-        grown = grow_rows(weights, model, QUERY_KEY)
-        if grown is None:
-            return []
-        theirs, own, keep = grown
-        return [(f"the checkpoint has {theirs} object queries, this model {own}: {keep} query embeddings "
-                f"kept, {own - keep} re-initialised")]
+        return grow_rows(weights, model, QUERY_KEY, "object queries")
 
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         from transformers import DetrConfig, DetrForObjectDetection
@@ -270,21 +265,13 @@ class DetrAdapter(Adapter):
         return per_image(images, boxes, scores, labels, threshold)
 
     def export_module(self, model, image_size: int):
-        import torch
+        return export_wrapper(model, image_size, _export_forward, ["boxes", "scores", "labels"])
 
-        class Exported(torch.nn.Module):
-            """One float image [1, 3, H, W] in 0..1 in; boxes, scores, labels of every query out."""
 
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-                self.register_buffer("mean", torch.tensor(MEAN)[None, :, None, None])
-                self.register_buffer("std", torch.tensor(STD)[None, :, None, None])
-
-            def forward(self, image):
-                out = self.inner(pixel_values=(image - self.mean) / self.std)
-                boxes, scores, labels = _decode(out.logits, out.pred_boxes, image.shape[2], image.shape[3])
-                return boxes[0], scores[0], labels[0]
-
-        example = torch.rand(1, 3, image_size, image_size)
-        return Exported(model).eval(), example, ["boxes", "scores", "labels"]
+def _export_forward(inner, image):
+    """One float image [1, 3, H, W] in 0..1 in; boxes (xyxy pixels), scores, labels of every query out."""
+    mean = image.new_tensor(MEAN)[None, :, None, None]
+    std = image.new_tensor(STD)[None, :, None, None]
+    out = inner(pixel_values=(image - mean) / std)
+    boxes, scores, labels = _decode(out.logits, out.pred_boxes, image.shape[2], image.shape[3])
+    return boxes[0], scores[0], labels[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cvatflow.models.base import Adapter, grow_rows
+from cvatflow.models.base import Adapter, export_wrapper, grow_rows
 from cvatflow.models.detr import hf_labels, main_losses, pad_batch, per_image
 from cvatflow.models.rtdetr_variants import BY_NAME, SMALL, VARIANTS, offline_config
 
@@ -163,12 +163,7 @@ class RtDetrAdapter(Adapter):
     def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
         # The queries are picked from the encoder's cells, so no weight depends on their number; only a learned
         # initial query embedding (learn_initial_query) does, grown as the DETR adapter grows its queries.
-        grown = grow_rows(weights, model, QUERY_KEY)
-        if grown is None:
-            return []
-        theirs, own, keep = grown
-        return [(f"the checkpoint has {theirs} learned initial queries, this model {own}: {keep} kept, "
-                 f"{own - keep} re-initialised")]
+        return grow_rows(weights, model, QUERY_KEY, "learned initial queries")
 
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         variant = settings["variant"]
@@ -239,22 +234,13 @@ class RtDetrAdapter(Adapter):
         return per_image(images, boxes, scores, labels, threshold)
 
     def export_module(self, model, image_size: int):
-        import torch
-
-        class Exported(torch.nn.Module):
+        def forward(inner, image):
             """One float image [1, 3, S, S] in 0..1 in; boxes (xyxy pixels), scores, labels of the top queries out."""
+            out = inner(pixel_values=image)
+            boxes, scores, labels = _decode(out.logits, out.pred_boxes, image_size, image_size)
+            return boxes[0], scores[0], labels[0]
 
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, image):
-                out = self.inner(pixel_values=image)
-                boxes, scores, labels = _decode(out.logits, out.pred_boxes, image_size, image_size)
-                return boxes[0], scores[0], labels[0]
-
-        example = torch.rand(1, 3, image_size, image_size)
-        return Exported(model).eval(), example, ["boxes", "scores", "labels"]
+        return export_wrapper(model, image_size, forward, ["boxes", "scores", "labels"])
 
 
 def _inner(model):
