@@ -102,8 +102,9 @@ class RtDetrAdapter(Adapter):
     def default_hyperparameters(self, variant: str) -> dict[str, Any]:
         if variant in SMALL:
             # Ours: DETR-small's schedule at twice its lr, at 128 px: the synthetic shapes are 15-40% of the
-            # image (19-51 px at 128, above half a stride-8 cell), and a quarter of the pixels gives ~4x the steps
-            # in the same time (bench/time_to_map.py). No EMA: a few hundred steps are shorter than its ramp.
+            # image (19-51 px at 128, above half a stride-8 cell), and a quarter of the pixels should give up to
+            # ~4x the steps in the same time (an estimate: the mAP it reaches in bench/time_to_map.py was not
+            # measured on a quiet machine). No EMA: a few hundred steps are shorter than its ramp.
             return {"optimizer": "adamw", "lr": 1e-3, "backbone_lr": 1e-3, "weight_decay": 1e-4,
                     "warmup_steps": 30, "epochs": 30, "batch_size": 8, "image_size": 128, "grad_clip": 1.0}
         info = BY_NAME[variant]
