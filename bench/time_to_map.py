@@ -4,9 +4,12 @@ maskrcnn_resnet18_fpn (and optionally the tiny D-FINE), on the synthetic shapes,
 Each model trains through the real harness (`cvatflow.training.loop.Trainer`: its defaults, LR schedule, clipping)
 for `--budget` seconds of training (validation excluded), then its final weights are evaluated on the same
 validation images. The LR schedule is laid over the number of steps a short calibration predicts for the budget;
-if the machine slows down, training still stops at the budget.
+if the machine slows down, training still stops at the budget. `--clock cpu` counts this process's CPU seconds
+(all its threads) instead of wall-clock seconds: on a machine other jobs load, each model then gets the same
+compute, not the same share of a busy machine.
 
     PYTHONPATH=operator python bench/time_to_map.py --budget 300
+    PYTHONPATH=operator python bench/time_to_map.py --budget 120 --clock cpu
 """
 from __future__ import annotations
 
@@ -32,7 +35,10 @@ def make_data(root: Path, images: int, size: int, seed: int) -> Path:
     return root / "data"
 
 
-def seconds_per_step(trainer, steps: int = 3) -> float:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def seconds_per_step(trainer, steps: int = 3, clock=time.perf_counter) -> float:
     """Median seconds of a training step (forward, backward, optimizer) on the trainer's own batches; the
     weights it changes are put back, so calibration does not train the model."""
     import copy
@@ -46,13 +52,13 @@ def seconds_per_step(trainer, steps: int = 3) -> float:
     batches = (batch for _ in range(steps + 1) for batch in trainer.train_loader)  # small sets: go round
     for i in range(steps + 1):  # the first step warms up allocators and caches
         images, targets = next(batches)
-        start = time.perf_counter()
+        start = clock()
         loss = trainer.adapter.losses(trainer.model, images, targets, trainer.device)["sum"]
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()
         if i:
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     trainer.model.load_state_dict(state)
     trainer.optimizer.load_state_dict(optimizer_state)
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -75,8 +81,9 @@ def gflop_per_step(trainer) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def run_one(family: str, variant: str, data: Path, out: Path, budget: float, overrides: dict) -> dict:
-    """Train `variant` for `budget` seconds through the harness; its final mAP and what it did."""
+def run_one(family: str, variant: str, data: Path, out: Path, budget: float, overrides: dict,
+            clock=time.perf_counter) -> dict:
+    """Train `variant` for `budget` seconds of `clock` through the harness; its final mAP and what it did."""
     from cvatflow import events
     from cvatflow.training.loop import Run, Setup, Trainer
 
@@ -86,7 +93,7 @@ def run_one(family: str, variant: str, data: Path, out: Path, budget: float, ove
     with contextlib.redirect_stdout(buffer):
         probe = Trainer(Setup(Run(model=family, data=data, output=out / "probe", hyperparameters=text,
                                   variant=variant, export=False)))
-        per_step = seconds_per_step(probe)
+        per_step = seconds_per_step(probe, clock=clock)
         gflop = gflop_per_step(probe)
         steps = max(2, int(budget / per_step))
         trainer = Trainer(Setup(Run(model=family, data=data, output=out / "run", hyperparameters=text +
@@ -96,14 +103,14 @@ def run_one(family: str, variant: str, data: Path, out: Path, budget: float, ove
         def timed(*args, **kwargs):
             # Stop at the budget: the step that starts past it becomes the last one (then validation runs).
             if not started:
-                started.append(time.perf_counter())
-            elif time.perf_counter() - started[0] > budget:
+                started.append(clock())
+            elif clock() - started[0] > budget:
                 trainer.total = trainer.step + 1
             return losses(*args, **kwargs)
 
         trainer.adapter.losses = timed
         trainer.train()
-    trained = time.perf_counter() - started[0]
+    trained = clock() - started[0]
     val = [e for e in events.parse_lines(buffer.getvalue().splitlines()) if e.get("type") == "val"]
     final = val[-1]["metrics"]
     return {"model": variant, "mAP": final["mAP"], "AP50": final["AP50"], "steps": trainer.step,
@@ -119,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="synthetic image side (px)")
     parser.add_argument("--image-size", type=int, default=None, help="override every model's image_size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="what the budget counts: wall-clock seconds, or this process's CPU seconds")
     parser.add_argument("--dfine", action="store_true", help="also train the tiny D-FINE")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -130,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp), args.images, args.size, args.seed)
         for family, variant in models:
-            result = run_one(family, variant, data, Path(tmp) / variant, args.budget, overrides)
+            result = run_one(family, variant, data, Path(tmp) / variant, args.budget, overrides,
+                             CLOCKS[args.clock])
             results.append(result)
             print(json.dumps(result), flush=True)
-    print(f"\n{args.budget:.0f} s of training each on {args.images} synthetic {args.size}px images "
+    print(f"\n{args.budget:.0f} {args.clock} s of training each on {args.images} synthetic {args.size}px images "
           f"(25% validation), torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'model':24} {'mAP':>6} {'AP50':>6} {'steps':>6} {'s/step':>7} {'GFLOP':>6} {'train s':>8} {'px':>4} "
           f"{'batch':>5}")

@@ -6,17 +6,19 @@ from typing import Any
 WEIGHTS_FILE = "model.pt"
 
 
-def grow_rows(weights: dict[str, Any], model, key: str) -> tuple[int, int, int] | None:
+def grow_rows(weights: dict[str, Any], model, key: str, what: str) -> list[str]:
     """Fit the checkpoint's per-query embedding `weights[key]` [n, d] to `model`'s [m, d] in place: the first
-    min(n, m) rows kept, the others as the model initialised them. Returns (n, m, kept), or None when nothing to do."""
+    min(n, m) rows kept, the others as the model initialised them. Returns the log line (naming the rows `what`),
+    or no line when nothing was to do."""
     own, theirs = model.state_dict().get(key), weights.get(key)
     if own is None or theirs is None or own.shape == theirs.shape:
-        return None
+        return []
     grown = own.detach().clone().cpu()
     keep = min(len(own), len(theirs))
     grown[:keep] = theirs[:keep]
     weights[key] = grown
-    return len(theirs), len(own), keep
+    return [(f"the checkpoint has {len(theirs)} {what}, this model {len(own)}: {keep} kept, "
+             f"{len(own) - keep} re-initialised")]
 
 
 class Adapter:
@@ -95,3 +97,19 @@ class Adapter:
     def export_module(self, model, image_size: int):
         """(module, example input, output names) for ONNX: one float image [1, 3, H, W] in 0..1 in."""
         raise NotImplementedError
+
+
+def export_wrapper(model, image_size: int, forward, outputs: list[str]):
+    """(module, example input, output names) for ONNX export: a module whose input is one float image
+    [1, 3, image_size, image_size] in 0..1 and whose outputs are `forward(model, image)` (a tuple, named `outputs`)."""
+    import torch
+
+    class Exported(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, image):
+            return forward(self.inner, image)
+
+    return Exported(model).eval(), torch.rand(1, 3, image_size, image_size), outputs

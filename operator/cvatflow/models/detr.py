@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cvatflow.models.base import Adapter, grow_rows
+from cvatflow.models.base import Adapter, export_wrapper, grow_rows
 
 VARIANTS = ["detr_resnet50", "detr_resnet101", "detr_small"]
 HUB = {"detr_resnet50": "facebook/detr-resnet-50", "detr_resnet101": "facebook/detr-resnet-101"}
@@ -35,6 +35,29 @@ def _config(variant: str, num_classes: int, num_queries: int | None = None):
     backbone = ResNetConfig(depths=depths, layer_type="bottleneck", out_features=["stage4"])
     return DetrConfig(backbone_config=backbone, num_queries=queries, id2label=labels,
                       label2id={v: k for k, v in labels.items()})
+
+
+# ResNet stages DETR trains: layer2-4 (torchvision names) = the HF ResNet's encoder.stages.1-3; the stem and layer1
+# stay frozen (facebookresearch/detr models/backbone.py BackboneBase: `if not train_backbone or 'layer2' not in name
+# and 'layer3' not in name and 'layer4' not in name: parameter.requires_grad_(False)`).
+TRAINED_STAGES = (1, 2, 3)
+
+
+def train_backbone_stages(model) -> int:
+    """Make the backbone stages DETR trains trainable again; returns how many parameters that turned on.
+
+    transformers' DetrConvEncoder (modeling_detr.py, 5.23.0) keeps parameters trainable whose names contain
+    "stage.1".."stage.3", but the HF ResNet names them "encoder.stages.1...", so with `use_timm_backbone=False`
+    every backbone parameter stays frozen and only the transformer learns. BatchNorm stays frozen
+    (DetrFrozenBatchNorm2d, as in DETR).
+    """
+    turned = 0
+    wanted = tuple(f"encoder.stages.{i}." for i in TRAINED_STAGES)
+    for name, param in getattr(model, "module", model).model.backbone.named_parameters():
+        if any(w in name for w in wanted) and not param.requires_grad:
+            param.requires_grad_(True)
+            turned += param.numel()
+    return turned
 
 
 def _resize_queries(model, count: int) -> int:
@@ -190,12 +213,7 @@ class DetrAdapter(Adapter):
                 f"one image and DETR needs a query per object")]
 
     def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
-        grown = grow_rows(weights, model, QUERY_KEY)
-        if grown is None:
-            return []
-        theirs, own, keep = grown
-        return [(f"the checkpoint has {theirs} object queries, this model {own}: {keep} query embeddings "
-                f"kept, {own - keep} re-initialised")]
+        return grow_rows(weights, model, QUERY_KEY, "object queries")
 
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         from transformers import DetrConfig, DetrForObjectDetection
@@ -219,6 +237,7 @@ class DetrAdapter(Adapter):
             model = DetrForObjectDetection(config)
         else:
             model = DetrForObjectDetection(_config(variant, num_classes, settings.get("num_queries")))
+        train_backbone_stages(model)
         config = model.config.to_dict()
         config.pop("id2label", None), config.pop("label2id", None)
         settings["detr_config"] = config  # rebuild offline from config.json alone
@@ -248,21 +267,13 @@ class DetrAdapter(Adapter):
         return per_image(images, boxes, scores, labels, threshold)
 
     def export_module(self, model, image_size: int):
-        import torch
+        return export_wrapper(model, image_size, _export_forward, ["boxes", "scores", "labels"])
 
-        class Exported(torch.nn.Module):
-            """One float image [1, 3, H, W] in 0..1 in; boxes, scores, labels of every query out."""
 
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-                self.register_buffer("mean", torch.tensor(MEAN)[None, :, None, None])
-                self.register_buffer("std", torch.tensor(STD)[None, :, None, None])
-
-            def forward(self, image):
-                out = self.inner(pixel_values=(image - self.mean) / self.std)
-                boxes, scores, labels = _decode(out.logits, out.pred_boxes, image.shape[2], image.shape[3])
-                return boxes[0], scores[0], labels[0]
-
-        example = torch.rand(1, 3, image_size, image_size)
-        return Exported(model).eval(), example, ["boxes", "scores", "labels"]
+def _export_forward(inner, image):
+    """One float image [1, 3, H, W] in 0..1 in; boxes (xyxy pixels), scores, labels of every query out."""
+    mean = image.new_tensor(MEAN)[None, :, None, None]
+    std = image.new_tensor(STD)[None, :, None, None]
+    out = inner(pixel_values=(image - mean) / std)
+    boxes, scores, labels = _decode(out.logits, out.pred_boxes, image.shape[2], image.shape[3])
+    return boxes[0], scores[0], labels[0]

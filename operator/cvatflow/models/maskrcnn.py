@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvatflow.models.base import Adapter
+from cvatflow.models.base import Adapter, export_wrapper
 
 VARIANTS = ["maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet18_fpn", "maskrcnn_mobilenet_v3"]
 SMALL = ("maskrcnn_resnet18_fpn", "maskrcnn_mobilenet_v3")
@@ -133,18 +133,9 @@ class MaskRcnnAdapter(Adapter):
         return results
 
     def export_module(self, model, image_size: int):
-        import torch
-
-        class Exported(torch.nn.Module):
+        def forward(inner, image):
             """One image in, detections out (torchvision detection models take a list of images)."""
+            out = inner([image[0]])[0]
+            return out["boxes"], out["scores"], out["labels"] - 1, out["masks"][:, 0]
 
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, image):
-                out = self.inner([image[0]])[0]
-                return out["boxes"], out["scores"], out["labels"] - 1, out["masks"][:, 0]
-
-        example = torch.rand(1, 3, image_size, image_size)
-        return Exported(model).eval(), example, ["boxes", "scores", "labels", "masks"]
+        return export_wrapper(model, image_size, forward, ["boxes", "scores", "labels", "masks"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cvatflow.models.base import Adapter, grow_rows
+from cvatflow.models.base import Adapter, export_wrapper, grow_rows
 from cvatflow.models.detr import hf_labels, main_losses, pad_batch, per_image, renormalise_boxes
 from cvatflow.models.rtdetr_variants import BY_NAME, SMALL, VARIANTS, offline_config
 
@@ -105,32 +105,41 @@ class RtDetrAdapter(Adapter):
 
     def default_hyperparameters(self, variant: str) -> dict[str, Any]:
         if variant in SMALL:
-            # Ours, not tuned: DETR-small's schedule at twice its lr (no measurement of convergence on a quiet
-            # CPU yet; see bench/time_to_map.py).
+            # Ours: DETR-small's schedule at twice its lr, at 128 px: the synthetic shapes are 15-40% of the
+            # image (19-51 px at 128, above half a stride-8 cell), and a quarter of the pixels should give up to
+            # ~4x the steps in the same time (an estimate: the mAP it reaches in bench/time_to_map.py was not
+            # measured on a quiet machine). No EMA: a few hundred steps are shorter than its ramp.
             return {"optimizer": "adamw", "lr": 1e-3, "backbone_lr": 1e-3, "weight_decay": 1e-4,
-                    "warmup_steps": 30, "epochs": 30, "batch_size": 8, "image_size": 256, "grad_clip": 1.0}
+                    "warmup_steps": 30, "epochs": 30, "batch_size": 8, "image_size": 128, "grad_clip": 1.0}
         info = BY_NAME[variant]
         if info.family == "rtdetr_v2":
             # lyuwenyu/RT-DETR rtdetrv2_pytorch configs/rtdetrv2/include/optimizer.yml: AdamW lr 1e-4, backbone
             # 1e-5 (r18vd/r34vd configs drop that group: backbone at lr), weight_decay 1e-4, clip_max_norm 0.1,
             # LinearWarmup 2000 steps, 72 epochs (r18vd/r34vd: 120); include/dataloader.yml: Resize 640,
             # total_batch_size 16 on 4 GPUs (4 per GPU); include/rtdetrv2_r50vd.yml: use_ema, ModelEMA decay 0.9999,
-            # warmups 2000. Its multi-scale training (480-800 px per batch) is not in cvatflow's harness.
-            small_backbone = variant in ("rtdetr_v2_r18vd", "rtdetr_v2_r34vd")
-            return {"optimizer": "adamw", "lr": 1e-4, "backbone_lr": 1e-4 if small_backbone else 1e-5,
+            # warmups 2000. rtdetrv2_r34vd_120e_coco.yml: backbone lr 5e-5. Multi-scale: include/dataloader.yml
+            # collate_fn scales 480..800 (step 32, 640 three times), stop_epoch 71 of 72; r34vd: stop_epoch 117 of
+            # 120; r18vd_120e_coco.yml turns it off (`scales: ~`).
+            backbone_lr = {"rtdetr_v2_r18vd": 1e-4, "rtdetr_v2_r34vd": 5e-5}.get(variant, 1e-5)
+            until = {"rtdetr_v2_r34vd": 117 / 120}.get(variant, 71 / 72)
+            return {"optimizer": "adamw", "lr": 1e-4, "backbone_lr": backbone_lr,
                     "weight_decay": 1e-4, "warmup_steps": 2000, "epochs": info.epochs, "batch_size": 4,
-                    "image_size": 640, "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 2000}
+                    "image_size": 640, "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 2000,
+                    "multi_scale": variant != "rtdetr_v2_r18vd", "multi_scale_until": round(until, 4)}
         # Peterande/D-FINE configs/dfine/dfine_hgnetv2_{s,m,l,x}_coco.yml: AdamW lr 2.5e-4, weight_decay 1.25e-4,
         # backbone lr S 1.25e-4, M 2.5e-5, L 1.25e-5, X 2.5e-6; epochs S/M 130, L/X 80; include/optimizer.yml:
         # clip_max_norm 0.1, LinearWarmup 500; include/dataloader.yml: 640 px, total_batch_size 32 on 4 GPUs
-        # (8 per GPU); include/optimizer.yml: use_ema, ModelEMA decay 0.9999, warmups 1000. Multi-scale (480-800 px,
-        # include/dataloader.yml collate_fn scales) is not in cvatflow's harness. N's config was not readable here:
-        # it takes S's settings.
+        # (8 per GPU); include/optimizer.yml: use_ema, ModelEMA decay 0.9999, warmups 1000. Multi-scale:
+        # include/dataloader.yml collate_fn scales 480..800, stop_epoch 120 of 130 (dfine_hgnetv2_s_coco.yml),
+        # 72 of 80 (dfine_hgnetv2_l_coco.yml); M and X were not read here: M takes S's, X takes L's. N's config was
+        # not readable here: it takes S's settings.
         backbone_lr = {"dfine_n": 1.25e-4, "dfine_s": 1.25e-4, "dfine_m": 2.5e-5, "dfine_l": 1.25e-5,
                        "dfine_x": 2.5e-6}[variant]
+        until = 72 / 80 if variant in ("dfine_l", "dfine_x") else 120 / 130
         return {"optimizer": "adamw", "lr": 2.5e-4, "backbone_lr": backbone_lr, "weight_decay": 1.25e-4,
                 "warmup_steps": 500, "epochs": info.epochs or 130, "batch_size": 8, "image_size": 640,
-                "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 1000}
+                "grad_clip": 0.1, "ema_decay": 0.9999, "ema_warmup_steps": 1000, "multi_scale": True,
+                "multi_scale_until": round(until, 4)}
 
     def min_object_size(self, variant: str) -> float | None:
         # Half a cell of the finest feature map the queries are selected from, the rule the DETR adapter uses
@@ -160,12 +169,7 @@ class RtDetrAdapter(Adapter):
     def adapt_weights(self, weights: dict[str, Any], model) -> list[str]:
         # The queries are picked from the encoder's cells, so no weight depends on their number; only a learned
         # initial query embedding (learn_initial_query) does, grown as the DETR adapter grows its queries.
-        grown = grow_rows(weights, model, QUERY_KEY)
-        if grown is None:
-            return []
-        theirs, own, keep = grown
-        return [(f"the checkpoint has {theirs} learned initial queries, this model {own}: {keep} kept, "
-                 f"{own - keep} re-initialised")]
+        return grow_rows(weights, model, QUERY_KEY, "learned initial queries")
 
     def build(self, settings: dict[str, Any], num_classes: int, pretrained: bool):
         variant = settings["variant"]
@@ -236,22 +240,13 @@ class RtDetrAdapter(Adapter):
         return per_image(images, boxes, scores, labels, threshold)
 
     def export_module(self, model, image_size: int):
-        import torch
-
-        class Exported(torch.nn.Module):
+        def forward(inner, image):
             """One float image [1, 3, S, S] in 0..1 in; boxes (xyxy pixels), scores, labels of the top queries out."""
+            out = inner(pixel_values=image)
+            boxes, scores, labels = _decode(out.logits, out.pred_boxes, image_size, image_size)
+            return boxes[0], scores[0], labels[0]
 
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, image):
-                out = self.inner(pixel_values=image)
-                boxes, scores, labels = _decode(out.logits, out.pred_boxes, image_size, image_size)
-                return boxes[0], scores[0], labels[0]
-
-        example = torch.rand(1, 3, image_size, image_size)
-        return Exported(model).eval(), example, ["boxes", "scores", "labels"]
+        return export_wrapper(model, image_size, forward, ["boxes", "scores", "labels"])
 
 
 def _inner(model):

@@ -26,29 +26,33 @@ class Variant:
 
 # Hub ids: `PekingU/rtdetr_r50vd`-style names for v1 and `ustc-community/dfine-xlarge-coco` appear in transformers
 # 5.23.0's configs; the other ids follow those repositories' naming and could not be fetched here to check.
-VARIANTS_TABLE = [
-    Variant("rtdetr_v2_r18vd", "rtdetr_v2", "RT-DETRv2-S (ResNet-18vd)", "PekingU/rtdetr_v2_r18vd", 48.1, 120, 20,
-            "217 FPS", RTDETR_V2_README),
-    Variant("rtdetr_v2_r34vd", "rtdetr_v2", "RT-DETRv2-M* (ResNet-34vd)", "PekingU/rtdetr_v2_r34vd", 49.9, 120, 31,
-            "161 FPS", RTDETR_V2_README),
-    Variant("rtdetr_v2_r50vd", "rtdetr_v2", "RT-DETRv2-L (ResNet-50vd)", "PekingU/rtdetr_v2_r50vd", 53.4, 72, 42,
-            "108 FPS", RTDETR_V2_README),
-    Variant("rtdetr_v2_r101vd", "rtdetr_v2", "RT-DETRv2-X (ResNet-101vd)", "PekingU/rtdetr_v2_r101vd", 54.3, 72, 76,
-            "74 FPS", RTDETR_V2_README),
-    Variant("dfine_n", "dfine", "D-FINE-N (HGNetV2-B0)", "ustc-community/dfine-nano-coco", 42.8, None, 4,
-            "2.12 ms", DFINE_README),
-    Variant("dfine_s", "dfine", "D-FINE-S (HGNetV2-B0)", "ustc-community/dfine-small-coco", 48.5, 130, 10,
-            "3.49 ms", DFINE_README),
-    Variant("dfine_m", "dfine", "D-FINE-M (HGNetV2-B2)", "ustc-community/dfine-medium-coco", 52.3, 130, 19,
-            "5.62 ms", DFINE_README),
-    Variant("dfine_l", "dfine", "D-FINE-L (HGNetV2-B4)", "ustc-community/dfine-large-coco", 54.0, 80, 31,
-            "8.07 ms", DFINE_README),
-    Variant("dfine_x", "dfine", "D-FINE-X (HGNetV2-B5)", "ustc-community/dfine-xlarge-coco", 55.8, 80, 62,
-            "12.89 ms", DFINE_README),
-    Variant("rtdetr_v2_tiny", "rtdetr_v2", "RT-DETRv2 tiny (CPU, from scratch)", None, None, None, 1.7, "",
-            "cvatflow"),
-    Variant("dfine_tiny", "dfine", "D-FINE tiny (CPU, from scratch)", None, None, None, 0.7, "", "cvatflow"),
-]
+# Columns: name | title | hub id (- for none) | COCO AP | epochs | params (M) | T4 speed; "-" is unknown/none.
+_TABLE = """
+rtdetr_v2_r18vd  | RT-DETRv2-S (ResNet-18vd)           | PekingU/rtdetr_v2_r18vd          | 48.1 | 120 | 20  | 217 FPS
+rtdetr_v2_r34vd  | RT-DETRv2-M* (ResNet-34vd)          | PekingU/rtdetr_v2_r34vd          | 49.9 | 120 | 31  | 161 FPS
+rtdetr_v2_r50vd  | RT-DETRv2-L (ResNet-50vd)           | PekingU/rtdetr_v2_r50vd          | 53.4 | 72  | 42  | 108 FPS
+rtdetr_v2_r101vd | RT-DETRv2-X (ResNet-101vd)          | PekingU/rtdetr_v2_r101vd         | 54.3 | 72  | 76  | 74 FPS
+dfine_n          | D-FINE-N (HGNetV2-B0)               | ustc-community/dfine-nano-coco   | 42.8 | -   | 4   | 2.12 ms
+dfine_s          | D-FINE-S (HGNetV2-B0)               | ustc-community/dfine-small-coco  | 48.5 | 130 | 10  | 3.49 ms
+dfine_m          | D-FINE-M (HGNetV2-B2)               | ustc-community/dfine-medium-coco | 52.3 | 130 | 19  | 5.62 ms
+dfine_l          | D-FINE-L (HGNetV2-B4)               | ustc-community/dfine-large-coco  | 54.0 | 80  | 31  | 8.07 ms
+dfine_x          | D-FINE-X (HGNetV2-B5)               | ustc-community/dfine-xlarge-coco | 55.8 | 80  | 62  | 12.89 ms
+rtdetr_v2_tiny   | RT-DETRv2 tiny (CPU, from scratch)  | -                                | -    | -   | 1.7 | -
+dfine_tiny       | D-FINE tiny (CPU, from scratch)     | -                                | -    | -   | 0.7 | -
+"""
+
+
+def _row(line: str) -> Variant:
+    """One line of _TABLE as a Variant (the family from the name; the source: the family's README, or ours)."""
+    name, title, hub, ap, epochs, params, speed = (None if c == "-" else c for c in
+                                                   (c.strip() for c in line.split("|")))
+    family = "dfine" if name.startswith("dfine") else "rtdetr_v2"
+    source = "cvatflow" if hub is None else (DFINE_README if family == "dfine" else RTDETR_V2_README)
+    return Variant(name, family, title, hub, float(ap) if ap else None, int(epochs) if epochs else None,
+                   float(params), speed or "", source)
+
+
+VARIANTS_TABLE = [_row(line) for line in _TABLE.strip().splitlines()]
 BY_NAME = {v.name: v for v in VARIANTS_TABLE}
 VARIANTS = [v.name for v in VARIANTS_TABLE]
 SMALL = ("rtdetr_v2_tiny", "dfine_tiny")

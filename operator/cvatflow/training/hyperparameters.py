@@ -71,6 +71,10 @@ class Hyperparameters:
     keep_checkpoints: int = field(default=3, metadata=bounds(0, 10_000))  # numbered checkpoints kept (best and last are always kept)
     image_size: int = field(default=256, metadata=bounds(1, 8192))  # longest image side fed to the model
     hflip: float = field(default=0.5, metadata=bounds(0, 1))  # probability of a horizontal flip in training
+    # each training step at a size drawn from 0.75..1.25 x image_size (32 px steps), until multi_scale_until of the
+    # steps; evaluation and export stay at image_size (RT-DETR/D-FINE recipes; training/multiscale.py)
+    multi_scale: bool = False
+    multi_scale_until: float = field(default=1.0, metadata=bounds(0, 1))
     amp: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on GPU; never on CPU
     grad_clip: float = field(default=1.0, metadata=bounds(0, 1e6))  # max gradient norm; 0 = off
     # exponential moving average of the weights (validated, saved and exported instead of the raw ones); 0 = off

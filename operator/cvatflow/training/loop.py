@@ -19,6 +19,7 @@ from cvatflow.training import data as datalib
 from cvatflow.training import distributed, outputs
 from cvatflow.training.checkpoints import Checkpoints
 from cvatflow.training.ema import ModelEma
+from cvatflow.training.multiscale import MultiScale, rescale
 from cvatflow.training.sampler import GlobalBatchSampler, ShardSampler, fit_accumulation
 from cvatflow.training.setup import (  # noqa: F401 - public names of cvatflow.training.loop
     DETERMINISTIC_THREADS,
@@ -85,6 +86,8 @@ class Trainer:
         if self.hp.max_steps:
             self.total = min(self.total, self.hp.max_steps)
         self.val_steps = max(1, round(self.hp.val_every * self.steps_per_epoch))
+        self.multiscale = (MultiScale(self.hp.image_size, self.total, self.hp.multi_scale_until, self.hp.seed)
+                           if self.hp.multi_scale else None)
         self.model = self._sync_batchnorm(self.model)
         lr, backbone_lr = self._learning_rates()
         groups = self.adapter.param_groups(self.model, lr, backbone_lr)
@@ -272,6 +275,8 @@ class Trainer:
         import torch
 
         self.optimizer.zero_grad(set_to_none=True)
+        if self.multiscale:
+            micro = [rescale(b, self.multiscale.size(self.step) / self.hp.image_size) for b in micro]
         num_boxes = self._mean_boxes(micro)
         totals: dict[str, float] = {}
         for a, (images, targets) in enumerate(micro):
