@@ -98,3 +98,33 @@ def test_killed_run_resumes_with_the_same_step_count(dataset, tmp_path):
     assert steps == list(range(resumed + 1, 13))
     info = json.loads((output / "experiment_info.json").read_text())
     assert info["steps"] == 12  # what an uninterrupted run does
+
+
+def test_sigterm_to_the_process_group_finishes_the_step_writes_last_pt_and_exits_143(dataset, tmp_path):
+    """What Stop/Terminate (local executor) and a pod's deletion send: SIGTERM to the trainer and its DataLoader
+    workers. The step ends, last.pt is written at it, and the status is 143, which retryStrategy retries."""
+    import torch
+
+    output = tmp_path / "out"
+    # no periodic checkpoint and no validation before the end: last.pt can only come from the SIGTERM
+    hp = HP.replace("max_steps: 16", "max_steps: 60").replace("num_workers: 0", "num_workers: 1") + "val_every: 100\n"
+    args = ["train", "--data", str(dataset), "--output", str(output), "--model", "detr_small",
+            "--hyperparameters", hp, "--no-export"]
+    proc = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    signalled_at = None
+    for line in proc.stdout:
+        event = events.parse_line(line)
+        if event and event["event_type"] == events.PROGRESS and event["current"] >= 2:
+            signalled_at = event["current"]
+            os.killpg(proc.pid, signal.SIGTERM)  # the executor's Stop: the whole process group
+            break
+    rest = proc.stdout.read()
+    code = proc.wait(timeout=120)
+    assert signalled_at is not None
+    assert code == 143, proc.stderr.read()[-3000:]
+    saved = int(rest.split("SIGTERM: wrote checkpoints/last.pt at step ")[1].split()[0])
+    assert signalled_at <= saved < 60
+    payload = torch.load(output / "checkpoints/last.pt", map_location="cpu", weights_only=False)
+    assert payload["step"] == saved and payload["optimizer"]
+    assert not (output / "model").exists()  # stopped, not finished

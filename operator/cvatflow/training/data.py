@@ -279,7 +279,11 @@ def collate(batch: list[tuple[Any, dict[str, Any]]]) -> tuple[list[Any], list[di
 
 def _seed_worker(worker_id: int) -> None:
     import torch
+
+    from cvatflow.training.preemption import ignore_in_workers
+
     random.seed(torch.initial_seed() % 2**32)
+    ignore_in_workers()
 
 
 def loader(dataset: DetectionDataset, batch_size: int, num_workers: int, seed: int, shuffle: bool,

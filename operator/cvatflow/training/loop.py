@@ -20,6 +20,8 @@ from cvatflow.training import distributed, outputs
 from cvatflow.training.checkpoints import Checkpoints
 from cvatflow.training.ema import ModelEma
 from cvatflow.training.multiscale import MultiScale, rescale
+from cvatflow.training.preemption import EXIT_CODE as PREEMPTED_EXIT
+from cvatflow.training.preemption import Preemption
 from cvatflow.training.sampler import GlobalBatchSampler, ShardSampler, fit_accumulation
 from cvatflow.training.setup import (  # noqa: F401 - public names of cvatflow.training.loop
     DETERMINISTIC_THREADS,
@@ -221,6 +223,12 @@ class Trainer:
             writer = NullWriter()
         self.model.train()
         report_every = max(1, min(self.steps_per_epoch, 10))
+        with Preemption() as preemption:
+            self._steps(preemption, writer, report_every)
+        writer.close()
+        return self._finish()
+
+    def _steps(self, preemption: Preemption, writer, report_every: int) -> None:
         running: dict[str, float] = {}
         seen, started = 0, time.perf_counter()
         while self.step < self.total:
@@ -244,6 +252,12 @@ class Trainer:
                     self._validate(writer)
                 elif self.hp.checkpoint_every and self.step % self.hp.checkpoint_every == 0:
                     self._save_last()
+                if preemption.asked(self.world, self.device):
+                    self._save_last()
+                    log(f"SIGTERM: wrote checkpoints/last.pt at step {self.step} of {self.total}; a retry resumes "
+                        f"from it")
+                    writer.close()
+                    raise SystemExit(PREEMPTED_EXIT)
                 if self.step >= self.total:
                     break
             else:
@@ -254,8 +268,6 @@ class Trainer:
                                         >= EPOCH_CHECKPOINT_SECONDS)
                 if self.step % self.val_steps and due:
                     self._save_last()
-        writer.close()
-        return self._finish()
 
     def _global_batches(self):
         """The rest of the epoch as optimizer steps: lists of `grad_accum` micro-batches (images, targets)."""
