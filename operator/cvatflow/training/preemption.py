@@ -4,6 +4,7 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Self
 
 from cvatflow.training import distributed
 from cvatflow.training.distributed import World
@@ -27,7 +28,7 @@ class Preemption:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received = True
 
-    def __enter__(self) -> Preemption:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
             self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
