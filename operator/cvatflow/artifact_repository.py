@@ -218,13 +218,10 @@ class ArtifactRepository:
     @classmethod
     def from_file(cls, path: str | Path) -> ArtifactRepository:
         """Read a YAML file in Argo's artifact-repository format (or a ConfigMap holding one)."""
+        from cvatflow.templates.yamlsafe import load_file
+
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise TemplateError(f"{path}: no such artifact-repository file") from None
-        except yaml.YAMLError as exc:
-            raise TemplateError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from None
+        data = load_file(path, "artifact-repository file", "give the path of Argo's artifact-repository YAML")
         return cls.from_dict(data, source=str(path))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from cvatflow.controller.resource import GROUP, PLURAL, VERSION
@@ -22,6 +23,19 @@ def api_client():
 
     settings = load_settings()
     return build_api_client(settings.kubeconfig or None, url=settings.kube_url or None)
+
+
+def _unless_gone(call: Callable[[], Any]) -> bool:
+    """Run a write to an object; False when the API server answers 404 (it is gone), True when done."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call()
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 class Cluster:
@@ -71,29 +85,13 @@ class Cluster:
 
     def delete_workflow(self, namespace: str, name: str) -> bool:
         """Delete the Workflow (its pods go with it); False when it was already gone."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self.custom.delete_namespaced_custom_object(argo.GROUP, argo.VERSION, namespace, "workflows", name,
-                                                         propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return _unless_gone(lambda: self.custom.delete_namespaced_custom_object(
+            argo.GROUP, argo.VERSION, namespace, "workflows", name, propagation_policy="Background"))
 
     def shutdown_workflow(self, namespace: str, name: str, strategy: str) -> bool:
         """Set the Workflow's spec.shutdown (Stop or Terminate), as `argo stop|terminate`; False when it is gone."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self.custom.patch_namespaced_custom_object(argo.GROUP, argo.VERSION, namespace, "workflows", name,
-                                                       {"spec": {"shutdown": strategy}})
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return _unless_gone(lambda: self.custom.patch_namespaced_custom_object(
+            argo.GROUP, argo.VERSION, namespace, "workflows", name, {"spec": {"shutdown": strategy}}))
 
     def workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -113,16 +111,8 @@ class Cluster:
 
     def patch_run_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
         """Merge `status` into the run's status; False when the run is gone (deleted meanwhile)."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
-                                                              {"status": status})
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return _unless_gone(lambda: self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}))
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
         from kubernetes.client.exceptions import ApiException

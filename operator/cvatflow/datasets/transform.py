@@ -203,15 +203,10 @@ def parse(layers: Any, source: str = "pipeline") -> list[Any]:
 
 def load_pipeline(path: str | Path) -> list[Any]:
     """Layers from a YAML or JSON file (DatasetError naming the file on bad YAML or a bad layer)."""
-    import yaml
+    from cvatflow.templates.yamlsafe import load_file
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"--pipeline {path}: no such file; write a YAML list of layers") from None
-    except yaml.YAMLError as exc:
-        raise DatasetError(f"--pipeline {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_file(path, "pipeline file", "write a YAML list of layers", DatasetError, source=f"--pipeline {path}")
     return parse(data, f"--pipeline {path.name}")
 
 

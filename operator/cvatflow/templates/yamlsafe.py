@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from cvatflow.errors import TemplateError
+from cvatflow.errors import CvatflowError, TemplateError
 from cvatflow.reading import read_limited
 
 MAX_BYTES = 8 * 1024 * 1024  # Kubernetes refuses objects over ~1.5 MiB; 8 MiB leaves room for Lists
@@ -166,6 +166,23 @@ def load_one(text: str, source: str) -> Any:
         raise TemplateError(f"{source}: holds {len(documents)} YAML documents; give one manifest per file here "
                             f"(`cvatflow templates validate` takes multi-document files)")
     return documents[0] if documents else None
+
+
+def load_file(path: str | Path, what: str, fix: str, error: type[CvatflowError] = TemplateError,
+              source: str | None = None) -> Any:
+    """The single YAML document of the file at `path` (a `what`, e.g. "artifact-repository file"), read with the
+    caps above. Raises `error` (one line naming the file, or `source` for YAML problems) when the file is missing
+    (ending in `fix`), too big, not text, not valid YAML or holds several documents.
+    """
+    path = Path(path)
+    name = source or str(path)
+    try:
+        data = read_limited(path, MAX_BYTES, error, what, fix, "split it into smaller files")
+        return load_one(decode(data, name), name)
+    except TemplateError as exc:
+        if error is TemplateError:
+            raise
+        raise error(str(exc)) from None
 
 
 class _Builder:
