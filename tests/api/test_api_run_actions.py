@@ -8,7 +8,7 @@ import pytest
 
 from api_fixtures import client, served, settings_for
 from cvatflow.api import create_app
-from test_runs_lifecycle_local import STEP, start
+from lifecycle_fixtures import STEP, start
 
 
 @pytest.fixture
