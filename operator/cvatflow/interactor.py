@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cvatflow.errors import CvatflowError, TrainingError
+from cvatflow.serverless import handler_source
 
 DEFAULT_THRESHOLD = 0.5
 # The window the model sees around the clicks: the clicks' box grown CONTEXT times per side (the transform's
@@ -142,28 +143,5 @@ class InteractorHandler:
                 "points": [[outline[i], outline[i + 1]] for i in range(0, len(outline), 2)]}
 
 
-HANDLER = '''"""nuclio entry point written by `cvatflow model export-serverless`: CVAT's interactor request in, a mask out."""
-import json
-import os
-import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # the copy of cvatflow beside this file
-
-from cvatflow.interactor import InteractorHandler  # noqa: E402
-
-
-def init_context(context):
-    context.user_data.model = InteractorHandler(os.path.join(HERE, "model"))
-    context.logger.info("cvatflow interactor loaded")
-
-
-def handler(context, event):
-    body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{}")
-    try:
-        answer, status = context.user_data.model(body), 200
-    except Exception as exc:  # CVAT shows the message; the request was wrong (no image, no positive click)
-        answer, status = {"error": str(exc)}, 400
-    return context.Response(body=json.dumps(answer), headers={}, content_type="application/json",
-                            status_code=status)
-'''
+# main.py of the exported interactor function (see cvatflow.serverless.handler_source).
+HANDLER = handler_source("cvatflow.interactor", "InteractorHandler", "CVAT's interactor request in, a mask out")

@@ -21,7 +21,12 @@ BASE_IMAGE = "pytorch/pytorch:2.14.1-cuda12.8-cudnn9-runtime"
 # What the handler needs besides torch (which the base image has): the package's own requirements, main and
 # `train`, pinned to the versions installed where the model is exported.
 SKIP_REQUIREMENTS = ("torch",)
-HANDLER = '''"""nuclio entry point written by `cvatflow model export-serverless`: CVAT's detector request in, shapes out."""
+
+
+def handler_source(module: str, cls: str, request: str) -> str:
+    """main.py of a nuclio function: `cls` from `module` (beside it, in the copy of cvatflow) answers CVAT's
+    `request`; a request it refuses (no image, no positive click) is a 400 whose message CVAT shows."""
+    return f'''"""nuclio entry point written by `cvatflow model export-serverless`: {request}."""
 import json
 import os
 import sys
@@ -29,19 +34,26 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # the copy of cvatflow beside this file
 
-from cvatflow.serverless import Handler  # noqa: E402
+from {module} import {cls}  # noqa: E402
 
 
 def init_context(context):
-    context.user_data.model = Handler(os.path.join(HERE, "model"))
+    context.user_data.model = {cls}(os.path.join(HERE, "model"))
     context.logger.info("cvatflow model loaded")
 
 
 def handler(context, event):
-    body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{}")
-    results = context.user_data.model(body)
-    return context.Response(body=json.dumps(results), headers={}, content_type="application/json", status_code=200)
+    body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{{}}")
+    try:
+        answer, status = context.user_data.model(body), 200
+    except Exception as exc:  # noqa: BLE001 (CVAT shows the message)
+        answer, status = {{"error": str(exc)}}, 400
+    return context.Response(body=json.dumps(answer), headers={{}}, content_type="application/json",
+                            status_code=status)
 '''
+
+
+HANDLER = handler_source("cvatflow.serverless", "Handler", "CVAT's detector request in, shapes out")
 
 
 class Handler:
