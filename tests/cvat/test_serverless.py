@@ -104,7 +104,6 @@ def test_handler_answers_cvat_s_detector_request_with_masks(exported):
 
 
 def test_handler_gives_rectangles_for_detr_and_refuses_a_request_without_an_image(exported):
-
     data, _ = _image()
     image = base64.b64encode(data).decode()
     results = _call(exported["detr"], {"image": image, "threshold": 0.0})
