@@ -135,9 +135,9 @@ def test_runs_list_never_cuts_a_name(monkeypatch, cli):
     rows = [RunStatus(long_name, "maskrcnn-training", "Succeeded", "2/2", "2026-11-30T14:31:05Z",
                       "2026-11-30T14:33:02Z")]
 
-    class Listed:
-        def runs(self, labels):
-            return [type("R", (), {"status": lambda self, s=s: s})() for s in rows]
+    class Listed:  # the Client as `runs list` uses it: every run's status at once
+        def statuses(self, labels):
+            return list(rows)
 
     monkeypatch.setattr(runs_cli, "_client", lambda *a, **k: Listed())
     for width in (80, 60):

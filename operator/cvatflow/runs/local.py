@@ -37,20 +37,7 @@ class LocalRun(Run):
 
     # -- lifecycle: Argo's stop, terminate, retry and delete, on this machine --------------------------
 
-    def stop(self) -> None:
-        """End the run as Argo's `spec.shutdown: Stop` does: no new step starts, the running one gets SIGTERM
-        and a grace period (the training harness keeps its last.pt); the run ends Failed, "Stopped with
-        strategy 'Stop'". RunError when it has already ended."""
-        self._shutdown("Stop")
-
-    def terminate(self) -> None:
-        """End the run now (`spec.shutdown: Terminate`); like stop, every step ends in a final phase."""
-        self._shutdown("Terminate")
-
     def _shutdown(self, strategy: str) -> None:
-        status = self.status()
-        if status.done:
-            raise ConflictError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
         self.executor.request_shutdown(self.dir, strategy)
 
     def retry(self, detach: bool = True) -> None:

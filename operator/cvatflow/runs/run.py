@@ -10,7 +10,7 @@ from typing import Any
 
 from cvatflow import events as ev
 from cvatflow.argo import ARGO_PHASES, FINISHED, Phase
-from cvatflow.errors import RunError, RunFailed
+from cvatflow.errors import ConflictError, RunError, RunFailed
 
 
 def now() -> str:
@@ -91,12 +91,25 @@ class Run(ABC):
     # Lifecycle (Argo's stop, terminate, retry, delete): each backend's Run implements them in its own API.
 
     def stop(self) -> None:
-        """End the run as Argo's `spec.shutdown: Stop` does (exit handlers still run)."""
-        raise RunError(f"run {self.name}: this backend cannot stop runs")
+        """End the run as Argo's `spec.shutdown: Stop` does: no new step starts, the running one gets SIGTERM and
+        a grace period (the training harness writes its last.pt), exit handlers still run; the run ends Failed,
+        "Stopped with strategy 'Stop'". ConflictError when it has already ended."""
+        self._end("Stop")
 
     def terminate(self) -> None:
-        """End the run now, as Argo's `spec.shutdown: Terminate` does."""
-        raise RunError(f"run {self.name}: this backend cannot terminate runs")
+        """End the run now, as Argo's `spec.shutdown: Terminate` does (no exit handlers); like stop, every step
+        ends in a final phase. ConflictError when it has already ended."""
+        self._end("Terminate")
+
+    def _end(self, strategy: str) -> None:
+        status = self.status()
+        if status.done:
+            raise ConflictError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
+        self._shutdown(strategy)
+
+    def _shutdown(self, strategy: str) -> None:
+        """Ask the backend to end the running run with Argo's shutdown `strategy` (Stop or Terminate)."""
+        raise RunError(f"run {self.name}: this backend cannot {strategy.lower()} runs")
 
     def retry(self) -> None:
         """Run the failed steps again, keeping the succeeded ones (Argo's retry)."""

@@ -33,18 +33,7 @@ class WorkflowRun(Run):
     def output_prefix(self) -> str | None:
         return output_prefix_of(self._workflow)
 
-    def stop(self) -> None:
-        """Argo's `spec.shutdown: Stop`: no new step starts, exit handlers run, the run ends Failed."""
-        self._end("Stop")
-
-    def terminate(self) -> None:
-        """Argo's `spec.shutdown: Terminate`: the running pods are killed, no exit handlers."""
-        self._end("Terminate")
-
-    def _end(self, strategy: str) -> None:
-        status = self.status()
-        if status.done:
-            raise ConflictError(f"run {self.name} has already ended ({status.phase}); nothing to {strategy.lower()}")
+    def _shutdown(self, strategy: str) -> None:
         self.backend.shutdown(self.name, strategy)
 
     def retry(self) -> None:
