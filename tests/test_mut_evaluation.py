@@ -1,7 +1,7 @@
 """COCO evaluation where the broader tests do not look: undefined stats, classes without data, the PR curve, array
 input, the returned settings, F1 at low precision and recall, classes without detections above the best threshold,
-images without objects, AR_max over every area: kills cosmic-ray's mutants of training/evaluation.py (`make mutation TARGETS=evaluation`). The figures come from
-pycocotools, computed here.
+images without objects, AR_max over every area: kills cosmic-ray's mutants of training/evaluation.py (`make
+mutation TARGETS=evaluation`). The figures come from pycocotools, computed here.
 
 Equivalent mutants, left alive (no input can tell them apart; the reason in brackets):
 - `max_dets > COCO_MAX_DETS` (both places) as `!=` [max_dets was raised to at least 100 just above] and as `>=`
@@ -18,8 +18,8 @@ Equivalent mutants, left alive (no input can tell them apart; the reason in brac
 - in _f1_optimal: `iou >= 0.5` as `>= -0.5` [the IoU-0.5 evaluation matches nothing below 0.5]; `key.split("_",
   1)` as `split("_", 2)` [keys are "<detection id>_<object id>": the first field is the same]; `n_gt > 0`,
   `count > 0`, `above > 0`, `(prec + rec) > 0` as `!= 0` [never negative]; `np.maximum(n_gt, 1)` as
-  `np.maximum(n_gt, 0)` [the classes without objects it guards are dropped by `[:, valid]`]; every change to `best = (-1.0, 0.0, 0.0, 0.0)` [overwritten before
-  it is read]; `np.maximum(count - 1, 0)` as `-1` and `else 0` as `else 1`/`-1` [masked by `count > 0`: a class
+  `np.maximum(n_gt, 0)` [the classes without objects it guards are dropped by `[:, valid]`]; every change to
+  `best = (-1.0, 0.0, 0.0, 0.0)` [overwritten before it is read]; `np.maximum(count - 1, 0)` as `-1` and `else 0` as `else 1`/`-1` [masked by `count > 0`: a class
   without detections has count 0 everywhere].
 """
 from __future__ import annotations
