@@ -19,8 +19,8 @@ Equivalent mutants, left alive (no input can tell them apart; the reason in brac
   1)` as `split("_", 2)` [keys are "<detection id>_<object id>": the first field is the same]; `n_gt > 0`,
   `count > 0`, `above > 0`, `(prec + rec) > 0` as `!= 0` [never negative]; `np.maximum(n_gt, 1)` as
   `np.maximum(n_gt, 0)` [the classes without objects it guards are dropped by `[:, valid]`]; every change to
-  `best = (-1.0, 0.0, 0.0, 0.0)` [overwritten before it is read]; `np.maximum(count - 1, 0)` as `-1` and `else 0` as `else 1`/`-1` [masked by `count > 0`: a class
-  without detections has count 0 everywhere].
+  `best = (-1.0, 0.0, 0.0, 0.0)` [overwritten before it is read]; `np.maximum(count - 1, 0)` as `-1` and
+  `else 0` as `else 1`/`-1` [masked by `count > 0`: a class without detections has count 0 everywhere].
 """
 from __future__ import annotations
 
