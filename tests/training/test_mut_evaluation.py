@@ -1,16 +1,27 @@
 """COCO evaluation where the broader tests do not look: undefined stats, classes without data, the PR curve, array
-input, the returned settings: kills cosmic-ray's mutants of training/evaluation.py (`make mutation
-TARGETS=evaluation`). The figures come from pycocotools, computed here.
+input, the returned settings, F1 at low precision and recall, classes without detections above the best threshold,
+images without objects, AR_max over every area: kills cosmic-ray's mutants of training/evaluation.py (`make
+mutation TARGETS=evaluation`). The figures come from pycocotools, computed here.
 
-Equivalent mutants, left alive: `best = (-1.0, 0.0, 0.0, 0.0)` in _f1_optimal (a value always overwritten before use);
-comparisons of values that cannot fall between the two forms (`count > 0` / `above > 0` as `!= 0`: counts; a precision
-`> -1` as `!= -1`, `> -0` or `> -2` inside the classes that have values: pycocotools gives those >= 0;
-`np.maximum(count - 1, 0)` as `-1`, and `else 0` as `else 1`, where `count > 0` masks them); `iou >= 0.5` as
-`>= -0.5` (the IoU-0.5 evaluation matches nothing below 0.5). Likewise in evaluate: per class, `p > -1` as `>= -1` or
-`> ~1`, the IoU-0.5 row's validity `p[0] > -1` read from `p[1]`, and AP50's `else 0.0` as 1.0 (a class has values at
-every IoU threshold or at none); the curve's `np.where(..., 0)` as -1 and `curve > -1` as `!= -1`; and
-`max_dets > COCO_MAX_DETS` as `>=` (at exactly 100 both paths compute the same stats, to 1e-12 in
-test_data_fit.py)."""
+Equivalent mutants, left alive (no input can tell them apart; the reason in brackets):
+- `max_dets > COCO_MAX_DETS` (both places) as `!=` [max_dets was raised to at least 100 just above] and as `>=`
+  [at exactly 100 both paths compute the same stats, to 1e-12 in test_data_fit.py].
+- pycocotools' precision per class is -1 everywhere (no objects) or >= 0 everywhere (a recall level not reached is
+  0), so inside a class that has values: `p > -1` as `!= -1`, `> ~1` (-2) in `if (p > -1).any()` and the per-class
+  AP; every form of AP50's line (`p[0] > -1` as `!= -1`, `>= -1`, `> ~1`, `> -2`, `> -0`, the row `p[0]` read as
+  `p[1]` or `p[-1]`, `else 0.0` as 1.0 or -1.0); the curve's `curve > -1` as `!= -1`, `>= -1`, `> ~1`, `> -0` and
+  np.where's 0 as 1 or -1.
+- `at(0.5)` as `at(-0.5)` [the nearest IoU threshold to -0.5 is 0.5, the first]; `ev.stats[:12]` as `[:13]`
+  [zip with the 12 STAT_NAMES stops at 12]; in _stats' mean, `values > -1` as `!= -1` and `max(0.0, ...)` as
+  `max(-1.0, ...)` [the values are -1 or >= 0, so a mean of the valid ones is >= 0]; per-class AP's `p > -1` as
+  `>= -1` [no -1 in a class that has values].
+- in _f1_optimal: `iou >= 0.5` as `>= -0.5` [the IoU-0.5 evaluation matches nothing below 0.5]; `key.split("_",
+  1)` as `split("_", 2)` [keys are "<detection id>_<object id>": the first field is the same]; `n_gt > 0`,
+  `count > 0`, `above > 0`, `(prec + rec) > 0` as `!= 0` [never negative]; `np.maximum(n_gt, 1)` as
+  `np.maximum(n_gt, 0)` [the classes without objects it guards are dropped by `[:, valid]`]; every change to
+  `best = (-1.0, 0.0, 0.0, 0.0)` [overwritten before it is read]; `np.maximum(count - 1, 0)` as `-1` and
+  `else 0` as `else 1`/`-1` [masked by `count > 0`: a class without detections has count 0 everywhere].
+"""
 from __future__ import annotations
 
 import copy
@@ -190,3 +201,50 @@ def test_a_detection_at_iou_exactly_one_half_is_a_true_positive():
     ours = evaluate(copy.deepcopy(gt), copy.deepcopy(dts))
     assert (ours["f1"], ours["precision"], ours["recall"]) == pytest.approx((1.0, 1.0, 1.0))
     assert ours["AP50"] == pytest.approx(pycocotools_eval(gt, dts).stats[1]) and ours["AP50"] > 0.9
+
+
+def _image_of(objects: list[tuple[int, list[float]]], detections: list[tuple[int, list[float], float]]):
+    """One 400x400 image with `objects` (category, box) and `detections` (category, box, score)."""
+    gt = {"images": [{"id": 1, "width": 400, "height": 400}],
+          "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+          "annotations": [{"id": i + 1, "image_id": 1, "category_id": c, "bbox": box, "area": box[2] * box[3],
+                           "iscrowd": 0} for i, (c, box) in enumerate(objects)]}
+    return gt, [{"image_id": 1, "category_id": c, "bbox": box, "score": s} for c, box, s in detections]
+
+
+def test_f1_is_the_harmonic_mean_even_when_precision_and_recall_are_low():
+    """Two objects, a false positive ranked above a true one: at the best threshold P = R = 0.5, so F1 = 0.5."""
+    gt, dts = _image_of([(1, [10, 10, 40, 40]), (1, [200, 200, 40, 40])],
+                        [(1, [100, 100, 40, 40], 0.9), (1, [10, 10, 40, 40], 0.8)])
+    ours = evaluate(gt, dts)
+    assert (ours["f1"], ours["precision"], ours["recall"], ours["f1_conf"]) == pytest.approx((0.5, 0.5, 0.5, 0.8))
+
+
+def test_a_class_with_no_detection_above_the_best_threshold_has_recall_zero_there():
+    """Class a: one object, found at 0.9, and eight false positives at 0.3; class b: five objects, one found at 0.3.
+    Macro F1 is best at 0.9 (a: 1, b: 0), where b has no detection at all: its recall is 0, not its top hit's."""
+    objects = [(1, [10, 10, 40, 40])] + [(2, [60 * i + 10, 300, 40, 40]) for i in range(5)]
+    dts = [(1, [10, 10, 40, 40], 0.9)] + [(1, [45 * i + 10, 150, 40, 40], 0.3) for i in range(8)]
+    dts.append((2, [10, 300, 40, 40], 0.3))
+    gt, dts = _image_of(objects, dts)
+    ours = evaluate(gt, dts)
+    assert (ours["f1"], ours["precision"], ours["recall"], ours["f1_conf"]) == pytest.approx((0.5, 0.5, 0.5, 0.9))
+
+
+def test_detections_on_images_without_objects_score_zero_not_nan():
+    gt, dts = _image_of([], [(1, [10, 10, 40, 40], 0.9), (2, [100, 100, 40, 40], 0.5)])
+    ours = evaluate(gt, dts)
+    assert (ours["f1"], ours["precision"], ours["recall"], ours["f1_conf"]) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_dense_ar_max_counts_objects_of_every_size():
+    """150 medium objects (40x40) on one image, max_dets 300: AR_max is recall over all areas (the small range has
+    no objects, so reading it would give 0)."""
+    gt = {"images": [{"id": 1, "width": 700, "height": 700}], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [(i % 13) * 50 + 5, (i // 13) * 50 + 5,
+                                                                                 40, 40], "area": 1600, "iscrowd": 0}
+                          for i in range(150)]}
+    dts = [{"image_id": 1, "category_id": 1, "bbox": a["bbox"], "score": 0.5 + i / 1000}
+           for i, a in enumerate(gt["annotations"])]
+    ours = evaluate(copy.deepcopy(gt), dts, max_dets=300)
+    assert ours["AR_max"] == pytest.approx(1.0) and ours["AR100"] == pytest.approx(100 / 150)
