@@ -132,3 +132,25 @@ def test_onnx_export_matches_torch(tmp_path):
         expected = torch.sigmoid(model(x)).numpy()
     assert onnx_mask.shape == (1, 1, 24, 40)
     assert np.allclose(onnx_mask, expected, atol=1e-4)
+
+
+def test_the_lraspp_variant_takes_click_maps_and_trains_a_step():
+    """The default (GPU) variant: torchvision's LR-ASPP MobileNetV3 with two click channels that start at zero."""
+    import torch
+
+    from cvatflow.models.interactive import InteractiveAdapter
+
+    adapter = InteractiveAdapter()
+    torch.manual_seed(0)
+    model = adapter.build(adapter.settings("click_lraspp_mobilenet_v3", 64), 1, False)
+    first = model.inner.backbone["0"][0]
+    assert first.in_channels == 5 and not first.weight[:, 3:].any() and first.weight[:, :3].any()
+    with torch.no_grad():
+        assert model.eval()(torch.rand(1, 5, 64, 80)).shape == (1, 1, 64, 80)
+    model.train()
+    masks = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    masks[0, 16:48, 20:40] = 1
+    target = {"masks": masks, "boxes": torch.tensor([[20.0, 16.0, 40.0, 48.0]]), "labels": torch.tensor([1])}
+    losses = adapter.losses(model, [torch.rand(3, 64, 64)], [target], torch.device("cpu"))
+    losses["sum"].backward()
+    assert torch.isfinite(losses["sum"]) and first.weight.grad[:, 3:].abs().sum() > 0  # the clicks are learned
