@@ -168,17 +168,27 @@ def load_one(text: str, source: str) -> Any:
     return documents[0] if documents else None
 
 
+def plain(value: Any) -> Any:
+    """`value` with SourceDict/SourceList turned into dict/list, for code that dumps or compares it (depth is
+    capped at MAX_DEPTH when loading, so recursion is bounded)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def load_file(path: str | Path, what: str, fix: str, error: type[CvatflowError] = TemplateError,
               source: str | None = None) -> Any:
     """The single YAML document of the file at `path` (a `what`, e.g. "artifact-repository file"), read with the
-    caps above. Raises `error` (one line naming the file, or `source` for YAML problems) when the file is missing
+    caps above, as plain dicts and lists. Raises `error` (one line naming the file, or `source` for YAML problems) when the file is missing
     (ending in `fix`), too big, not text, not valid YAML or holds several documents.
     """
     path = Path(path)
     name = source or str(path)
     try:
         data = read_limited(path, MAX_BYTES, error, what, fix, "split it into smaller files")
-        return load_one(decode(data, name), name)
+        return plain(load_one(decode(data, name), name))
     except TemplateError as exc:
         if error is TemplateError:
             raise
