@@ -352,6 +352,11 @@ def test_annotate_a_cvat_task_posts_the_task_threshold_and_clear_existing_and_fo
     page.route("**/api/v1/jobs/job-1", lambda route: route.fulfill(json=job("succeeded")))
     page.goto(f"/ui/runs/{finished_run}")
     toggle = page.get_by_role("button", name="Annotate a CVAT task")
+    # The page fills in as the execution, events and logs arrive; click once it has settled, so the click
+    # lands on the button and not where the button was a moment before (a flake under load).
+    expect(page.locator("#run-phase")).to_have_text("Succeeded")
+    expect(page.locator("#run-logs")).not_to_have_text("Loading…")
+    expect(toggle).to_be_enabled()
     toggle.click()
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(page.get_by_label("CVAT task", exact=True)).to_have_value(str(ui.task))
