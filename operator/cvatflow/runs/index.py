@@ -5,6 +5,8 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 """
+# Index files whose schema this process has made.
+_READY: set[Path] = set()
 COLUMNS = ("name", "template", "phase", "progress", "created_at", "started_at", "finished_at", "message", "labels")
 
 
@@ -36,19 +40,31 @@ class RunIndex:
         self.runs_dir = Path(runs_dir)
         self.path = self.runs_dir / INDEX_FILE
 
-    def _connect(self) -> sqlite3.Connection:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one transaction: committed on success, rolled back on error, closed either way
+        (`with sqlite3.connect()` alone commits but leaves the connection open). The schema is made once per
+        index file and process, not at every status write."""
+        ready = self.path in _READY and self.path.exists()  # a deleted index is made again
+        if not ready:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the executors writing
-        db.executescript(_SCHEMA)
-        return db
+        try:
+            if not ready:
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never wait for the executors writing
+                db.executescript(_SCHEMA)
+                _READY.add(self.path)
+            with db:
+                yield db
+        finally:
+            db.close()
 
     def update(self, workflow: dict[str, Any], status: dict[str, Any]) -> None:
         """Record one run's row from its workflow.json and status.json contents. An index that cannot be
         written is logged, never fatal: the run's own files are what counts, and `sync` repairs the row."""
         try:
             with self._connect() as db:
-                db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 9)})",
+                db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
                            _row(workflow, status))
         except sqlite3.Error as exc:
             log.warning("runs index %s not updated for %s: %s", self.path, workflow.get("name"), exc)
