@@ -303,7 +303,7 @@ def test_cli_synth_inspect_prepare_upload(cli, tmp_path):
     (("dataset", "inspect", "missing.zip"), "no such export"),
     (("dataset", "inspect", "{cut}"), "truncated"),
     (("dataset", "prepare", "{good}", "--out", "{tmp}/d", "--split-by", "tags"), "no image is marked"),
-    (("dataset", "upload", "{good}", "--to", "ftp://nowhere/x"), "not a store URI"),
+    (("dataset", "upload", "{good}", "--to", "ftp://nowhere/x"), "uses the scheme 'ftp', which cvatflow cannot store to"),
     (("dataset", "dump", "--cvat-url", "http://127.0.0.1:9", "--cvat-task", "1", "--format", "cvat_png",
       "--to", "file:///tmp/x"), "cvat_coco, cvat_voc"),
 ])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs import CVAT_BOX, CVAT_HEAD, cvat_xml, png
+from bad_inputs import CVAT_BOX, CVAT_HEAD, cvat_xml, format_files, png
 from cvatflow.datasets.ingest import ingest
 from cvatflow.datasets.report import DROPPED, KEPT
 from cvatflow.errors import DatasetError
@@ -92,3 +92,13 @@ def test_with_fix_a_datumaro_annotation_without_a_label_is_dropped_and_counted(l
         "annotations/default.json item 'a' annotations[1] (bbox, id 1)"]
     assert report.usable == 1 and report.total() == 2
     assert not info.report.problems  # nothing left that refers to a category the file never had
+
+
+def test_a_labelme_object_without_a_name_is_refused_naming_the_export_not_a_working_folder(tmp_path):
+    files = format_files("labelme")
+    files["a.xml"] = files["a.xml"].replace(b"<name>circle</name>", b"<name></name>")
+    with pytest.raises(DatasetError) as caught:
+        ingest(folder(tmp_path / "export", files), tmp_path / "out")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'export'}: 1 shape without a label")  # not .../export/labelme
+    assert "item 'a' annotations[0] (polygon, id 0) has no label;" in message

@@ -167,12 +167,13 @@ def _convert(source: Path, fmt: str, target: Path, report: DatasetReport,
     except ImportError:
         raise DatasetError(f"{source}: {fmt} needs datumaro; install cvatflow with the `formats` extra") from None
     _datumaro_context()
+    given = source  # what messages name: the export, not the layout made for datumaro below
     if fmt == "LabelMe 3.0" and not (source / "Annotations").is_dir():
         source = _labelme_layout(source, target.parent / "labelme")
     try:
         dataset = dm.Dataset.import_from(str(source), DATUMARO_IMPORTERS[fmt])
         tags = _item_tags(dataset, dm)
-        _unlabelled(dataset, dm, source, fmt, report, fix)
+        _unlabelled(dataset, dm, given, fmt, report, fix)
         expected = _count_skipped(dataset, dm, report)
         dataset.export(str(target), "coco_instances", save_media=True)
     except CvatflowError:
@@ -232,7 +233,7 @@ def _unlabelled(dataset, dm, source: Path, fmt: str, report: DatasetReport, fix:
                 continue
             where = (f"annotations/{item.subset or 'default'}.json " if fmt == "Datumaro 1.0" else "") + \
                 f"item {item.id!r} annotations[{index}] ({name}, id {ann.id})"
-            what = "has no label_id" if label is None else \
+            what = ("has no label_id" if fmt == "Datumaro 1.0" else "has no label") if label is None else \
                 f"has label_id {label}, not one of the {count} labels (0 to {count - 1})"
             if fix:
                 report.obj(_SHAPES[name], DROPPED, "no label" if label is None else "unknown category", where)
