@@ -1,7 +1,10 @@
 """cvatflow's settings: a YAML file and environment variables; with nothing set, the embedded local default."""
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,6 +20,8 @@ from cvatflow.errors import (
 )
 
 BACKENDS = ("local", "kubernetes", "argo-server")
+log = logging.getLogger(__name__)
+_warned: set[tuple[str, str]] = set()  # (config file, key) already warned about in this process
 
 
 @dataclass(frozen=True)
@@ -303,15 +308,20 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         raise ConfigError(f"{source}: auth = {data['auth']!r} is not a mapping; write it as "
                           f"`auth: {{tokenReview: true, audiences: [...]}}`")
 
+    known = {f.metadata["key"].split(".")[0] for f in fields(Settings) if f.metadata.get("key")}
+    _warn_unknown(data, known, source)
+
     backend = env.get("CVATFLOW_BACKEND") or data.get("backend") or "local"
     if backend not in BACKENDS:
         raise ConfigError(f"{source}: unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")
     repository = data.get("artifactRepository")
     if isinstance(repository, str):
-        repository = ArtifactRepository.from_file(repository)
+        repository = _repository_file(repository, path)
     elif repository is not None:
         repository = ArtifactRepository.from_dict(repository, source=f"{source}: artifactRepository")
     store = env.get("CVATFLOW_STORE") or data.get("store") or (repository.uri if repository else "")
+    if store:
+        _check_store(store, "CVATFLOW_STORE" if env.get("CVATFLOW_STORE") else f"{source}: store")
     if not store and repository is not None and backend != "local":
         # A dump in this machine's folder would never reach the cluster's pods.
         raise ConfigError(f"{source}: cvatflow stores dumps in S3 or GCS, not in the {repository.kind} artifact "
@@ -331,8 +341,74 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
                 found = None
         if found is not None:
             values[f.name] = _convert(f, found, source)
-    known = {f.metadata["key"].split(".")[0] for f in fields(Settings) if f.metadata.get("key")}
+    if "namespace" in values:
+        values["namespace"] = _namespace(values["namespace"], "CVATFLOW_NAMESPACE" if env.get("CVATFLOW_NAMESPACE")
+                                         else f"{source}: namespace")
     return Settings(**special, **values, extra={k: v for k, v in data.items() if k not in known})
+
+
+def _warn_unknown(data: dict[str, Any], known: set[str], source: str) -> None:
+    """Log a warning for each top-level key (and `auth` key) cvatflow does not read, with the closest known key.
+
+    A warning, not an error: other tools may share the file, and such keys stay in Settings.extra. Each
+    (file, key) is warned about once per process, since every command loads the settings again.
+    """
+    unknown = [(str(k), known) for k in data if str(k) not in known]
+    if isinstance(data.get("auth"), dict):
+        auth = {f.metadata["key"].split(".", 1)[1] for f in fields(Settings) if
+                str(f.metadata.get("key")).startswith("auth.")}
+        unknown += [(f"auth.{k}", {f"auth.{a}" for a in auth}) for k in data["auth"] if str(k) not in auth]
+    for key, choices in unknown:
+        if (source, key) in _warned:
+            continue
+        _warned.add((source, key))
+        lower = {choice.lower(): choice for choice in choices}
+        close = difflib.get_close_matches(key.lower(), list(lower), n=1)
+        hint = f"did you mean {lower[close[0]]!r}? " if close else ""
+        kept = "" if key.startswith("auth.") else " (it stays in Settings.extra)"
+        log.warning(f"{source}: unknown key {key!r}; {hint}cvatflow does not read it{kept}. This is cvatflow's "
+                    f"own check, a warning only: other tools may share this file")
+
+
+def _repository_file(name: str, config: Path | None) -> ArtifactRepository:
+    """The artifact repository in the YAML file `name` that the config file `config` names as artifactRepository;
+    a ConfigError naming the config file and key when it is missing or unreadable."""
+    where = f"{config or 'settings'}: artifactRepository"
+    path = Path(name).expanduser()
+    if not path.is_file():
+        beside = config.parent / path if config is not None and not path.is_absolute() else None
+        hint = (f" (there is one beside the config file: write {str(beside)!r})"
+                if beside is not None and beside.is_file() else
+                f" (a relative path is read from the current folder, {Path.cwd()})" if not path.is_absolute() else "")
+        raise ConfigError(f"{where} = {name!r}: no such file{hint}; give the path of Argo's artifact-repository "
+                          f"YAML, or write the repository itself under artifactRepository")
+    try:
+        return ArtifactRepository.from_file(path)
+    except CvatflowError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_store(uri: Any, where: str) -> None:
+    """Refuse a store URI that no store of cvatflow.storage opens, naming `where` (the config key or variable)."""
+    from cvatflow.storage import USAGE, uri_problem
+
+    problem = uri_problem(uri) if isinstance(uri, str) else "is not text"
+    if problem:
+        raise ConfigError(f"{where} = {uri!r} {problem}; use {USAGE}")
+
+
+def _namespace(namespace: Any, where: str) -> str:
+    """`namespace` as text (YAML reads `namespace: 42` as a number); a ConfigError naming `where` and the rule
+    when Kubernetes would refuse it (a DNS-1123 label)."""
+    from cvatflow.names import DNS1123_LABEL
+
+    if isinstance(namespace, int) and not isinstance(namespace, bool):
+        namespace = str(namespace)
+    if not (isinstance(namespace, str) and re.fullmatch(DNS1123_LABEL, namespace)):
+        raise ConfigError(f"{where} = {namespace!r} is not a Kubernetes namespace name: a DNS-1123 label is at "
+                          f"most 63 lower-case letters, digits and '-', starting and ending with a letter or digit; "
+                          f"fix the value")
+    return namespace
 
 
 # -- Input limits (issue 13): what cvatflow reads from an export, set by environment variables ---------------

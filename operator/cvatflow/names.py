@@ -8,7 +8,8 @@ from cvatflow.errors import Problem
 # Runs are Argo Workflows: their names and labels must be valid there, whatever backend runs them.
 LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
-RUN_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a namespace, a Service, ...
+RUN_NAME = DNS1123_LABEL
 
 
 def run_problems(name: str | None, labels: dict[str, str] | None) -> list[Problem]:

@@ -15,21 +15,24 @@ SKIPPED = ("polyline", "points", "cuboid", "skeleton")  # nothing a box/mask mod
 _FRAME = re.compile(r"(\d+)(?=\.[^.]+$)")
 
 
-def read(xml: Path, images: list[Path], report: DatasetReport) -> dict[str, Any]:
+def read(xml: Path, images: list[Path], report: DatasetReport, fix: bool = False) -> dict[str, Any]:
     """A COCO document (images with file_name, subset, tags; annotations with `_kind`) from `annotations.xml`.
 
     `images` are the export's image files, for matching video frames by number. Shapes a detector cannot learn
     from (polylines, points, cuboids, skeletons) are counted in `report` as dropped; outside track frames too.
+    A label missing from <meta> becomes a class of its own; a shape with an empty label (label="") has none,
+    and CVAT's importer refuses it ("not registered for this task"): with `fix` it is counted as dropped
+    ("no label"), else it is an error.
     Raises DatasetError naming `xml` for a file that is not a CVAT XML file within the input limits
-    (cvat_schema.load) and for a mask on an image over the `mask_pixels` limit.
+    (cvat_schema.load), for a mask on an image over the `mask_pixels` limit, and (without `fix`) for shapes
+    without a label, naming each shape and its image or frame.
     """
     document = load(xml)
     coco: dict[str, Any] = {"info": {}, "licenses": [], "categories": [], "images": [], "annotations": []}
     category: dict[str, int] = {}
+    unlabelled: list[str] = []  # shapes without a label, as "<box> 1 on image 'a.png'"
 
     def category_id(name: str) -> int:
-        if not name:
-            return 0  # a shape without a label: validation reports it (or --fix drops it as "unknown category")
         if name not in category:
             category[name] = len(category) + 1
             coco["categories"].append({"id": category[name], "name": name, "supercategory": ""})
@@ -42,7 +45,7 @@ def read(xml: Path, images: list[Path], report: DatasetReport) -> dict[str, Any]
     if document.video:
         frames = _video_frames(document, images)
         coco["images"] = [frames[f] for f in sorted(frames)]
-        for track in document.tracks:
+        for number, track in enumerate(document.tracks):
             for shape in track.shapes:
                 image = frames.get(shape.frame)
                 if shape.outside:  # the track leaves the view here (maybe past the last frame)
@@ -52,7 +55,10 @@ def read(xml: Path, images: list[Path], report: DatasetReport) -> dict[str, Any]
                     report.obj(_kind(shape), DROPPED, "no image", f"track {track.id} frame {shape.frame}")
                     continue
                 converted = "" if shape.keyframe else "interpolated track frame"
-                _shape(xml, shape, track.label, image, coco, category_id, report, converted)
+                where = (f"<{shape.tag}> of <track> {number if track.id is None else track.id} at frame "
+                         f"{shape.frame} ({image['file_name']!r})")
+                _shape(xml, shape, track.label, image, coco, category_id, report, converted, where, fix, unlabelled)
+        _refuse_unlabelled(xml, unlabelled)
         return coco
     for element in document.images:
         image = {"id": (len(coco["images"]) if element.id is None else element.id) + 1,
@@ -62,9 +68,22 @@ def read(xml: Path, images: list[Path], report: DatasetReport) -> dict[str, Any]
         if element.tags:
             image["tags"] = sorted(set(element.tags))
         coco["images"].append(image)
-        for shape in element.shapes:
-            _shape(xml, shape, shape.label, image, coco, category_id, report, "")
+        for index, shape in enumerate(element.shapes):
+            where = f"<{shape.tag}> {index} on image {element.name!r}"
+            _shape(xml, shape, shape.label, image, coco, category_id, report, "", where, fix, unlabelled)
+    _refuse_unlabelled(xml, unlabelled)
     return coco
+
+
+def _refuse_unlabelled(xml: Path, unlabelled: list[str], limit: int = 5) -> None:
+    """One error naming the shapes without a label (up to `limit` of them), as CVAT's importer refuses them."""
+    if not unlabelled:
+        return
+    more = f" (and {len(unlabelled) - limit} more)" if len(unlabelled) > limit else ""
+    raise DatasetError(f"{xml}: {len(unlabelled)} shape{'s' if len(unlabelled) > 1 else ''} without a label "
+                       f"(label=\"\"): {'; '.join(unlabelled[:limit])}{more}; CVAT refuses them on import too. "
+                       f"Give each a label of the task in CVAT (or delete it) and export again, or use --fix to "
+                       f"drop them (counted in the dataset report)")
 
 
 def _video_frames(document: Document, images: list[Path]) -> dict[int, dict[str, Any]]:
@@ -86,12 +105,20 @@ def _kind(shape: Shape) -> str:
 
 
 def _shape(xml: Path, shape: Shape, label: str, image: dict[str, Any], coco: dict[str, Any], category_id,
-           report: DatasetReport, converted: str) -> None:
-    """Append one shape as a COCO annotation, or count it as dropped by kind."""
+           report: DatasetReport, converted: str, where: str, fix: bool, unlabelled: list[str]) -> None:
+    """Append one shape as a COCO annotation, or count it as dropped by kind; `where` names it for the user.
+
+    A shape without a label is dropped ("no label") with `fix`, else added to `unlabelled` (an error later).
+    """
     kind = _kind(shape)
-    where = f"{shape.tag} on image {image['id'] - 1}"
     if shape.tag in SKIPPED or kind not in ("rectangle", "rotated rectangle", "polygon", "mask", "ellipse"):
         report.obj(kind, DROPPED, "not a detection shape", where)
+        return
+    if not label:
+        if fix:
+            report.obj(kind, DROPPED, "no label", where)
+        else:
+            unlabelled.append(where)
         return
     attributes: dict[str, Any] = dict(shape.attributes)
     attributes["occluded"] = shape.occluded

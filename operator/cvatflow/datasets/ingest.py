@@ -114,14 +114,14 @@ def ingest(export: str | Path, out_dir: str | Path, fix: bool = False, crowd: st
             elif fmt.startswith("CVAT for"):
                 xml = next(p for p in sorted(source.rglob("*.xml")) if "<annotations" in
                            p.read_text(errors="ignore")[:4000])
-                data = cvat_xml.read(xml, _image_files(source), ingest_report)
+                data = cvat_xml.read(xml, _image_files(source), ingest_report, fix)
             elif fmt.startswith("COCO"):
                 prefix = "instances_" if fmt == "COCO 1.0" else "person_keypoints_"
                 data = merge({Path(p).stem.removeprefix(prefix): p for p in
                               sorted((source / "annotations").glob(f"{prefix}*.json"))})
             else:
                 precheck.check(source, fmt)  # typed and within the limits before datumaro reads a file
-                source, tags = _convert(source, fmt, work / "converted", ingest_report)
+                source, tags = _convert(source, fmt, work / "converted", ingest_report, fix)
                 data = merge({Path(p).stem.removeprefix("instances_"): p for p in
                               sorted((source / "annotations").glob("instances_*.json"))})
             _attach_tags(data, tags)
@@ -153,26 +153,31 @@ def _image_files(source: Path) -> list[Path]:
     return [p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 
-def _convert(source: Path, fmt: str, target: Path,
-             report: DatasetReport) -> tuple[Path, dict[tuple[str, str], list[str]]]:
+def _convert(source: Path, fmt: str, target: Path, report: DatasetReport,
+             fix: bool = False) -> tuple[Path, dict[tuple[str, str], list[str]]]:
     """Other CVAT formats become COCO through datumaro, as CVAT itself does.
 
     COCO has no image tags, so the CVAT tags of each item come back beside it: {(subset, item id): names}.
     Shapes datumaro's COCO writer leaves out (points, polylines, cuboids, skeletons, captions) are counted in
     `report` as dropped by kind, and any other shortfall between what it read and what it wrote too.
+    Shapes without a label of the dataset are refused, or with `fix` dropped and counted (see _unlabelled).
     """
     try:
         import datumaro as dm
     except ImportError:
         raise DatasetError(f"{source}: {fmt} needs datumaro; install cvatflow with the `formats` extra") from None
     _datumaro_context()
+    given = source  # what messages name: the export, not the layout made for datumaro below
     if fmt == "LabelMe 3.0" and not (source / "Annotations").is_dir():
         source = _labelme_layout(source, target.parent / "labelme")
     try:
         dataset = dm.Dataset.import_from(str(source), DATUMARO_IMPORTERS[fmt])
         tags = _item_tags(dataset, dm)
+        _unlabelled(dataset, dm, given, fmt, report, fix)
         expected = _count_skipped(dataset, dm, report)
         dataset.export(str(target), "coco_instances", save_media=True)
+    except CvatflowError:
+        raise
     except Exception as exc:  # datumaro raises many kinds; all mean the export is not readable
         raise DatasetError(f"{source}: cannot read it as {fmt} ({exc.__class__.__name__}: {str(exc)[:200]})") from None
     files = list((target / "annotations").glob("instances_*.json"))
@@ -203,6 +208,46 @@ def _count_skipped(dataset, dm, report: DatasetReport) -> int:
             else:
                 report.obj(_DATUMARO_KINDS.get(name, name), DROPPED, "not a detection shape", str(item.id))
     return expected
+
+
+_SHAPES = {"bbox": "rectangle", "polygon": "polygon", "mask": "mask", "ellipse": "ellipse"}  # what COCO keeps
+
+
+def _unlabelled(dataset, dm, source: Path, fmt: str, report: DatasetReport, fix: bool, limit: int = 5) -> None:
+    """Shapes whose label is missing (`"label_id": null` or absent) or not one of the dataset's labels.
+
+    datumaro reads them, but its COCO writer would give them a category that does not exist, and CVAT's importer
+    refuses them. With `fix` each is removed from `dataset` and counted in `report` as dropped ("no label" or
+    "unknown category"); else one DatasetError names the file, the item and the annotation (up to `limit`).
+    """
+    labels = dataset.categories().get(dm.AnnotationType.label)
+    count = len(labels) if labels is not None else 0
+    found: list[str] = []
+    for item in list(dataset):
+        kept, dropped = [], False
+        for index, ann in enumerate(item.annotations):
+            name = ann.type.name
+            label = getattr(ann, "label", None)
+            if name not in _SHAPES or (label is not None and 0 <= label < count):
+                kept.append(ann)
+                continue
+            where = (f"annotations/{item.subset or 'default'}.json " if fmt == "Datumaro 1.0" else "") + \
+                f"item {item.id!r} annotations[{index}] ({name}, id {ann.id})"
+            what = ("has no label_id" if fmt == "Datumaro 1.0" else "has no label") if label is None else \
+                f"has label_id {label}, not one of the {count} labels (0 to {count - 1})"
+            if fix:
+                report.obj(_SHAPES[name], DROPPED, "no label" if label is None else "unknown category", where)
+                dropped = True
+            else:
+                found.append(f"{where} {what}")
+        if dropped:
+            dataset.put(item.wrap(annotations=kept))
+    if found:
+        more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
+        raise DatasetError(f"{source}: {len(found)} shape{'s' if len(found) > 1 else ''} without a label of the "
+                           f"dataset: {'; '.join(found[:limit])}{more}; CVAT refuses them on import too. Give each "
+                           f"a label in CVAT (or delete it) and export again, or use --fix to drop them (counted "
+                           f"in the dataset report)")
 
 
 def _item_tags(dataset, dm) -> dict[tuple[str, str], list[str]]:

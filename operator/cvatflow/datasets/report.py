@@ -31,6 +31,7 @@ FIXES = {
     "broken segmentation": "redraw the shape in CVAT",
     "no image": "export the task with images (Save images), or remove the annotation",
     "unknown category": "add the label to the task, or remove the annotation",
+    "no label": "give the shape a label of the task in CVAT (or delete it) and export again",
     "image missing": "export the task with images (Save images) or add the file",
     "image unreadable": "replace the file with a JPEG or PNG (CVAT shows what the browser decodes)",
     "image zero bytes": "upload the image to the task again",
