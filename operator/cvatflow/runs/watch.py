@@ -38,7 +38,10 @@ def view(status: RunStatus, summary: Summary) -> Group:
         )
         parts.append(train)
         if summary.progress is not None:
-            parts.append(ProgressBar(total=1.0, completed=summary.progress, width=60))
+            # In a grid row: a bare ProgressBar ends without a newline, so what is printed next joined its line.
+            bar = Table.grid()
+            bar.add_row(ProgressBar(total=1.0, completed=summary.progress, width=60))
+            parts.append(bar)
     if status.message and status.done:
         parts.append(f"[{colour}]{status.message}[/{colour}]")
     return Group(*parts)
