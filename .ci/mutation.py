@@ -98,8 +98,82 @@ class Equivalent:
         return identity[0] == self.line and identity[1] in self.mutants
 
 
-# Per target, the mutants known to be equivalent (the full reasons are in that target's test_mut_ docstring).
-EQUIVALENTS: dict[str, tuple[Equivalent, ...]] = {}
+# Per target, the mutants known to be equivalent: no input can tell them from the code (the full reasons are in
+# that target's test_mut_<target>.py docstring). `make mutation` prints a survivor's entry ("as an entry: ...").
+_AP50 = '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] > -1).any() else 0.0}'
+_CURVE = '"precision": [float(v) for v in np.where(curve[:, valid] > -1, curve[:, valid], 0)'
+_HITS = "hits[:, k] = np.where(count > 0, cum[np.maximum(count - 1, 0)] if len(cum) else 0, 0)"
+_TP = 'tp_ids = {int(key.split("_", 1)[0]) for key, iou in matched.items() if iou >= 0.5}'
+_PER_CLASS = 'result["per_class"][names[cat_id]] = {"AP": float(p[p > -1].mean()),'
+_NEVER_BELOW = "pycocotools' precision in a class is all -1 or all >= 0, so no value lies in the changed range"
+EQUIVALENTS: dict[str, tuple[Equivalent, ...]] = {
+    "evaluation": (
+        Equivalent("if max_dets > COCO_MAX_DETS:",
+                   ("if max_dets != COCO_MAX_DETS:", "if max_dets >= COCO_MAX_DETS:"),
+                   "max_dets was raised to at least 100 above; at exactly 100 both paths give the same stats"),
+        Equivalent("stats = [max(0.0, float(v)) for v in ev.stats[:12]]",
+                   ("stats = [max(0.0, float(v)) for v in ev.stats[: 13]]",),
+                   "zip with the 12 STAT_NAMES stops at 12"),
+        Equivalent("if (p > -1).any():", ("if (p != -1).any():",), _NEVER_BELOW),
+        Equivalent(_PER_CLASS, (_PER_CLASS.replace("p > -1", "p != -1"), _PER_CLASS.replace("p > -1", "p > - 2"),
+                                _PER_CLASS.replace("p > -1", "p > ~1"), _PER_CLASS.replace("p > -1", "p >= -1")),
+                   _NEVER_BELOW + " (no -1 in a class that has values)"),
+        Equivalent(_AP50, (
+            '"AP50": float(p[0][p[ -1] > -1].mean()) if (p[0] > -1).any() else 0.0}',
+            '"AP50": float(p[0][p[ 1] > -1].mean()) if (p[0] > -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] != -1].mean()) if (p[0] > -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > - 2].mean()) if (p[0] > -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[ -1] > -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[ 1] > -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] != -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] > - 0).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] > - 2).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] > -1).any() else -1.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] > -1).any() else 1.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] > ~1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > -1].mean()) if (p[0] >= -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] > ~1].mean()) if (p[0] > -1).any() else 0.0}',
+            '"AP50": float(p[0][p[0] >= -1].mean()) if (p[0] > -1).any() else 0.0}'),
+            _NEVER_BELOW + "; a class with values has them in every row, so row 0, 1 or -1 decide alike and the "
+            "`else` is never taken"),
+        Equivalent("valid = (curve > -1).any(axis=0)", ("valid = (curve != -1).any(axis=0)",), _NEVER_BELOW),
+        Equivalent(_CURVE, (_CURVE.replace("> -1", "!= -1"), _CURVE.replace("> -1", "> - 0"),
+                            _CURVE.replace("> -1", "> - 2"), _CURVE.replace("> -1", "> ~1"),
+                            _CURVE.replace("> -1", ">= -1"), _CURVE.replace("valid], 0)", "valid], -1)"),
+                            _CURVE.replace("valid], 0)", "valid], 1)")),
+                   _NEVER_BELOW + "; the valid columns hold no -1, so np.where's other value is never taken"),
+        Equivalent("valid = values[values > -1]", ("valid = values[values != -1]",),
+                   "the values are -1 or >= 0"),
+        Equivalent("return max(0.0, float(valid.mean())) if valid.size else 0.0",
+                   ("return max( -1.0, float(valid.mean())) if valid.size else 0.0",),
+                   "a mean of values >= 0 is >= 0"),
+        Equivalent('stats = {"mAP": mean(precision[:, :, :, 0, m]), "AP50": mean(precision[at(0.5), :, :, 0, m]),',
+                   ('stats = {"mAP": mean(precision[:, :, :, 0, m]), "AP50": mean(precision[at( -0.5), :, :, 0, m]),',),
+                   "the IoU threshold nearest to -0.5 is 0.5, the first"),
+        Equivalent(_TP, (_TP.replace(">= 0.5", ">= -0.5"), _TP.replace('"_", 1', '"_", 2')),
+                   "the IoU-0.5 evaluation matches nothing below 0.5; keys are '<detection>_<object>', the first "
+                   "field is the same"),
+        Equivalent("valid = n_gt > 0", ("valid = n_gt != 0",), "a count is never negative"),
+        Equivalent("best = (-1.0, 0.0, 0.0, 0.0)", (
+            "best = (+1.0, 0.0, 0.0, 0.0)", "best = (- 0.0, 0.0, 0.0, 0.0)", "best = (- 2.0, 0.0, 0.0, 0.0)",
+            "best = (-1.0, -1.0, 0.0, 0.0)", "best = (-1.0, 0.0, -1.0, 0.0)", "best = (-1.0, 0.0, 0.0, -1.0)",
+            "best = (-1.0, 0.0, 0.0, 1.0)", "best = (-1.0, 0.0, 1.0, 0.0)", "best = (-1.0, 1.0, 0.0, 0.0)",
+            "best = (1.0, 0.0, 0.0, 0.0)", "best = (not 1.0, 0.0, 0.0, 0.0)"),
+            "overwritten before it is read"),
+        Equivalent(_HITS, (_HITS.replace("count > 0", "count != 0"), _HITS.replace("count - 1, 0", "count - 1, -1"),
+                           _HITS.replace("else 0, 0)", "else -1, 0)"), _HITS.replace("else 0, 0)", "else 1, 0)")),
+                   "a count is never negative, and `count > 0` masks the index and the `else` of a class without "
+                   "detections (count 0 everywhere)"),
+        Equivalent("prec = np.divide(hits, above, out=np.zeros_like(hits), where=above > 0)[:, valid]",
+                   ("prec = np.divide(hits, above, out=np.zeros_like(hits), where=above != 0)[:, valid]",),
+                   "a count is never negative"),
+        Equivalent("rec = (hits / np.maximum(n_gt, 1))[:, valid]", ("rec = (hits / np.maximum(n_gt, 0))[:, valid]",),
+                   "the classes without objects it guards are dropped by `[:, valid]`"),
+        Equivalent("f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(prec), where=(prec + rec) > 0)",
+                   ("f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(prec), where=(prec + rec) != 0)",),
+                   "precision and recall are never negative"),
+    ),
+}
 
 
 def identity(diff: str | None) -> tuple[str, str]:
