@@ -35,3 +35,5 @@ def test_hyperparameters_heading_starts_its_own_line(cli, monkeypatch):
     bar = next(line for line in lines if "━" in line)
     assert set(bar.strip()) == {"━"}, result.out  # the progress bar alone on its line
     assert "  epochs: 2  (parameter)" in lines
+    assert lines.index("outputs:") == lines.index("  epochs: 2  (parameter)") + 1  # a heading of their own
+    assert lines[lines.index("outputs:") + 1].split() == ["model", "s3://bucket/outputs/model/"]
