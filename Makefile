@@ -36,7 +36,8 @@ test: $(STAMP) browser helm
 # at a time (about 30 min on 2 idle cores, from the CPU time measured: ~50 CPU min for 732 mutants; 100 min of wall
 # clock on this machine at load average 5-15; not part of `make test`).
 # `make mutation TARGETS="archive evaluation"` runs some of them, JOBS=1 one mutant at a time; the table at the
-# end lists each module's rate, and the survivors are listed above it.
+# end lists each module's rate, and the survivors are listed above it; known equivalent mutants (EQUIVALENTS in
+# .ci/mutation.py, named by line and change) are counted apart, so only unexplained survivors fail a target.
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[mutation]'
 	$(BIN)/python .ci/mutation.py $(if $(JOBS),--jobs $(JOBS)) $(TARGETS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,17 @@ def workflow_manifest(filled: Filled, name: str, namespace: str, owner: dict[str
     if service_account:  # the chart's service account, allowed what Argo's executor needs
         spec["serviceAccountName"] = service_account
     return {"apiVersion": API_VERSION, "kind": "Workflow", "metadata": metadata, "spec": spec}
+
+
+def progress(phases: Iterable[str | None]) -> str:
+    """Argo's `status.progress`, "N/M", from the phases of a run's step (pod) nodes.
+
+    M counts the steps the run has started so far (a skipped or omitted task makes no pod, and one not reached
+    yet has no node, so M grows as the run goes); N counts those of them that ended, whatever the outcome.
+    Source: argo-workflows docs/progress.md and workflow/progress (a pod node is 1/1 once `Fulfilled()`).
+    """
+    started = [p for p in phases if p in (Phase.PENDING, Phase.RUNNING, *FINISHED)]
+    return f"{sum(p in FINISHED for p in started)}/{len(started)}"
 
 
 def output_prefix_of(workflow: dict[str, Any]) -> str | None:

@@ -136,3 +136,30 @@ def test_detached_run_reports_phases_until_it_ends(tmp_path):
     assert final.phase == "Succeeded", final.message
     assert seen[-1] == "Succeeded" and final.finished_at
     assert "maskrcnn-training" in run.logs("a")
+
+
+def test_progress_counts_the_same_while_running_and_at_the_end(tmp_path, monkeypatch):
+    # Argo's status.progress: steps ended / steps started. A skipped task is neither, so the count never
+    # starts at 0/3 and ends at 2/2.
+    seen = []
+    save = LocalExecutor._save
+    monkeypatch.setattr(LocalExecutor, "_save", lambda self, d, w, s: (seen.append(s["progress"]), save(self, d, w, s)))
+    template = pipeline(
+        tasks=[{"name": "a", "template": "ok"},
+               {"name": "skipped", "template": "ok", "depends": "a", "when": "'{{workflow.parameters.ckpt}}' != ''"},
+               {"name": "b", "template": "ok", "depends": "a"}],
+        templates=[container("ok", ["write", "/mnt/output/x", "1"])], parameters=[("ckpt", "")])
+    status, run = execute(tmp_path, template)
+    assert status["phase"] == "Succeeded"
+    progress = [p for i, p in enumerate(seen) if p and (i == 0 or p != seen[i - 1])]
+    assert progress == ["0/0", "0/1", "1/1", "1/2", "2/2"], seen
+    assert run.status().progress == "2/2"
+
+
+def test_a_failed_step_counts_as_ended_as_in_argo(tmp_path):
+    template = pipeline(tasks=[{"name": "a", "template": "ok"}, {"name": "b", "template": "bad", "depends": "a"},
+                               {"name": "c", "template": "ok", "depends": "b"}],
+                        templates=[container("ok", ["write", "/mnt/output/x", "1"]), container("bad", ["fail"])])
+    status, run = execute(tmp_path, template)
+    assert status["phase"] == "Failed"
+    assert run.status().progress == "2/2"  # c was omitted: never started, so not counted

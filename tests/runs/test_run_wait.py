@@ -145,3 +145,47 @@ def test_runs_list_never_cuts_a_name(monkeypatch, cli):
         result = cli("runs", "list")
         assert result.out.splitlines()[1].split() == [long_name, "maskrcnn-training", "Succeeded", "2/2",
                                                        "2026-11-30T14:31:05Z", "2026-11-30T14:33:02Z"]
+
+
+class SmartToolRun(FakeRun):
+    """An interactive-segmentation run (smarttool-training): its validation reports clicks, not mAP."""
+
+    def metrics(self) -> Summary:
+        return Summary(epoch=2.0, val={"NoC@85": 2.125, "NoC@90": 3.5, "mIoU@1": 0.61234, "mIoU@3": 0.8,
+                                       "mIoU@5": 0.85, "NoF@90": 1.0})
+
+
+def test_smarttool_run_ends_with_its_click_metrics(cli, monkeypatch):
+    import cvatflow.runs.cli as runs_cli
+    from cvatflow.runs import watch
+
+    monkeypatch.setattr(runs_cli, "_client", lambda *a, **k: FakeClient(SmartToolRun("Succeeded")))
+    monkeypatch.setattr(watch, "watch", lambda r, console=None, **k: status("Succeeded"))
+    result = cli("run", "smarttool-training", "--data", "x.zip", "--wait")
+    assert result.code == 0
+    assert "NoC@90:   3.50  (NoC@85 2.12, mIoU@1 0.612, mIoU@5 0.850) on the validation split" in result.out
+    assert "none reported" not in result.out
+
+
+def test_metric_line_of_a_report_and_of_a_model_it_does_not_know():
+    from cvatflow.runs.summary import metric_line
+
+    # report/metrics.json as training/interactive.py writes it: the metrics, the best step and the history
+    report = {"NoC@85": 2.0, "NoC@90": 3.0, "mIoU@1": 0.5, "mIoU@5": 0.9, "best_step": 40, "history": []}
+    assert metric_line(report).startswith("NoC@90:   3.00  (NoC@85 2.00, mIoU@1 0.500, mIoU@5 0.900)")
+    assert metric_line({"mAP": 0.5}) == "mAP:      0.500 on the validation split"
+    assert metric_line({"PQ": 0.25, "best_step": 3}) == "metrics:  PQ 0.250 on the validation split"
+    assert "none reported" in metric_line({"best_step": 3, "history": []})
+
+
+def test_watch_shows_the_click_metric_of_a_smarttool_run(tmp_path):
+    from cvatflow import events
+    from cvatflow.runs.watch import plain_line, view
+
+    run = ScriptedRun([status("Succeeded")], [json.dumps(events.metrics("val", 1.0, {"NoC@90": 4.25}))])
+    run.status()
+    assert "NoC@90 4.25" in plain_line(status("Succeeded"), run.metrics())
+    console = Console(file=(tmp_path / "view.txt").open("w"), width=100)
+    console.print(view(status("Succeeded"), run.metrics()))
+    console.file.close()
+    assert "NoC@90 4.25" in (tmp_path / "view.txt").read_text()

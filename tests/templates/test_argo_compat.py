@@ -522,3 +522,24 @@ def test_render_of_builtin_templates_is_unchanged_by_the_new_loader():
     for name in ("detr-training", "maskrcnn-training"):
         template = get_template(name)
         assert load_documents(to_yaml(template), name)[0] == render(template)
+
+
+@pytest.mark.parametrize("kind", ["WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"])
+def test_generate_name_is_a_warning_about_kubectl_apply_not_a_refusal(kind):
+    # `kubectl create` accepts generateName on any kind; only `kubectl apply` needs metadata.name.
+    manifest = workflow(kind, generateName="my-tpl-")
+    if kind == "CronWorkflow":
+        manifest["spec"] = CRON["spec"]
+    problems = validate(manifest)
+    assert errors_only(problems) == []
+    [warning] = [p for p in problems if "generateName" in str(p)]
+    text = str(warning)
+    assert "`kubectl apply` needs metadata.name" in text and "`kubectl create` accepts" in text
+    assert "cvatflow's check" in text and "refuse" not in text
+    assert not [p for p in validate(workflow(generateName="run-")) if "name" in str(p)]  # Workflows: argo submit
+
+
+def test_no_name_at_all_is_what_kubernetes_refuses():
+    [warning] = [p for p in validate(workflow("WorkflowTemplate", labels={"a": "b"})) if "metadata" in str(p)]
+    assert "neither metadata.name nor metadata.generateName" in str(warning)
+    assert "Kubernetes will refuse" in str(warning)

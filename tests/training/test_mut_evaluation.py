@@ -3,7 +3,8 @@ input, the returned settings, F1 at low precision and recall, classes without de
 images without objects, AR_max over every area: kills cosmic-ray's mutants of training/evaluation.py (`make
 mutation TARGETS=evaluation`). The figures come from pycocotools, computed here.
 
-Equivalent mutants, left alive (no input can tell them apart; the reason in brackets):
+Equivalent mutants, left alive (no input can tell them apart; the reason in brackets). `make mutation` reads them
+from EQUIVALENTS["evaluation"] in .ci/mutation.py (each named by its line and change) and counts them apart:
 - `max_dets > COCO_MAX_DETS` (both places) as `!=` [max_dets was raised to at least 100 just above] and as `>=`
   [at exactly 100 both paths compute the same stats, to 1e-12 in test_data_fit.py].
 - pycocotools' precision per class is -1 everywhere (no objects) or >= 0 everywhere (a recall level not reached is

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cvatflow.argo import Phase
+from cvatflow.argo import Phase, progress
 from cvatflow.atomic import atomic_write
 from cvatflow.errors import (
     ConflictError,
@@ -191,6 +191,10 @@ class LocalExecutor:
 
     def _save(self, run_dir: Path, workflow: dict[str, Any], status: dict[str, Any]) -> None:
         """Write status.json, then the runs index (a listing reads the index, not every folder)."""
+        if status.get("nodes") or status.get("phase") != Phase.PENDING:
+            # As Argo counts it (steps ended / steps started), at every write, so the numbers mean the same
+            # while the run goes and at its end; a skipped task is neither.
+            status["progress"] = progress(node.get("phase") for node in status["nodes"].values())
         write_json(run_dir / "status.json", status)
         from cvatflow.runs.index import RunIndex
 
@@ -235,7 +239,6 @@ class LocalExecutor:
             raise RunError(f"entrypoint {spec.get('entrypoint')!r} is not a template of this workflow")
         tasks = entry["dag"]["tasks"] if "dag" in entry else [{"name": entry["name"], "template": entry["name"]}]
         ordered = _topological(tasks)
-        status["progress"] = f"0/{len(ordered)}"
         outputs: dict[str, dict[str, Path]] = {}
         for task in ordered:
             name = task["name"]
@@ -266,9 +269,6 @@ class LocalExecutor:
                 except CvatflowError as exc:
                     node.update(phase=Phase.ERROR, message=str(exc))
                 node["finishedAt"] = now()
-            phases = [status["nodes"].get(t["name"], {}).get("phase") for t in ordered]
-            # Like Argo, progress counts the steps that run: a skipped task is neither done nor to do.
-            status["progress"] = f"{phases.count(Phase.SUCCEEDED)}/{len(phases) - phases.count(Phase.SKIPPED)}"
             self._save(run_dir, workflow, status)
 
     def _run_task(self, run_dir: Path, workflow: dict[str, Any], templates: dict[str, Any], task: dict[str, Any],

@@ -145,7 +145,9 @@ def get(name: str, as_json: bool = typer.Option(False, "--json"),
 
     console.print(view(status, summary))
     _print_settings(status.annotations)
-    _print_outputs(run_)
+    if run_.outputs():
+        console.print("outputs:")  # else they read as more hyperparameters, indented alike
+        _print_outputs(run_)
 
 
 def _print_settings(annotations: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""The closing lines of a finished run (name, time, mAP, model, report, logs): `make demo` and `run --wait`."""
+"""The closing lines of a finished run (name, time, metric, model, report, logs): `make demo` and `run --wait`."""
 from __future__ import annotations
 
 import json
@@ -35,17 +35,12 @@ def minutes(status) -> float | None:
 
 
 def closing_lines(run, status, metrics: dict[str, Any], elapsed: float | None = None) -> list[str]:
-    """`run:`, `mAP:`, `model:`, `report:` and `logs:` lines; local `file://` URIs shown as paths.
+    """`run:`, the metric line (`mAP:`, `NoC@90:`, ...: `metric_line`), `model:`, `report:` and `logs:` lines;
+    local `file://` URIs shown as paths.
     `elapsed` (minutes) overrides the run's own start-to-end time (the demo counts its set-up too)."""
     elapsed = minutes(status) if elapsed is None else elapsed
     took = f" in {elapsed:.1f} min" if elapsed is not None else ""
-    lines = [f"run:      {run.name} ({status.phase}{took})"]
-    if "mAP" in metrics:
-        nan = float("nan")
-        lines.append(f"mAP:      {metrics['mAP']:.3f}  (AP50 {metrics.get('AP50', nan):.3f}, "
-                     f"AP75 {metrics.get('AP75', nan):.3f}) on the validation split")
-    else:
-        lines.append("mAP:      none reported (the run wrote no validation metrics)")
+    lines = [f"run:      {run.name} ({status.phase}{took})", metric_line(metrics)]
     outputs = run.outputs()
     for key in ("model", "report"):
         if key in outputs:
@@ -54,6 +49,47 @@ def closing_lines(run, status, metrics: dict[str, Any], elapsed: float | None = 
     lines.append(f"logs:     {folder / 'logs'}" if folder is not None else
                  f"logs:     cvatflow runs logs {run.name}")
     return lines
+
+
+# The metric a model is judged by, then what is shown beside it: COCO AP (0..1) for detection and instance
+# segmentation; for the Smart Tool's interactive segmentation (smarttool-training) the mean number of clicks to
+# reach 90% IoU (NoC@90, fewer is better; Xu et al. 2016) and the mean IoU after k clicks (training/interactive.py).
+HEADLINES = {"mAP": ("AP50", "AP75"), "NoC@90": ("NoC@85", "mIoU@1", "mIoU@5")}
+
+
+def metric_line(metrics: dict[str, Any]) -> str:
+    """The closing line of a run's validation result: its headline metric (HEADLINES) and those beside it, else
+    every number the run reported (a model this list does not know), else that it reported none."""
+    numbers = _numbers(metrics)
+    key = _headline_key(numbers)
+    if key is not None:
+        shown = ", ".join(f"{k} {_number(k, numbers[k])}" for k in HEADLINES[key] if k in numbers)
+        return (f"{key + ':':9} {_number(key, numbers[key])}" + (f"  ({shown})" if shown else "")
+                + " on the validation split")
+    if numbers:
+        return "metrics:  " + ", ".join(f"{k} {_number(k, v)}" for k, v in numbers.items()) \
+            + " on the validation split"
+    return "metrics:  none reported (the run wrote no validation metrics)"
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    """`mAP 0.412` or `NoC@90 3.50`: the headline metric of a validation (a watcher's view), "" without one."""
+    numbers = _numbers(metrics)
+    key = _headline_key(numbers)
+    return f"{key} {_number(key, numbers[key])}" if key is not None else ""
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and k != "best_step"}
+
+
+def _headline_key(numbers: dict[str, float]) -> str | None:
+    return next((key for key in HEADLINES if key in numbers), None)
+
+
+def _number(key: str, value: float) -> str:
+    return f"{value:.2f}" if key.startswith("NoC") else f"{value:.3f}"  # clicks; AP and IoU are 0..1
 
 
 def _path(uri: str) -> str:

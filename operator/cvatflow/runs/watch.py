@@ -1,4 +1,4 @@
-"""A live terminal view of a run: phase, steps, epoch, step, loss and mAP, fed by the run's events."""
+"""A live terminal view of a run: phase, steps, epoch, step, loss and its headline metric (mAP, NoC@90)."""
 from __future__ import annotations
 
 import time
@@ -11,6 +11,7 @@ from rich.table import Table
 from cvatflow.argo import Phase
 from cvatflow.events import Summary
 from cvatflow.runs.run import Run, RunStatus
+from cvatflow.runs.summary import headline
 
 COLOURS = {Phase.SUCCEEDED: "green", Phase.FAILED: "red", Phase.ERROR: "red", Phase.RUNNING: "cyan",
            Phase.PENDING: "yellow", Phase.SKIPPED: "dim", Phase.OMITTED: "dim"}
@@ -33,12 +34,15 @@ def view(status: RunStatus, summary: Summary) -> Group:
             f"epoch {summary.epoch:g}" if summary.epoch is not None else "",
             f"step {summary.step}/{summary.total_steps}" if summary.step is not None else "",
             f"loss {loss:.4f}" if loss is not None else "",
-            f"mAP {summary.val['mAP']:.3f}" if "mAP" in summary.val else "",
+            headline(summary.val),  # mAP, or NoC@90 for a Smart Tool run
             f"best mAP {summary.best_map:.3f}" if summary.best_map is not None else "",
         )
         parts.append(train)
         if summary.progress is not None:
-            parts.append(ProgressBar(total=1.0, completed=summary.progress, width=60))
+            # In a grid row: a bare ProgressBar ends without a newline, so what is printed next joined its line.
+            bar = Table.grid()
+            bar.add_row(ProgressBar(total=1.0, completed=summary.progress, width=60))
+            parts.append(bar)
     if status.message and status.done:
         parts.append(f"[{colour}]{status.message}[/{colour}]")
     return Group(*parts)
@@ -54,8 +58,7 @@ def plain_line(status: RunStatus, summary: Summary) -> str:
         parts.append(f"step {summary.step}/{summary.total_steps}")
     if summary.train.get("loss") is not None:
         parts.append(f"loss {summary.train['loss']:.4f}")
-    if "mAP" in summary.val:
-        parts.append(f"mAP {summary.val['mAP']:.3f}")
+    parts.append(headline(summary.val))
     if status.message and status.done:
         parts.append(f"({status.message})")
     return " ".join(p for p in parts if p)

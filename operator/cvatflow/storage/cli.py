@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from cvatflow.errors import NotFoundError, StorageError
+from cvatflow.exit_status import shell_status
 
 app = typer.Typer(help="Object store transfers for training pods outside Argo (multi-node JobSets).",
                   no_args_is_help=True)
@@ -75,7 +76,7 @@ def sync(ctx: typer.Context,
 
     On a JobSet only rank 0 writes outputs, so every pod can run this: the others upload nothing new. A pod that
     is restarted pulls KEY/checkpoints back first (`pull --missing-ok`) and training resumes from last.pt.
-    Exits with the command's exit code.
+    Exits with the command's exit status (128 + signal when a signal killed it, as a shell reports it).
     """
     command = list(ctx.args)
     if not command:
@@ -109,4 +110,4 @@ def sync(ctx: typer.Context,
         thread.join()
         signal.signal(signal.SIGTERM, previous)
     target.upload_dir(folder, key.strip("/"))
-    raise typer.Exit(code)
+    raise typer.Exit(shell_status(code))  # a killed command: 137/143, as the pod's retryStrategy expects

@@ -237,11 +237,20 @@ def _remove(doc: Any, path: list[Any]) -> None:
 def _metadata_problems(metadata: dict[str, Any], kind: str) -> Iterator[Problem]:
     name, generate = _str(metadata.get("name")), _str(metadata.get("generateName"))
     limit = MAX_NAME.get(kind, 63)
-    if not name and not (generate and kind == "Workflow"):
+    if not name and not generate:
         # Argo's validator does not ask for one (`argo lint` passes), but the Kubernetes API refuses to create it.
-        yield Problem("metadata.name", f"the {kind} has no name; Kubernetes will refuse to create it",
-                      "set metadata.name (lower-case letters, digits, '-')"
-                      + (" or metadata.generateName" if kind == "Workflow" else ""), severity="warning")
+        yield Problem("metadata.name", f"the {kind} has neither metadata.name nor metadata.generateName; "
+                      "Kubernetes will refuse to create it",
+                      "set metadata.name (lower-case letters, digits, '-')", severity="warning")
+    elif not name and kind != "Workflow":
+        # Kubernetes accepts generateName on any kind (`kubectl create`); only `kubectl apply`, which finds the
+        # object by name, refuses it. Workflows are submitted by create (`argo submit`), so no warning for them.
+        yield Problem("metadata.generateName",
+                      f"the {kind} has metadata.generateName {generate!r} but no metadata.name: `kubectl create` "
+                      "accepts that (Kubernetes adds a random suffix), `kubectl apply` needs metadata.name "
+                      "(cvatflow's check, Kubernetes accepts it)",
+                      "create it with `kubectl create -f`, or set metadata.name to use `kubectl apply`",
+                      severity="warning")
     if name and (len(name) > 253 or not OBJECT_NAME.match(name)):
         yield Problem("metadata.name", f"{name!r} is not a valid Kubernetes name",
                       "use lower-case letters, digits and '-', starting and ending with a letter or digit")

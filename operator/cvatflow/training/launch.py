@@ -4,6 +4,8 @@ from __future__ import annotations
 import signal
 import sys
 
+from cvatflow.exit_status import shell_status
+
 # `--no-python PROGRAM`: our console scripts run as modules of the launcher's own interpreter, whatever PATH holds
 # (the local executor runs templates from a virtualenv that need not be on PATH).
 MODULES = {"cvatflow-train": "cvatflow.training.cli", "cvatflow": "cvatflow.cli"}
@@ -12,9 +14,7 @@ MODULES = {"cvatflow-train": "cvatflow.training.cli", "cvatflow": "cvatflow.cli"
 def exit_status(exitcode: int) -> int:
     """A worker's exit status as a shell reports it: a signal (torch's negative exitcode, e.g. -9) becomes
     128 + signal (137 for SIGKILL/OOM, 143 for SIGTERM), a code stays itself, 0 (no code recorded) becomes 1."""
-    if exitcode < 0:
-        return 128 - exitcode
-    return exitcode or 1
+    return shell_status(exitcode) or 1
 
 
 def _name(number: int) -> str:
