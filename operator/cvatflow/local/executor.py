@@ -25,6 +25,7 @@ from cvatflow.errors import (
     RunError,
     StepFailed,
 )
+from cvatflow.exit_status import shell_status
 from cvatflow.local.expressions import evaluate_when, substitute, substitute_all
 from cvatflow.runs.run import now
 
@@ -441,12 +442,12 @@ class LocalExecutor:
                     log.write(line)
                     if self.on_log:
                         self.on_log(task, line)
-                code = self._process.wait()
+                code = shell_status(self._process.wait())  # as a container's status says it: 137, not -9
             node["exitCode"] = code
             if code == 0:
                 return
             # Like the templates' retry expression: only a killed pod (preemption) is retried.
-            if code in (-9, -15, 137, 143) and attempt < retries and not self._shutdown:
+            if code in (137, 143) and attempt < retries and not self._shutdown:
                 node["retries"] = attempt + 1
                 time.sleep(0.5)
                 continue
