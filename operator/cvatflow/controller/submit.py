@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from cvatflow.controller import resource as r
 from cvatflow.controller.deps import Deps
@@ -63,6 +64,8 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     problems = _version_problems(template, spec)
     source = spec.get("source") or {}
     task_spec = source.get("cvatTask")
+    if task_spec:
+        problems += _server_problems(task_spec, deps.settings)
 
     # First pass: every parameter problem, before anything is exported from CVAT.
     pipeline = pipeline_for(deps)
@@ -155,6 +158,27 @@ def _values(template: Template, spec: dict[str, Any], problems: list[Problem]) -
             problems.append(Problem(f"spec.parameters.{template.parameter(role).name}",
                                     "is filled by the operator", "use spec.source / spec.outputPrefix instead"))
     return values
+
+
+def _server_problems(task_spec: dict[str, Any], settings: Any) -> list[Problem]:
+    """The operator's own CVAT token goes to its configured CVAT only: a run that names another server brings a
+    Secret for it, or anyone who may create a TrainingRun could have the token sent to a server of theirs."""
+    url = task_spec.get("url") or ""
+    if not url or not settings.cvat_token or (task_spec.get("credentialsSecret") or {}).get("name"):
+        return []
+    if _server(url) == _server(settings.cvat_url or ""):
+        return []
+    return [Problem("spec.source.cvatTask.url",
+                    f"{url} is not the operator's CVAT server ({settings.cvat_url or 'none is configured'}); the "
+                    f"operator's own token is sent only there",
+                    "name a Secret holding a token for that server in spec.source.cvatTask.credentialsSecret, "
+                    "or remove url")]
+
+
+def _server(url: str) -> tuple[str, str, str]:
+    """A CVAT URL as (scheme, host[:port], path) without case in the first two or a trailing slash."""
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
 
 
 def pipeline_for(deps: Deps) -> Pipeline:
