@@ -31,3 +31,22 @@ def test_a_log_step_never_reads_outside_the_run_logs(api_with_a_run, step):
     assert answer.status_code == 404, answer.text
     assert "not for API clients" not in answer.text
     assert "no step" in answer.json()["message"]
+
+
+@pytest.mark.parametrize("task_id", [float("inf"), -5, 0, True, 1.7, "7", 2**80, None, []])
+def test_a_signed_delivery_whose_task_id_is_no_cvat_id_matches_no_rule(tmp_path, task_id):
+    from datetime import UTC, datetime
+
+    from api_fixtures import TINY, install_tiny_template, signed
+
+    install_tiny_template(tmp_path)
+    rules = [{"event": "update:task", "when": {"status": "completed"}, "template": TINY}]
+    # CVAT unreachable: an id taken as valid would answer 502, infinity answered 500 (OverflowError)
+    settings = settings_for(tmp_path, cvat_url="http://127.0.0.1:9", webhook_rules=rules)
+    payload = {"event": "update:task", "task": {"id": task_id, "status": "completed",
+                                                 "updated_date": datetime.now(UTC).isoformat()}}
+    body, headers = signed(payload)
+    with served(create_app(settings)) as url, client(url) as http:
+        answer = http.post("/api/v1/webhooks/cvat", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["executions"] == []
