@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from cvatflow.controller import resource as r
 from cvatflow.controller.deps import Deps
 from cvatflow.controller.mirror import outputs, workflow_status
+from cvatflow.cvat import shown_url
 from cvatflow.errors import (
     CvatflowError,
     NotFoundError,
@@ -169,8 +170,9 @@ def _server_problems(task_spec: dict[str, Any], settings: Any) -> list[Problem]:
     if _server(url) == _server(settings.cvat_url or ""):
         return []
     return [Problem("spec.source.cvatTask.url",
-                    f"{url} is not the operator's CVAT server ({settings.cvat_url or 'none is configured'}); the "
-                    f"operator's own token is sent only there",
+                    f"{shown_url(url)} is not the operator's CVAT server "
+                    f"({shown_url(settings.cvat_url or 'none is configured')}); the operator's own token is sent only "
+                    f"there",
                     "name a Secret holding a token for that server in spec.source.cvatTask.credentialsSecret, "
                     "or remove url")]
 
