@@ -53,3 +53,5 @@ def test_a_mounted_volume_cannot_be_left_with_dot_dot(tmp_path):
         "container": {"image": "ghcr.io/cvatflow/maskrcnn:0.1.0", "command": ["step"], "args": ["write", climb, "1"],
                       "volumeMounts": [{"name": "output", "mountPath": "/mnt/output"}]}})
     assert not outside.exists()
+    assert status["phase"] == "Succeeded"
+    assert (run.dir / "steps" / "a" / "fs" / str(outside).lstrip("/")).read_text() == "1"
