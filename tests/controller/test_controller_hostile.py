@@ -20,11 +20,34 @@ def test_another_cvat_server_never_gets_the_operators_own_token(monkeypatch, url
 @pytest.mark.parametrize("source", [
     {"cvatTask": {"id": 7, "url": "HTTP://CVAT.local:8080/"}},  # the configured server, written differently
     {"cvatTask": {"id": 7}},
-    {"cvatTask": {"id": 7, "url": "http://other.example", "credentialsSecret": {"name": "cvat-credentials"}}},
+    {"cvatTask": {"id": 7, "url": "http://cvat.local:8080", "credentialsSecret": {"name": "cvat-credentials"}}},
+    # another server, with a Secret whose owner wrote that its token is for that server
+    {"cvatTask": {"id": 7, "url": "http://other.example/", "credentialsSecret": {"name": "other-cvat"}}},
 ])
-def test_the_configured_server_or_a_run_with_its_own_secret_is_dumped(monkeypatch, source):
+def test_the_configured_server_or_a_secret_made_for_the_server_is_dumped(monkeypatch, source):
     monkeypatch.setenv("CVAT_ACCESS_TOKEN", "operator-token")
     deps = make_deps()
+    deps.cluster.secrets["ml", "other-cvat", "token"] = "other-token"
+    deps.cluster.secrets["ml", "other-cvat", "url"] = "http://other.example"
     status = call(handlers.reconcile, training_run(source=source), deps)
     assert status["phase"] == "Submitted", status.get("problems")
     assert len(deps.dump.calls) == 1
+
+
+@pytest.mark.parametrize("secret, words", [
+    ("cvat-credentials", "does not say its token is for http://attacker.example"),  # made for the operator's CVAT
+    ("aws", "does not say its token is for"),  # any Secret's key would do as a "token"
+    ("other-cvat", "holds a token for http://other.example, not for http://attacker.example"),
+])
+def test_no_secret_is_sent_to_a_server_it_was_not_made_for(monkeypatch, secret, words):
+    monkeypatch.delenv("CVAT_ACCESS_TOKEN", raising=False)
+    deps = make_deps()
+    deps.cluster.secrets["ml", "aws", "secretkey"] = "aws-secret"
+    deps.cluster.secrets["ml", "other-cvat", "token"] = "other-token"
+    deps.cluster.secrets["ml", "other-cvat", "url"] = "http://other.example"
+    source = {"cvatTask": {"id": 7, "url": "http://attacker.example",
+                           "credentialsSecret": {"name": secret, "key": "secretkey" if secret == "aws" else "token"}}}
+    status = call(handlers.reconcile, training_run(source=source), deps)
+    assert status["phase"] == "Invalid" and deps.dump.calls == [] and deps.cluster.creates == 0
+    [problem] = [p for p in status["problems"] if p["path"] == "spec.source.cvatTask.url"]
+    assert words in problem["message"] and "--from-literal=url=http://attacker.example" in problem["fix"]

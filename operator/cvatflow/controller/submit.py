@@ -66,7 +66,7 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     source = spec.get("source") or {}
     task_spec = source.get("cvatTask")
     if task_spec:
-        problems += _server_problems(task_spec, deps.settings)
+        problems += _server_problems(task_spec, deps, namespace)
 
     # First pass: every parameter problem, before anything is exported from CVAT.
     pipeline = pipeline_for(deps)
@@ -161,20 +161,34 @@ def _values(template: Template, spec: dict[str, Any], problems: list[Problem]) -
     return values
 
 
-def _server_problems(task_spec: dict[str, Any], settings: Any) -> list[Problem]:
-    """The operator's own CVAT token goes to its configured CVAT only: a run that names another server brings a
-    Secret for it, or anyone who may create a TrainingRun could have the token sent to a server of theirs."""
+def _server_problems(task_spec: dict[str, Any], deps: Deps, namespace: str) -> list[Problem]:
+    """A token goes only where its owner said: the operator's own to its configured CVAT, a Secret's to the
+    configured CVAT or to the server its `url` key names. Else anyone who may create a TrainingRun could have the
+    operator read a token (or any Secret's key) and send it to a server of theirs as a bearer token."""
     url = task_spec.get("url") or ""
-    if not url or not settings.cvat_token or (task_spec.get("credentialsSecret") or {}).get("name"):
+    if not url or _server(url) == _server(deps.settings.cvat_url or ""):
         return []
-    if _server(url) == _server(settings.cvat_url or ""):
-        return []
-    return [Problem("spec.source.cvatTask.url",
-                    f"{shown_url(url)} is not the operator's CVAT server "
-                    f"({shown_url(settings.cvat_url or 'none is configured')}); the operator's own token is sent only "
-                    f"there",
-                    "name a Secret holding a token for that server in spec.source.cvatTask.credentialsSecret, "
-                    "or remove url")]
+    secret = task_spec.get("credentialsSecret") or {}
+    where = "spec.source.cvatTask.url"
+    if not secret.get("name"):
+        if not deps.settings.cvat_token:
+            return []
+        return [Problem(where, f"{shown_url(url)} is not the operator's CVAT server "
+                               f"({shown_url(deps.settings.cvat_url or 'none is configured')}); the operator's own "
+                               f"token is sent only there",
+                        "name a Secret holding a token for that server in spec.source.cvatTask.credentialsSecret, "
+                        "or remove url")]
+    fix = (f"add the server to the Secret: kubectl create secret generic {secret['name']} "
+           f"--from-literal={secret.get('key') or 'token'}=... --from-literal=url={shown_url(url)}")
+    try:
+        allowed = deps.cluster.secret_value(namespace, secret["name"], "url")
+    except NotFoundError:
+        return [Problem(where, f"Secret {secret['name']!r} does not say its token is for {shown_url(url)}, "
+                               f"which is not the operator's CVAT server (its key `url` names the server)", fix)]
+    if _server(allowed) != _server(url):
+        return [Problem(where, f"Secret {secret['name']!r} holds a token for {shown_url(allowed)}, not for "
+                               f"{shown_url(url)}", fix)]
+    return []
 
 
 def _server(url: str) -> tuple[str, str, str]:
