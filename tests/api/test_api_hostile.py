@@ -50,3 +50,16 @@ def test_a_signed_delivery_whose_task_id_is_no_cvat_id_matches_no_rule(tmp_path,
         answer = http.post("/api/v1/webhooks/cvat", content=body, headers=headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["executions"] == []
+
+
+@pytest.mark.parametrize("last_event_id", [b"\xb2", b"9" * 5000, b"-1", b"x"])
+def test_a_strange_last_event_id_replays_the_events_from_the_start(api_with_a_run, last_event_id):
+    import httpx
+
+    from api_fixtures import TOKEN
+
+    headers = {"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": last_event_id}
+    with httpx.stream("GET", f"{api_with_a_run}/api/v1/executions/abc/events", headers=headers, timeout=30) as answer:
+        assert answer.status_code == 200
+        events = [line.split(":", 1)[1].strip() for line in answer.iter_lines() if line.startswith("event:")]
+    assert events == ["status", "end"]  # was an empty 200 and a ValueError traceback in the server log
