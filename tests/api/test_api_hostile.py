@@ -63,3 +63,10 @@ def test_a_strange_last_event_id_replays_the_events_from_the_start(api_with_a_ru
         assert answer.status_code == 200
         events = [line.split(":", 1)[1].strip() for line in answer.iter_lines() if line.startswith("event:")]
     assert events == ["status", "end"]  # was an empty 200 and a ValueError traceback in the server log
+
+
+def test_a_dataset_path_not_on_the_server_is_named_as_given_not_as_the_servers_path(api_with_a_run, tmp_path):
+    with client(api_with_a_run) as http:
+        answer = http.post("/api/v1/executions", json={"template": "maskrcnn-training", "dataset": "uploads/none.zip"})
+    assert answer.status_code == 422
+    assert "'uploads/none.zip'" in answer.text and str(tmp_path) not in answer.text
