@@ -51,3 +51,12 @@ def test_no_secret_is_sent_to_a_server_it_was_not_made_for(monkeypatch, secret, 
     assert status["phase"] == "Invalid" and deps.dump.calls == [] and deps.cluster.creates == 0
     [problem] = [p for p in status["problems"] if p["path"] == "spec.source.cvatTask.url"]
     assert words in problem["message"] and "--from-literal=url=http://attacker.example" in problem["fix"]
+
+
+def test_a_name_longer_than_a_label_value_is_invalid_before_any_dump():
+    deps = make_deps()
+    name = "r" * 64  # Kubernetes accepts up to 253 for a custom resource; the Workflow's label would not
+    status = call(handlers.reconcile, training_run(name=name), deps)
+    assert status["phase"] == "Invalid" and deps.dump.calls == [] and deps.cluster.creates == 0
+    assert any(p["path"] == "metadata.name" and "at most 63" in p["fix"] for p in status["problems"])
+    assert call(handlers.reconcile, training_run(name="r" * 63), make_deps())["phase"] == "Submitted"

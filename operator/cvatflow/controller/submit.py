@@ -62,7 +62,7 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
         template = deps.cluster.template(namespace, template_name)
     except NotFoundError as exc:
         return invalid([Problem("spec.template.name", str(exc))], body)
-    problems = _version_problems(template, spec)
+    problems = _version_problems(template, spec) + _name_problems(name)
     source = spec.get("source") or {}
     task_spec = source.get("cvatTask")
     if task_spec:
@@ -130,6 +130,15 @@ def submitted(body: dict[str, Any], workflow: dict[str, Any], status: dict[str, 
             "Submitted", True, "WorkflowCreated", f"Workflow {metadata['name']} created", generation),
         "observedGeneration": generation,
     }
+
+
+def _name_problems(name: str) -> list[Problem]:
+    """Kubernetes takes a TrainingRun name of up to 253 characters, but its Workflow carries the name in a label
+    (at most 63), and Argo names the pods after it: a longer one would be dumped, then refused at every create."""
+    if len(name) <= 63:
+        return []
+    return [Problem("metadata.name", f"is {len(name)} characters; the run's Workflow carries it in a label, "
+                                     f"which holds at most 63", "name the TrainingRun with at most 63 characters")]
 
 
 def _version_problems(template: Template, spec: dict[str, Any]) -> list[Problem]:
