@@ -60,3 +60,26 @@ def test_a_name_longer_than_a_label_value_is_invalid_before_any_dump():
     assert status["phase"] == "Invalid" and deps.dump.calls == [] and deps.cluster.creates == 0
     assert any(p["path"] == "metadata.name" and "at most 63" in p["fix"] for p in status["problems"])
     assert call(handlers.reconcile, training_run(name="r" * 63), make_deps())["phase"] == "Submitted"
+
+
+@pytest.mark.parametrize("parameters, path", [
+    ({"sys-annotation-path": "annotations/other/"}, "spec.parameters.sys-annotation-path"),  # a legacy alias
+    ({"sys-output-path": "elsewhere/"}, "spec.parameters.sys-output-path"),
+    ({"cvat-num-classes": "99"}, "spec.parameters.cvat-num-classes"),  # a task's count comes from its labels
+    ({"sys-num-classes": "99"}, "spec.parameters.sys-num-classes"),
+])
+def test_a_value_the_operator_fills_is_refused_under_any_name_not_replaced_silently(parameters, path):
+    deps = make_deps()
+    status = call(handlers.reconcile, training_run(parameters={"epochs": "3", **parameters}), deps)
+    assert status["phase"] == "Invalid" and deps.dump.calls == []
+    assert any(p["path"] == path and "filled by the operator" in p["message"] for p in status["problems"])
+
+
+def test_node_pool_given_twice_with_two_values_is_refused():
+    deps = make_deps()
+    body = training_run(nodePool="A100", parameters={"epochs": "3", "sys-node-pool": "g4dn.xlarge"})
+    status = call(handlers.reconcile, body, deps)
+    assert status["phase"] == "Invalid"
+    assert any(p["path"] == "spec.nodePool" and "set it in one place" in p["fix"] for p in status["problems"])
+    same = training_run(nodePool="A100", parameters={"epochs": "3", "sys-node-pool": "A100"})
+    assert call(handlers.reconcile, same, make_deps())["phase"] == "Submitted"

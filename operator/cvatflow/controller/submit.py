@@ -20,7 +20,14 @@ from cvatflow.errors import (
 from cvatflow.params import CvatTask
 from cvatflow.submission import PENDING_DUMP, Pipeline, Request
 from cvatflow.templates import jobset
-from cvatflow.templates.parameter import ANNOTATION_PATH, DUMP_FORMAT, NODE_POOL, NUM_CLASSES, OUTPUT_PATH
+from cvatflow.templates.parameter import (
+    ANNOTATION_PATH,
+    DUMP_FORMAT,
+    NODE_POOL,
+    NUM_CLASSES,
+    OUTPUT_PATH,
+    reserved_name,
+)
 from cvatflow.templates.template import Template
 
 # Labels a WorkflowTemplate may carry its version in (ours, Onepanel's, the Kubernetes recommended one).
@@ -159,14 +166,24 @@ def _values(template: Template, spec: dict[str, Any], problems: list[Problem]) -
     for field, role in (("nodePool", NODE_POOL), ("dumpFormat", DUMP_FORMAT)):
         if spec.get(field):
             if template.has_parameter(role):
+                twice = [k for k in values if reserved_name(k) == role and values[k] != str(spec[field])]
+                if twice:  # one setting, two values: nodePool used to win without a word
+                    problems.append(Problem(f"spec.{field}", f"is {spec[field]!r} but spec.parameters.{twice[0]} "
+                                                             f"is {values[twice[0]]!r}", "set it in one place only"))
                 values[template.parameter(role).name] = str(spec[field])
             else:
                 problems.append(Problem(f"spec.{field}", f"template {template.name!r} has no {role} parameter",
                                         f"remove spec.{field}"))
-    for role in (ANNOTATION_PATH, OUTPUT_PATH):
-        if template.has_parameter(role) and template.parameter(role).name in values:
-            problems.append(Problem(f"spec.parameters.{template.parameter(role).name}",
-                                    "is filled by the operator", "use spec.source / spec.outputPrefix instead"))
+    # Whatever the name (the template's own, cvat- or a legacy sys- alias): the operator's value would replace the
+    # user's without a word (a task's class count comes from its labels).
+    filled = (ANNOTATION_PATH, OUTPUT_PATH, NUM_CLASSES) if (spec.get("source") or {}).get("cvatTask") else \
+        (ANNOTATION_PATH, OUTPUT_PATH)
+    for given in spec.get("parameters") or {}:
+        role = reserved_name(str(given))
+        if role in filled and template.has_parameter(role):
+            problems.append(Problem(f"spec.parameters.{given}", "is filled by the operator",
+                                    "remove it: the class count comes from the task's labels" if role == NUM_CLASSES
+                                    else "use spec.source / spec.outputPrefix instead"))
     return values
 
 
