@@ -43,11 +43,16 @@ def init_context(context):
 
 
 def handler(context, event):
-    body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{{}}")
     try:
-        answer, status = context.user_data.model(body), 200
-    except Exception as exc:  # noqa: BLE001 (CVAT shows the message)
-        answer, status = {{"error": str(exc)}}, 400
+        body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{{}}")
+    except ValueError as exc:  # a body that is not JSON is a 400 too, not a traceback
+        body = None
+        answer, status = {{"error": f"the request body is not JSON ({{exc}})"}}, 400
+    if body is not None:
+        try:
+            answer, status = context.user_data.model(body), 200
+        except Exception as exc:  # noqa: BLE001 (CVAT shows the message)
+            answer, status = {{"error": str(exc)}}, 400
     return context.Response(body=json.dumps(answer), headers={{}}, content_type="application/json",
                             status_code=status)
 '''
