@@ -83,3 +83,11 @@ def test_node_pool_given_twice_with_two_values_is_refused():
     assert any(p["path"] == "spec.nodePool" and "set it in one place" in p["fix"] for p in status["problems"])
     same = training_run(nodePool="A100", parameters={"epochs": "3", "sys-node-pool": "A100"})
     assert call(handlers.reconcile, same, make_deps())["phase"] == "Submitted"
+
+
+@pytest.mark.parametrize("strategy", ["Stop", "Terminate"])
+def test_a_run_created_already_stopped_dumps_and_submits_nothing(strategy):
+    deps = make_deps()
+    status = call(handlers.reconcile, training_run(shutdown=strategy), deps)
+    assert status["phase"] == "Failed" and f"spec.shutdown is {strategy}" in status["message"]
+    assert deps.dump.calls == [] and deps.cluster.creates == 0

@@ -64,6 +64,11 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     if existing is not None and _owner_uid(existing) == metadata.get("uid"):
         # Created by an earlier attempt whose status patch was lost (a crash, a retry): adopt its state.
         return submitted(body, existing, status)
+    if spec.get("shutdown") in ("Stop", "Terminate"):
+        # Created already stopped (a copy of a stopped run's YAML): no export, no Workflow to stop at once.
+        return {"phase": r.FAILED, "message": f"spec.shutdown is {spec['shutdown']}: stopped before anything was "
+                                              f"dumped or submitted; remove spec.shutdown in a new TrainingRun to "
+                                              f"train", "observedGeneration": metadata.get("generation")}
     template_name = (spec.get("template") or {}).get("name", "")
     try:
         template = deps.cluster.template(namespace, template_name)
