@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from cvatflow.config import secret
 from cvatflow.errors import CvatAuthError, CvatError, CvatNotFound, CvatUnreachable, CvatVersionError
@@ -68,7 +70,12 @@ class CvatClient:
     def __init__(self, url: str, token: str | None = None, status_check_period: float | None = None) -> None:
         if not url:
             raise CvatError("no CVAT server URL; pass --cvat-url or set CVAT_URL")
+        try:
+            urlsplit(url).port  # noqa: B018 (reading it checks it) "http://[::1" or a port of letters
+        except ValueError as exc:
+            raise CvatError(f"{shown_url(url)!r} is not a CVAT URL ({exc}); use http(s)://host[:port]") from None
         self.url = url.rstrip("/")
+        self.shown = shown_url(self.url)  # what messages and logs name: the URL without a password in it
         self._token = token if token is not None else secret(TOKEN_ENV) or None
         self._status_check_period = status_check_period or STATUS_CHECK_SECONDS  # read now: tests shorten it
         self._client = None
@@ -113,7 +120,7 @@ class CvatClient:
         if not server_supported(self.server_version):
             log.warning("CVAT at %s is version %s; cvat-sdk %s (used by cvatflow) supports CVAT %s. Some requests "
                         "may fail: upgrade CVAT, or install a cvat-sdk matching it (pip install 'cvat-sdk~=%s.0')",
-                        self.url, self.server_version, sdk_version(), supported_range(),
+                        self.shown, self.server_version, sdk_version(), supported_range(),
                         _major_minor(self.server_version))
 
     def _raw_about(self, client) -> dict[str, Any]:
@@ -126,7 +133,7 @@ class CvatClient:
 
     def _incompatible(self, why: str) -> str:
         server = getattr(self, "server_version", None) or "unknown"
-        return (f"CVAT at {self.url} is version {server}, which cvat-sdk {sdk_version()} (used by cvatflow) cannot "
+        return (f"CVAT at {self.shown} is version {server}, which cvat-sdk {sdk_version()} (used by cvatflow) cannot "
                 f"talk to: {why}. cvatflow supports CVAT {supported_range()}; upgrade the CVAT server, or install "
                 f"the cvat-sdk release made for it (pip install 'cvat-sdk~={_major_minor(server)}.0')")
 
@@ -249,7 +256,7 @@ class CvatClient:
         )
 
         what = action
-        where = f"CVAT at {self.url}"
+        where = f"CVAT at {self.shown}"
         try:
             yield
         except CvatError:
@@ -274,7 +281,7 @@ class CvatClient:
             raise CvatError(self._clean(f"{where} could not {what}: {str(exc)[:300] or 'the request failed'}")) \
                 from None
         except InvalidHostException as exc:
-            raise CvatError(f"{self.url!r} is not a CVAT URL ({exc}); use http(s)://host[:port]") from None
+            raise CvatError(f"{self.shown!r} is not a CVAT URL ({exc}); use http(s)://host[:port]") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise CvatUnreachable(self._clean(f"{where} cannot be reached to {what} ({reason.__class__.__name__}); "
@@ -311,6 +318,18 @@ class CvatClient:
                 if len(secret) >= 6:  # a shorter "token" is no secret, and would blot out ordinary words
                     message = message.replace(secret, "***")
         return message
+
+
+def shown_url(url: str) -> str:
+    """`url` with the password of its user part (https://user:password@host) as ***: fit for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 ABOUT_FIELDS = ("name", "description", "version", "logo_url", "subtitle")  # cvat-sdk 2.80's About model requires

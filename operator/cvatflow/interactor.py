@@ -1,16 +1,13 @@
 """A trained Smart Tool model as CVAT interactor: a cvat-sdk InteractionFunction and a nuclio `interactor` handler."""
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from cvatflow.errors import CvatflowError, TrainingError
-from cvatflow.serverless import handler_source
+from cvatflow.serverless import handler_source, request_image, request_threshold
 
 DEFAULT_THRESHOLD = 0.5
 # The window the model sees around the clicks: the clicks' box grown CONTEXT times per side (the transform's
@@ -47,7 +44,8 @@ class Interactor:
 
     def segment(self, image, pos: list, neg: list, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
         """Bool mask [H, W] of the object under positive clicks `pos` and not under negative clicks `neg`
-        ([[x, y], ...] in image pixels) on `image` (PIL). Raises CvatflowError without a positive click."""
+        ([[x, y], ...] in image pixels) on `image` (PIL). Raises CvatflowError without a positive click, or with one
+        outside the image (negative clicks outside it are ignored)."""
         from PIL import Image
 
         from cvatflow.models.interactive import segment
@@ -57,6 +55,13 @@ class Interactor:
             raise CvatflowError("pos_points: the interactor needs at least one positive click on the object")
         rgb = image.convert("RGB")
         width, height = rgb.size
+        inside = [0 <= x <= width and 0 <= y <= height for x, y in pos]
+        if not all(inside):
+            # A click past the right or bottom edge made an empty window (PIL's "right is less than left").
+            x, y = pos[inside.index(False)]
+            raise CvatflowError(f"pos_points: the click ({x:g}, {y:g}) lies outside the {width}x{height} image; "
+                                f"click on the object, inside the frame")
+        neg = [(x, y) for x, y in neg if 0 <= x <= width and 0 <= y <= height]  # one outside excludes nothing
         x0, y0, x1, y1 = self.window(width, height, pos + neg)
         size = self.state.image_size
         scale = size / max(x1 - x0, y1 - y0)
@@ -125,17 +130,9 @@ class InteractorHandler:
         self.interactor = Interactor(model_dir, device)
 
     def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
-        from PIL import Image
-
         from cvatflow.cvat_shapes import polygons
 
-        try:
-            image = Image.open(io.BytesIO(base64.b64decode(str(body["image"]), validate=True)))
-            image.load()
-        except (KeyError, TypeError, binascii.Error, OSError) as exc:
-            raise CvatflowError(f"the request needs `image`: a base64-encoded image file ({exc})") from None
-        threshold = body.get("threshold")
-        threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        image, threshold = request_image(body), request_threshold(body, DEFAULT_THRESHOLD)
         mask = self.interactor.segment(image, body.get("pos_points"), body.get("neg_points"), threshold)
         outlines = polygons(mask)
         outline = max(outlines, key=len) if outlines else []

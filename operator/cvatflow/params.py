@@ -256,7 +256,7 @@ def _distribute(template: Template, final: dict[str, str], pool: NodePool | None
         if value == "auto":
             gpus = gpu_count(pool.resources, allocatable) if pool else 0
             final[name] = str(max(gpus, 1))
-        elif value.isdigit() and int(value) >= 1:
+        elif re.fullmatch(r"[0-9]{1,6}", value) and int(value) >= 1:  # not isdigit(): "²" is a digit to it
             gpus = int(value)
         else:
             problems.append(Problem(name, f"GPUs per node must be auto or a whole number of at least 1, not {value!r}",

@@ -43,11 +43,16 @@ def init_context(context):
 
 
 def handler(context, event):
-    body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{{}}")
     try:
-        answer, status = context.user_data.model(body), 200
-    except Exception as exc:  # noqa: BLE001 (CVAT shows the message)
-        answer, status = {{"error": str(exc)}}, 400
+        body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{{}}")
+    except ValueError as exc:  # a body that is not JSON is a 400 too, not a traceback
+        body = None
+        answer, status = {{"error": f"the request body is not JSON ({{exc}})"}}, 400
+    if body is not None:
+        try:
+            answer, status = context.user_data.model(body), 200
+        except Exception as exc:  # noqa: BLE001 (CVAT shows the message)
+            answer, status = {{"error": str(exc)}}, 400
     return context.Response(body=json.dumps(answer), headers={{}}, content_type="application/json",
                             status_code=status)
 '''
@@ -73,19 +78,10 @@ class Handler:
         self.detector = Detector(self.state, device)
 
     def __call__(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        from PIL import Image
-
         from cvatflow.cvat_shapes import polygons, to_shapes
         from cvatflow.training.infer import pil_to_tensor
 
-        try:
-            data = base64.b64decode(str(body["image"]), validate=True)
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except (KeyError, TypeError, binascii.Error, OSError) as exc:
-            raise CvatflowError(f"the request needs `image`: a base64-encoded image file ({exc})") from None
-        threshold = body.get("threshold")
-        threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        image, threshold = request_image(body), request_threshold(body)
         detections = self.detector([pil_to_tensor(image)], threshold)[0]
         kind = "mask" if self.state.masks else "rectangle"
         shapes, _ = to_shapes(detections, kind)
@@ -103,6 +99,37 @@ class Handler:
                 item["points"] = shape.points
             results.append(item)
         return results
+
+
+def request_image(body: Any):
+    """The PIL image (loaded) of a CVAT function request's `image` (base64 of an image file). CvatflowError for a
+    body that is not an object, no or bad base64, a file that is no image, or more pixels than PIL opens safely."""
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(str(body["image"]), validate=True)))
+        image.load()
+    except (KeyError, TypeError, binascii.Error, OSError) as exc:
+        raise CvatflowError(f"the request needs `image`: a base64-encoded image file ({exc})") from None
+    except Image.DecompressionBombError as exc:  # not an OSError: it escaped as an unexplained 400 before
+        raise CvatflowError(f"image: too many pixels to read safely ({exc}); send a smaller frame") from None
+    return image
+
+
+def request_threshold(body: dict[str, Any], default: float = DEFAULT_THRESHOLD) -> float:
+    """A CVAT function request's `threshold`: a number from 0 to 1 (null or absent: `default`). CvatflowError
+    otherwise: above 1 every shape would be dropped without a word, and "abc" ended in float()'s message."""
+    value = body.get("threshold")
+    if value is None:
+        return default
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if isinstance(value, bool) or not 0 <= threshold <= 1:
+        raise CvatflowError(f"threshold: {str(value)[:40]!r} is not a number from 0 to 1; send a confidence such "
+                            f"as 0.5, or null for the default {default}")
+    return threshold
 
 
 def function_name(state, name: str | None) -> str:

@@ -48,6 +48,7 @@ def test_an_invalid_run_records_the_generation_it_judged(generation):
 
 def test_a_task_on_another_cvat_is_dumped_from_that_cvat():
     deps = make_deps()
+    deps.cluster.secrets["ml", "cvat-credentials", "url"] = "http://cvat-b.local:8080"  # the token is for cvat-b
     body = training_run(source={"cvatTask": {"id": 9, "url": "http://cvat-b.local:8080",
                                              "credentialsSecret": {"name": "cvat-credentials"}}})
     call(handlers.reconcile, body, deps)

@@ -116,3 +116,51 @@ def test_a_detector_model_is_refused(tmp_path):
                                model.state_dict())
     with pytest.raises(CvatflowError, match="not an interactive one"):
         Interactor(str(tmp_path / "model"))
+
+
+def _body(**extra) -> dict:
+    buffer = io.BytesIO()
+    _png().save(buffer, "PNG")
+    return {"image": base64.b64encode(buffer.getvalue()).decode(), "pos_points": [[100, 60]], "neg_points": [],
+            **extra}
+
+
+@pytest.mark.parametrize("click", [[1e9, 60], [201, 60], [100, 121], [-1, 60]])
+def test_a_positive_click_outside_the_image_is_one_clear_error(model_dir, click):
+    from cvatflow.interactor import InteractorHandler
+
+    with pytest.raises(CvatflowError, match=r"pos_points: the click .* outside the 200x120 image"):
+        InteractorHandler(str(model_dir))(_body(pos_points=[click]))
+
+
+def test_a_negative_click_outside_the_image_is_ignored(model_dir, monkeypatch):
+    from cvatflow.interactor import InteractorHandler
+    from cvatflow.models import interactive
+
+    monkeypatch.setattr(interactive, "segment", _disk_segment)
+    answer = InteractorHandler(str(model_dir))(_body(neg_points=[[5000, 5000]]))
+    mask = np.array(answer["mask"])
+    # the window is the positive click's alone (32 pixels wide, seen at 2x: a radius-5 disk), not the whole image
+    assert mask[60, 100] == 255 and mask[60, 120] == 0
+
+
+@pytest.mark.parametrize("threshold", ["abc", 5, -0.1, True, [0.5], float("nan")])
+def test_a_threshold_that_is_not_a_probability_is_refused_by_both_handlers(model_dir, threshold):
+    from cvatflow.interactor import InteractorHandler
+    from cvatflow.serverless import request_threshold
+
+    with pytest.raises(CvatflowError, match="threshold: .* not a number from 0 to 1"):
+        InteractorHandler(str(model_dir))(_body(threshold=threshold))
+    with pytest.raises(CvatflowError, match="threshold"):
+        request_threshold({"threshold": threshold})
+    assert request_threshold({"threshold": None}) == 0.5 and request_threshold({"threshold": "0.25"}) == 0.25
+
+
+def test_an_image_with_too_many_pixels_is_one_clear_error(monkeypatch):
+    from PIL import Image
+
+    from cvatflow.serverless import request_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL refuses over twice this; 200x120 is 24 times it
+    with pytest.raises(CvatflowError, match="image: too many pixels"):
+        request_image(_body())

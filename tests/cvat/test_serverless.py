@@ -47,7 +47,7 @@ def _respond(folder, body):
     context = SimpleNamespace(user_data=SimpleNamespace(), logger=SimpleNamespace(info=lambda *a: None),
                               Response=lambda **kw: kw)
     module.init_context(context)
-    return module.handler(context, SimpleNamespace(body=json.dumps(body).encode()))
+    return module.handler(context, SimpleNamespace(body=body if isinstance(body, bytes) else json.dumps(body).encode()))
 
 
 def _call(folder, body):
@@ -115,3 +115,9 @@ def test_handler_gives_rectangles_for_detr_and_refuses_a_request_without_an_imag
     assert len(default) == sum(float(r["confidence"]) >= 0.5 for r in results)
     refused = _respond(exported["detr"], {"frame": 0})  # a 400 whose message CVAT shows, not a crash
     assert refused["status_code"] == 400 and "base64" in json.loads(refused["body"])["error"]
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"\xff\xfe", b'{"image": '])
+def test_a_body_that_is_not_json_is_a_400_with_a_message(exported, raw):
+    answer = _respond(exported["detr"], raw)  # was an uncaught JSONDecodeError
+    assert answer["status_code"] == 400 and "not JSON" in json.loads(answer["body"])["error"]

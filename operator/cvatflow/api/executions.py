@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterable
 from typing import Annotated
 
@@ -106,7 +107,9 @@ async def execution_events(
     """`preparation` (the export/submit job), `status` (phase, progress, steps) on each change, `training`
     for each JSON event the training printed (id = its index, so a reconnect resumes), then `end`."""
     interval = services.settings.events_interval
-    sent = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 0
+    # ASCII digits only, and few: str.isdigit() let "²" through to int(), and 5,000 digits exceed int()'s limit
+    # (both broke the stream with a traceback in the server log); anything else starts from the first event.
+    sent = int(last_event_id) + 1 if last_event_id and re.fullmatch(r"[0-9]{1,9}", last_event_id) else 0
     job_version, status_key = -1, None
     while not await request.is_disconnected():
         job = services.jobs.get(id)

@@ -100,7 +100,8 @@ def _request_problems(services: Services, launch: Launch) -> list[Problem]:
             problems.append(Problem("dataset", "a dataset path must be inside the server's dataset folders",
                                     f"put the export under {allowed[-1]} or give a URI in the store"))
         elif not found:
-            problems.append(Problem("dataset", f"no export at {resolved}", "check the path"))
+            problems.append(Problem("dataset", f"no export at {launch.dataset!r} on the server",  # not its paths
+                                    "check the path (as PUT /api/v1/datasets/uploads answered it)"))
         else:
             launch.dataset = str(resolved)
             if resolved.is_dir():  # links and special files: refused now (422), not in the background job

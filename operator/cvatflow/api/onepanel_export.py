@@ -91,7 +91,7 @@ def _start(cvat, task: int, format_name: str, images: bool) -> str:
         response = sdk.api_client.rest_client.request(method="POST", url=url,
                                                       headers=make_request_headers(sdk.api_client))
         if response.status != 202:
-            raise CvatError(f"CVAT at {cvat.url} answered {response.status} to an export of task {task}")
+            raise CvatError(f"CVAT at {cvat.shown} answered {response.status} to an export of task {task}")
         return json.loads(response.data)["rq_id"]
 
 
@@ -116,14 +116,14 @@ def _download(cvat, task: int, url: str) -> _Download:
 
     ours, theirs = urlsplit(cvat.url), urlsplit(url)
     if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):  # our token goes to our CVAT only
-        raise CvatError(f"CVAT at {cvat.url} pointed the export of task {task} at another server; not followed")
+        raise CvatError(f"CVAT at {cvat.shown} pointed the export of task {task} at another server; not followed")
     with cvat._errors(f"download the export of task {task}", task):
         sdk = cvat._sdk()
         answer = sdk.api_client.rest_client.GET(url, headers=make_request_headers(sdk.api_client),
                                                 _parse_response=False)
     if answer.status != 200:
         answer.release_conn()
-        raise CvatError(f"CVAT at {cvat.url} answered {answer.status} to the download of task {task}'s export")
+        raise CvatError(f"CVAT at {cvat.shown} answered {answer.status} to the download of task {task}'s export")
 
     def chunks() -> Iterator[bytes]:
         try:

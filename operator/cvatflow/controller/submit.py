@@ -4,10 +4,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from cvatflow.controller import resource as r
 from cvatflow.controller.deps import Deps
 from cvatflow.controller.mirror import outputs, workflow_status
+from cvatflow.cvat import shown_url
 from cvatflow.errors import (
     CvatflowError,
     NotFoundError,
@@ -18,7 +20,14 @@ from cvatflow.errors import (
 from cvatflow.params import CvatTask
 from cvatflow.submission import PENDING_DUMP, Pipeline, Request
 from cvatflow.templates import jobset
-from cvatflow.templates.parameter import ANNOTATION_PATH, DUMP_FORMAT, NODE_POOL, NUM_CLASSES, OUTPUT_PATH
+from cvatflow.templates.parameter import (
+    ANNOTATION_PATH,
+    DUMP_FORMAT,
+    NODE_POOL,
+    NUM_CLASSES,
+    OUTPUT_PATH,
+    reserved_name,
+)
 from cvatflow.templates.template import Template
 
 # Labels a WorkflowTemplate may carry its version in (ours, Onepanel's, the Kubernetes recommended one).
@@ -55,14 +64,21 @@ def submit(body: dict[str, Any], deps: Deps) -> dict[str, Any]:
     if existing is not None and _owner_uid(existing) == metadata.get("uid"):
         # Created by an earlier attempt whose status patch was lost (a crash, a retry): adopt its state.
         return submitted(body, existing, status)
+    if spec.get("shutdown") in ("Stop", "Terminate"):
+        # Created already stopped (a copy of a stopped run's YAML): no export, no Workflow to stop at once.
+        return {"phase": r.FAILED, "message": f"spec.shutdown is {spec['shutdown']}: stopped before anything was "
+                                              f"dumped or submitted; remove spec.shutdown in a new TrainingRun to "
+                                              f"train", "observedGeneration": metadata.get("generation")}
     template_name = (spec.get("template") or {}).get("name", "")
     try:
         template = deps.cluster.template(namespace, template_name)
     except NotFoundError as exc:
         return invalid([Problem("spec.template.name", str(exc))], body)
-    problems = _version_problems(template, spec)
+    problems = _version_problems(template, spec) + _name_problems(name)
     source = spec.get("source") or {}
     task_spec = source.get("cvatTask")
+    if task_spec:
+        problems += _server_problems(task_spec, deps, namespace)
 
     # First pass: every parameter problem, before anything is exported from CVAT.
     pipeline = pipeline_for(deps)
@@ -128,6 +144,15 @@ def submitted(body: dict[str, Any], workflow: dict[str, Any], status: dict[str, 
     }
 
 
+def _name_problems(name: str) -> list[Problem]:
+    """Kubernetes takes a TrainingRun name of up to 253 characters, but its Workflow carries the name in a label
+    (at most 63), and Argo names the pods after it: a longer one would be dumped, then refused at every create."""
+    if len(name) <= 63:
+        return []
+    return [Problem("metadata.name", f"is {len(name)} characters; the run's Workflow carries it in a label, "
+                                     f"which holds at most 63", "name the TrainingRun with at most 63 characters")]
+
+
 def _version_problems(template: Template, spec: dict[str, Any]) -> list[Problem]:
     wanted = (spec.get("template") or {}).get("version")
     if not wanted:
@@ -146,15 +171,61 @@ def _values(template: Template, spec: dict[str, Any], problems: list[Problem]) -
     for field, role in (("nodePool", NODE_POOL), ("dumpFormat", DUMP_FORMAT)):
         if spec.get(field):
             if template.has_parameter(role):
+                twice = [k for k in values if reserved_name(k) == role and values[k] != str(spec[field])]
+                if twice:  # one setting, two values: nodePool used to win without a word
+                    problems.append(Problem(f"spec.{field}", f"is {spec[field]!r} but spec.parameters.{twice[0]} "
+                                                             f"is {values[twice[0]]!r}", "set it in one place only"))
                 values[template.parameter(role).name] = str(spec[field])
             else:
                 problems.append(Problem(f"spec.{field}", f"template {template.name!r} has no {role} parameter",
                                         f"remove spec.{field}"))
-    for role in (ANNOTATION_PATH, OUTPUT_PATH):
-        if template.has_parameter(role) and template.parameter(role).name in values:
-            problems.append(Problem(f"spec.parameters.{template.parameter(role).name}",
-                                    "is filled by the operator", "use spec.source / spec.outputPrefix instead"))
+    # Whatever the name (the template's own, cvat- or a legacy sys- alias): the operator's value would replace the
+    # user's without a word (a task's class count comes from its labels).
+    filled = (ANNOTATION_PATH, OUTPUT_PATH, NUM_CLASSES) if (spec.get("source") or {}).get("cvatTask") else \
+        (ANNOTATION_PATH, OUTPUT_PATH)
+    for given in spec.get("parameters") or {}:
+        role = reserved_name(str(given))
+        if role in filled and template.has_parameter(role):
+            problems.append(Problem(f"spec.parameters.{given}", "is filled by the operator",
+                                    "remove it: the class count comes from the task's labels" if role == NUM_CLASSES
+                                    else "use spec.source / spec.outputPrefix instead"))
     return values
+
+
+def _server_problems(task_spec: dict[str, Any], deps: Deps, namespace: str) -> list[Problem]:
+    """A token goes only where its owner said: the operator's own to its configured CVAT, a Secret's to the
+    configured CVAT or to the server its `url` key names. Else anyone who may create a TrainingRun could have the
+    operator read a token (or any Secret's key) and send it to a server of theirs as a bearer token."""
+    url = task_spec.get("url") or ""
+    if not url or _server(url) == _server(deps.settings.cvat_url or ""):
+        return []
+    secret = task_spec.get("credentialsSecret") or {}
+    where = "spec.source.cvatTask.url"
+    if not secret.get("name"):
+        if not deps.settings.cvat_token:
+            return []
+        return [Problem(where, f"{shown_url(url)} is not the operator's CVAT server "
+                               f"({shown_url(deps.settings.cvat_url or 'none is configured')}); the operator's own "
+                               f"token is sent only there",
+                        "name a Secret holding a token for that server in spec.source.cvatTask.credentialsSecret, "
+                        "or remove url")]
+    fix = (f"add the server to the Secret: kubectl create secret generic {secret['name']} "
+           f"--from-literal={secret.get('key') or 'token'}=... --from-literal=url={shown_url(url)}")
+    try:
+        allowed = deps.cluster.secret_value(namespace, secret["name"], "url")
+    except NotFoundError:
+        return [Problem(where, f"Secret {secret['name']!r} does not say its token is for {shown_url(url)}, "
+                               f"which is not the operator's CVAT server (its key `url` names the server)", fix)]
+    if _server(allowed) != _server(url):
+        return [Problem(where, f"Secret {secret['name']!r} holds a token for {shown_url(allowed)}, not for "
+                               f"{shown_url(url)}", fix)]
+    return []
+
+
+def _server(url: str) -> tuple[str, str, str]:
+    """A CVAT URL as (scheme, host[:port], path) without case in the first two or a trailing slash."""
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
 
 
 def pipeline_for(deps: Deps) -> Pipeline:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -287,9 +288,11 @@ class LocalExecutor:
         step_dir = run_dir / "steps" / name
         root = step_dir / "fs"  # stands in for the container's filesystem
         root.mkdir(parents=True, exist_ok=True)
-        mounts = {m["mountPath"]: run_dir / "volumes" / m["name"] for m in body.get("volumeMounts") or []}
+        mounts = {container_path(m["mountPath"]): run_dir / "volumes" / m["name"]
+                  for m in body.get("volumeMounts") or []}
 
         def host(path: str) -> Path:
+            path = container_path(path)
             for mount_path in sorted(mounts, key=len, reverse=True):
                 if path == mount_path or path.startswith(mount_path.rstrip("/") + "/"):
                     return mounts[mount_path] / path[len(mount_path):].lstrip("/")
@@ -397,7 +400,7 @@ class LocalExecutor:
         root.mkdir(parents=True, exist_ok=True)
 
         def host(path: str) -> Path:
-            return root / path.lstrip("/")
+            return root / container_path(path).lstrip("/")
 
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "CVATFLOW_RUN": scope["workflow.name"],
                # The pods read the store from a Secret (envFrom); here it is the executor's own store.
@@ -475,11 +478,18 @@ def _location_key(artifact: dict[str, Any]) -> str | None:
     return None
 
 
+def container_path(path: str) -> str:
+    """A path inside the container, absolute and without `..`: in a container /.. is /, so a template's path
+    never leads out of the folder that stands in for the container's filesystem (or a volume's)."""
+    return posixpath.normpath("/" + path.lstrip("/")).replace("//", "/")
+
+
 def _rewrite_paths(text: str, prefixes: list[str], host: Callable[[str], Path]) -> str:
-    """Point container paths in an argument at their folders on this machine."""
+    """Point container paths in an argument at their folders on this machine: the whole path, so that a `..` in
+    it climbs inside the container's stand-in folder only (a trailing / is kept)."""
     for prefix in prefixes:
-        pattern = re.compile(r"(?<![\w/.-])" + re.escape(prefix.rstrip("/")) + r"(?=/|$|[\s'\",;:=])")
-        text = pattern.sub(lambda m: str(host(m.group(0))), text)
+        pattern = re.compile(r"(?<![\w/.-])" + re.escape(prefix.rstrip("/")) + r"(?:/[^\s'\",;:=]*)?(?=$|[\s'\",;:=])")
+        text = pattern.sub(lambda m: str(host(m.group(0))) + ("/" if m.group(0).endswith("/") else ""), text)
     return text
 
 

@@ -110,6 +110,9 @@ class LocalRun(Run):
 
     def logs(self, step: str | None = None) -> str:
         folder = self.dir / "logs"
+        if step and (Path(step).name != step or step == ".." or "\0" in step):
+            # A step is a file name in logs/; "../x" would read any *.log on the machine (the API passes it on).
+            raise NotFoundError(f"run {self.name} has no step {step!r}; see its steps with `cvatflow runs get`")
         names = [step] if step else [n for n in read_json(self.dir / "status.json").get("nodes", {})]
         return "".join((folder / f"{n}.log").read_text() for n in names if (folder / f"{n}.log").exists())
 
