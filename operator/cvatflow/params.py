@@ -22,6 +22,7 @@ from cvatflow.nodepool import (
     patched_steps,
     pod_patch,
 )
+from cvatflow.numbers import whole_number
 from cvatflow.one_value import FIELD_KEYS, Setting, annotation, reconcile
 from cvatflow.output_path import task_output_path
 from cvatflow.storage.keys import key_problem
@@ -256,7 +257,7 @@ def _distribute(template: Template, final: dict[str, str], pool: NodePool | None
         if value == "auto":
             gpus = gpu_count(pool.resources, allocatable) if pool else 0
             final[name] = str(max(gpus, 1))
-        elif re.fullmatch(r"[0-9]{1,6}", value) and int(value) >= 1:  # not isdigit(): "²" is a digit to it
+        elif (whole_number(value, 6) or 0) >= 1:
             gpus = int(value)
         else:
             problems.append(Problem(name, f"GPUs per node must be auto or a whole number of at least 1, not {value!r}",

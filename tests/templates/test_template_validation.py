@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import yaml
 
 from cvatflow.errors import errors_only
@@ -317,3 +318,20 @@ def test_cli_form_json(cli):
 def test_cli_list(cli):
     result = cli("templates", "list")
     assert "detr-training" in result.out and "maskrcnn-training" in result.out
+
+
+@pytest.mark.parametrize(("text", "words"), [("- a\n- b\n", "a list"), ("just text\n", "a string"),
+                                             ("42\n", "a number")])
+def test_a_manifest_that_is_no_mapping_is_named_in_yaml_words_not_our_class_names(tmp_path, text, words):
+    from cvatflow.errors import TemplateError
+    from cvatflow.templates import load_file, validate
+
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(TemplateError) as caught:
+        load_file(path, name="t")
+    assert f"got {words}" in str(caught.value) and "Source" not in str(caught.value)
+    from cvatflow.templates.yamlsafe import load_one
+
+    problems = validate(load_one(text, "t.yaml"))
+    assert [p.message for p in problems] == [f"is {words}, not an Argo object"]

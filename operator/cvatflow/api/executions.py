@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterable
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from cvatflow.api.routing import ServicesDep, api_router
 from cvatflow.api.templates import parse_labels
 from cvatflow.argo import Phase, status_from_workflow
 from cvatflow.errors import NotFoundError
+from cvatflow.numbers import whole_number
 from cvatflow.storage.keys import key_in_store
 
 router = api_router("/api/v1/executions", "executions")
@@ -107,9 +107,10 @@ async def execution_events(
     """`preparation` (the export/submit job), `status` (phase, progress, steps) on each change, `training`
     for each JSON event the training printed (id = its index, so a reconnect resumes), then `end`."""
     interval = services.settings.events_interval
-    # ASCII digits only, and few: str.isdigit() let "²" through to int(), and 5,000 digits exceed int()'s limit
-    # (both broke the stream with a traceback in the server log); anything else starts from the first event.
-    sent = int(last_event_id) + 1 if last_event_id and re.fullmatch(r"[0-9]{1,9}", last_event_id) else 0
+    # "²" or 5,000 digits broke the stream with a traceback in the server log; anything but a small whole number
+    # starts from the first event.
+    last = whole_number(last_event_id)
+    sent = last + 1 if last is not None else 0
     job_version, status_key = -1, None
     while not await request.is_disconnected():
         job = services.jobs.get(id)

@@ -5,6 +5,7 @@ from cvatflow.api.jobs import Job, JobStore
 from cvatflow.api.models import Execution, ExecutionSummary, Metrics, Step
 from cvatflow.argo import Phase
 from cvatflow.events import Summary
+from cvatflow.numbers import whole_number
 from cvatflow.one_value import from_annotations
 from cvatflow.runs.run import Run, RunStatus
 from cvatflow.storage.keys import key_in_store
@@ -13,8 +14,7 @@ TASK_LABEL = "cvatflow.io/cvat-task-id"
 
 
 def _task_id(labels: dict[str, str]) -> int | None:
-    value = labels.get(TASK_LABEL, "")
-    return int(value) if value.isdigit() else None
+    return whole_number(labels.get(TASK_LABEL))
 
 
 def job_phase(job: Job) -> str:

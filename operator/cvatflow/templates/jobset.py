@@ -7,6 +7,7 @@ import yaml
 from hera.workflows import Resource
 
 from cvatflow.nodepool import NODE_POOL_RESOURCES, NODE_POOL_SELECTOR, NODE_POOL_TOLERATIONS
+from cvatflow.numbers import whole_number
 
 if TYPE_CHECKING:
     from cvatflow.templates.steps import TrainStep
@@ -191,8 +192,7 @@ def local_pod(jobset: dict[str, Any]) -> list[dict[str, Any]]:
     env = {e["name"]: str(e.get("value", "")) for e in main.get("env") or []}
 
     def count(name: str) -> int:
-        value = env.get(name, "1")
-        return int(value) if value.isdigit() and int(value) > 0 else 1
+        return whole_number(env.get(name, "1"), 6) or 1
 
     workers = count("PET_NNODES") * count("PET_NPROC_PER_NODE")
     at = command.index("torchrun") + 1

@@ -16,7 +16,7 @@ from cvatflow.templates.render import (
 )
 from cvatflow.templates.steps import NODE_POOL_PATCH, node_pool_patch_parameter
 from cvatflow.templates.template import Template
-from cvatflow.templates.yamlsafe import load_one, read_text
+from cvatflow.templates.yamlsafe import kind_of, load_one, read_text
 
 NODE_POOL_REF = "{{workflow.parameters.sys-node-pool}}"
 
@@ -106,7 +106,7 @@ def load_dict(doc: Any, source: str = "<manifest>", name: str | None = None,
     """
     if not isinstance(doc, dict):
         raise TemplateError(f"{source}: expected a mapping with `templates` (a WorkflowTemplate or an Onepanel "
-                            f"manifest); got {type(doc).__name__}")
+                            f"manifest); got {kind_of(doc)}")
     kind = doc.get("kind")
     if kind in WORKFLOW_KINDS:
         template = _from_workflow_template(doc, source, name)

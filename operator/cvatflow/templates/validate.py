@@ -33,7 +33,7 @@ from cvatflow.templates.parameter import (
 from cvatflow.templates.render import PARAMETERS_ANNOTATION, render
 from cvatflow.templates.shell import shell_warnings
 from cvatflow.templates.template import CVAT_LABEL, Template
-from cvatflow.templates.yamlsafe import MAX_DEPTH, source_text
+from cvatflow.templates.yamlsafe import MAX_DEPTH, kind_of, source_text
 
 KINDS = WORKFLOW_KINDS
 OURS = "cvatflow's preference, Argo accepts it"
@@ -111,7 +111,7 @@ def validate(doc: dict[str, Any] | Template, strict: bool = True, cvat: bool | N
     if isinstance(doc, Template):
         doc = render(doc)
     if not isinstance(doc, dict):
-        return [Problem("(document)", f"is a {type(doc).__name__}, not an Argo object",
+        return [Problem("(document)", f"is {kind_of(doc)}, not an Argo object",
                         "give a mapping with apiVersion, kind, metadata and spec")]
     if _deeper_than(doc, MAX_DEPTH):  # a dict from an API call has not been through the YAML reader's cap
         return [Problem("(document)", f"nests deeper than {MAX_DEPTH} levels", "a manifest never needs that")]

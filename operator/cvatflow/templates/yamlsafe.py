@@ -168,6 +168,17 @@ def load_one(text: str, source: str) -> Any:
     return documents[0] if documents else None
 
 
+def kind_of(value: Any) -> str:
+    """What a YAML value is, in YAML's words ("a list", "a mapping", ...), for errors: never our class names."""
+    if value is None:
+        return "nothing (an empty document or null)"
+    for kinds, words in (((dict,), "a mapping"), ((list, tuple), "a list"), ((bool,), "a boolean"),
+                         ((int, float), "a number"), ((str,), "a string")):
+        if isinstance(value, kinds):
+            return words
+    return f"a {type(value).__name__}"
+
+
 def plain(value: Any) -> Any:
     """`value` with SourceDict/SourceList turned into dict/list, for code that dumps or compares it (depth is
     capped at MAX_DEPTH when loading, so recursion is bounded)."""

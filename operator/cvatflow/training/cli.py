@@ -8,6 +8,7 @@ import typer
 
 from cvatflow.errors import CvatflowError
 from cvatflow.models import ADAPTERS
+from cvatflow.numbers import whole_number
 
 app = typer.Typer(name="cvatflow-train", help="Train and apply detection models on COCO data (CVAT exports).",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -89,7 +90,7 @@ def _self_launch(value: str) -> int | None:
         return None
     if value == "auto":
         count = distributed.nproc_auto()
-    elif value.isdigit() and int(value) >= 1:
+    elif (whole_number(value, 4) or 0) >= 1:
         count = int(value)
     else:
         raise CvatflowError(f"--nproc-per-node {value}: give a number of processes (1 or more) or auto")
