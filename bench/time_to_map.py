@@ -4,7 +4,8 @@ maskrcnn_resnet18_fpn (and optionally the tiny D-FINE), on the synthetic shapes,
 Each model trains through the real harness (`cvatflow.training.loop.Trainer`: its defaults, LR schedule, clipping)
 for `--budget` seconds of training (validation excluded), then its final weights are evaluated on the same
 validation images. The LR schedule is laid over the number of steps a short calibration predicts for the budget;
-if the machine slows down, training still stops at the budget. `--clock cpu` counts this process's CPU seconds
+after the first 10 real steps it is laid again over the steps their speed predicts; if the machine slows down,
+training still stops at the budget. `--clock cpu` counts this process's CPU seconds
 (all its threads) instead of wall-clock seconds: on a machine other jobs load, each model then gets the same
 compute, not the same share of a busy machine.
 
@@ -35,6 +36,7 @@ def make_data(root: Path, images: int, size: int, seed: int) -> Path:
     return root / "data"
 
 
+REPLAN_AT = 10  # real training steps timed before the LR schedule is laid over the budget again
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -86,6 +88,7 @@ def run_one(family: str, variant: str, data: Path, out: Path, budget: float, ove
     """Train `variant` for `budget` seconds of `clock` through the harness; its final mAP and what it did."""
     from cvatflow import events
     from cvatflow.training.loop import Run, Setup, Trainer
+    from cvatflow.training.setup import schedule
 
     hp = {"num_workers": 0, "val_every": 10_000, "val_percent": 25.0, **overrides}
     text = "\n".join(f"{k}: {v}" for k, v in hp.items())
@@ -98,13 +101,23 @@ def run_one(family: str, variant: str, data: Path, out: Path, budget: float, ove
         steps = max(2, int(budget / per_step))
         trainer = Trainer(Setup(Run(model=family, data=data, output=out / "run", hyperparameters=text +
                                     f"\nmax_steps: {steps}", variant=variant, export=False)))
-        losses, started = trainer.adapter.losses, []
+        losses, started, replanned = trainer.adapter.losses, [], []
 
         def timed(*args, **kwargs):
-            # Stop at the budget: the step that starts past it becomes the last one (then validation runs).
+            now = clock()
             if not started:
-                started.append(clock())
-            elif clock() - started[0] > budget:
+                started.append(now)
+            elif not replanned and trainer.step >= REPLAN_AT:
+                # The probe's few steps misjudge the speed (a slow first step, a machine whose load changed): lay
+                # the LR schedule again over the steps the run's own first REPLAN_AT steps predict for the budget.
+                total = max(trainer.step + 1, int(budget * trainer.step / (now - started[0])))
+                replanned.append(total)
+                trainer.total = total
+                trainer.scheduler.lr_lambdas = [schedule(trainer.hp, total) for _ in trainer.scheduler.lr_lambdas]
+                if trainer.multiscale is not None:
+                    trainer.multiscale.last = int(total * trainer.hp.multi_scale_until)
+            if now - started[0] > budget:
+                # Stop at the budget: the step that starts past it becomes the last one (then validation runs).
                 trainer.total = trainer.step + 1
             return losses(*args, **kwargs)
 
@@ -114,7 +127,7 @@ def run_one(family: str, variant: str, data: Path, out: Path, budget: float, ove
     val = [e for e in events.parse_lines(buffer.getvalue().splitlines()) if e.get("type") == "val"]
     final = val[-1]["metrics"]
     return {"model": variant, "mAP": final["mAP"], "AP50": final["AP50"], "steps": trainer.step,
-            "planned_steps": steps, "s_per_step": round(per_step, 2), "gflop_per_step": round(gflop, 1),
+            "planned_steps": steps, "replanned_steps": replanned[0] if replanned else None, "s_per_step": round(per_step, 2), "gflop_per_step": round(gflop, 1),
             "train_s": round(trained, 1),
             "image_size": trainer.hp.image_size, "batch_size": trainer.hp.batch_size}
 
