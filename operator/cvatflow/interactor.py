@@ -55,13 +55,16 @@ class Interactor:
             raise CvatflowError("pos_points: the interactor needs at least one positive click on the object")
         rgb = image.convert("RGB")
         width, height = rgb.size
-        inside = [0 <= x <= width and 0 <= y <= height for x, y in pos]
-        if not all(inside):
+        def inside(click) -> bool:
+            return 0 <= click[0] <= width and 0 <= click[1] <= height
+
+        outside = [click for click in pos if not inside(click)]
+        if outside:
             # A click past the right or bottom edge made an empty window (PIL's "right is less than left").
-            x, y = pos[inside.index(False)]
+            x, y = outside[0]
             raise CvatflowError(f"pos_points: the click ({x:g}, {y:g}) lies outside the {width}x{height} image; "
                                 f"click on the object, inside the frame")
-        neg = [(x, y) for x, y in neg if 0 <= x <= width and 0 <= y <= height]  # one outside excludes nothing
+        neg = [click for click in neg if inside(click)]  # a negative click outside the image excludes nothing
         x0, y0, x1, y1 = self.window(width, height, pos + neg)
         size = self.state.image_size
         scale = size / max(x1 - x0, y1 - y0)

@@ -46,9 +46,8 @@ def handler(context, event):
     try:
         body = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{{}}")
     except ValueError as exc:  # a body that is not JSON is a 400 too, not a traceback
-        body = None
         answer, status = {{"error": f"the request body is not JSON ({{exc}})"}}, 400
-    if body is not None:
+    else:
         try:
             answer, status = context.user_data.model(body), 200
         except Exception as exc:  # noqa: BLE001 (CVAT shows the message)

@@ -7,7 +7,7 @@ from typing import Any
 
 from cvatflow.config import input_limits
 from cvatflow.datasets.cvat_schema import Document, Shape, load
-from cvatflow.datasets.report import DROPPED, DatasetReport
+from cvatflow.datasets.report import DROPPED, DatasetReport, unlabelled_error
 from cvatflow.datasets.shapes import ellipse_polygon, polygon_box, rotated_box
 from cvatflow.errors import DatasetError
 
@@ -75,15 +75,9 @@ def read(xml: Path, images: list[Path], report: DatasetReport, fix: bool = False
     return coco
 
 
-def _refuse_unlabelled(xml: Path, unlabelled: list[str], limit: int = 5) -> None:
-    """One error naming the shapes without a label (up to `limit` of them), as CVAT's importer refuses them."""
-    if not unlabelled:
-        return
-    more = f" (and {len(unlabelled) - limit} more)" if len(unlabelled) > limit else ""
-    raise DatasetError(f"{xml}: {len(unlabelled)} shape{'s' if len(unlabelled) > 1 else ''} without a label "
-                       f"(label=\"\"): {'; '.join(unlabelled[:limit])}{more}; CVAT refuses them on import too. "
-                       f"Give each a label of the task in CVAT (or delete it) and export again, or use --fix to "
-                       f"drop them (counted in the dataset report)")
+def _refuse_unlabelled(xml: Path, unlabelled: list[str]) -> None:
+    if unlabelled:
+        raise unlabelled_error(xml, unlabelled, '(label="")')
 
 
 def _video_frames(document: Document, images: list[Path]) -> dict[int, dict[str, Any]]:

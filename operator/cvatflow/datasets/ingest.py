@@ -11,7 +11,7 @@ from cvatflow.datasets import precheck, ultralytics
 from cvatflow.datasets.archive import extract_archive
 from cvatflow.datasets.coco import COCO_FILE, Report, merge, validate
 from cvatflow.datasets.images import IMAGE_SUFFIXES
-from cvatflow.datasets.report import DROPPED, FIXES, DatasetReport
+from cvatflow.datasets.report import DROPPED, FIXES, DatasetReport, unlabelled_error
 from cvatflow.datasets.safety import check_tree
 from cvatflow.datasets.shown import rename
 from cvatflow.errors import CvatflowError, DatasetError, Problem
@@ -213,12 +213,12 @@ def _count_skipped(dataset, dm, report: DatasetReport) -> int:
 _SHAPES = {"bbox": "rectangle", "polygon": "polygon", "mask": "mask", "ellipse": "ellipse"}  # what COCO keeps
 
 
-def _unlabelled(dataset, dm, source: Path, fmt: str, report: DatasetReport, fix: bool, limit: int = 5) -> None:
+def _unlabelled(dataset, dm, source: Path, fmt: str, report: DatasetReport, fix: bool) -> None:
     """Shapes whose label is missing (`"label_id": null` or absent) or not one of the dataset's labels.
 
     datumaro reads them, but its COCO writer would give them a category that does not exist, and CVAT's importer
     refuses them. With `fix` each is removed from `dataset` and counted in `report` as dropped ("no label" or
-    "unknown category"); else one DatasetError names the file, the item and the annotation (up to `limit`).
+    "unknown category"); else one DatasetError (report.unlabelled_error) names the file, item and annotation.
     """
     labels = dataset.categories().get(dm.AnnotationType.label)
     count = len(labels) if labels is not None else 0
@@ -243,11 +243,7 @@ def _unlabelled(dataset, dm, source: Path, fmt: str, report: DatasetReport, fix:
         if dropped:
             dataset.put(item.wrap(annotations=kept))
     if found:
-        more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
-        raise DatasetError(f"{source}: {len(found)} shape{'s' if len(found) > 1 else ''} without a label of the "
-                           f"dataset: {'; '.join(found[:limit])}{more}; CVAT refuses them on import too. Give each "
-                           f"a label in CVAT (or delete it) and export again, or use --fix to drop them (counted "
-                           f"in the dataset report)")
+        raise unlabelled_error(source, found, "of the dataset")
 
 
 def _item_tags(dataset, dm) -> dict[tuple[str, str], list[str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cvatflow.atomic import atomic_write
+from cvatflow.errors import DatasetError
 
 REPORT_FILE = "dataset_report.json"
 VERSION = 1
@@ -171,3 +172,13 @@ def require_usable(report: DatasetReport, source: str, minimum: int = 1, error=N
         if warnings else "annotate objects in CVAT and export again"
     need = "no usable objects" if minimum == 1 else f"fewer than the {minimum} usable objects the template asks for"
     raise (error or DatasetError)(f"{source}: {need} ({report.summary()}): {why}")
+
+
+def unlabelled_error(source: str | Path, shapes: list[str], which: str, limit: int = 5) -> DatasetError:
+    """The one error for shapes without a label (CVAT's importer refuses them too): `source` is the user's file or
+    export, `shapes` name each shape and its image or item, `which` says what label they lack; `limit` are named."""
+    more = f" (and {len(shapes) - limit} more)" if len(shapes) > limit else ""
+    return DatasetError(f"{source}: {len(shapes)} shape{'s' if len(shapes) > 1 else ''} without a label {which}: "
+                        f"{'; '.join(shapes[:limit])}{more}; CVAT refuses them on import too. Give each a label of "
+                        f"the task in CVAT (or delete it) and export again, or use --fix to drop them (counted in "
+                        f"the dataset report)")

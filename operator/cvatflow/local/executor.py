@@ -196,7 +196,7 @@ class LocalExecutor:
         if status.get("nodes") or status.get("phase") != Phase.PENDING:
             # As Argo counts it (steps ended / steps started), at every write, so the numbers mean the same
             # while the run goes and at its end; a skipped task is neither.
-            status["progress"] = progress(node.get("phase") for node in status["nodes"].values())
+            status["progress"] = progress(node.get("phase") for node in (status.get("nodes") or {}).values())
         write_json(run_dir / "status.json", status)
         from cvatflow.runs.index import RunIndex
 
@@ -481,7 +481,7 @@ def _location_key(artifact: dict[str, Any]) -> str | None:
 def container_path(path: str) -> str:
     """A path inside the container, absolute and without `..`: in a container /.. is /, so a template's path
     never leads out of the folder that stands in for the container's filesystem (or a volume's)."""
-    return posixpath.normpath("/" + path.lstrip("/")).replace("//", "/")
+    return posixpath.normpath("/" + path.lstrip("/"))  # one leading slash: normpath keeps no "//" then
 
 
 def _rewrite_paths(text: str, prefixes: list[str], host: Callable[[str], Path]) -> str:

@@ -81,8 +81,9 @@ def _print_failure(status) -> None:
                       f"see `cvatflow runs logs {escape(status.name)} --step {escape(step.name)}`", highlight=False)
 
 
-def _print_outputs(run) -> None:
-    for key, uri in run.outputs().items():
+def _print_outputs(run, outputs: dict[str, str] | None = None) -> None:
+    """The run's output URIs, one per line; `outputs` when the caller read them already (a cluster asks the API)."""
+    for key, uri in (run.outputs() if outputs is None else outputs).items():
         console.print(f"  {key:14} {escape(uri)}", highlight=False, soft_wrap=True)
 
 
@@ -145,9 +146,9 @@ def get(name: str, as_json: bool = typer.Option(False, "--json"),
 
     console.print(view(status, summary))
     _print_settings(status.annotations)
-    if run_.outputs():
+    if found := run_.outputs():
         console.print("outputs:")  # else they read as more hyperparameters, indented alike
-        _print_outputs(run_)
+        _print_outputs(run_, found)
 
 
 def _print_settings(annotations: dict[str, str]) -> None:

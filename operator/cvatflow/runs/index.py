@@ -30,6 +30,7 @@ CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 # Index files whose schema this process has made.
 _READY: set[Path] = set()
 COLUMNS = ("name", "template", "phase", "progress", "created_at", "started_at", "finished_at", "message", "labels")
+_INSERT = f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 class RunIndex:
@@ -64,8 +65,7 @@ class RunIndex:
         written is logged, never fatal: the run's own files are what counts, and `sync` repairs the row."""
         try:
             with self._connect() as db:
-                db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                           _row(workflow, status))
+                db.execute(_INSERT, _row(workflow, status))
         except sqlite3.Error as exc:
             log.warning("runs index %s not updated for %s: %s", self.path, workflow.get("name"), exc)
 
